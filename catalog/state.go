@@ -1,0 +1,173 @@
+package catalog
+
+import (
+	"net/netip"
+	"sort"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// state is the writer-side, mutable model of the keyspace that the Index
+// folds etcd events into and publishes as immutable Snapshots.
+type state struct {
+	ks       Keyspace
+	services map[string]*svcState
+	// dirty holds the services changed since the last publish.
+	dirty map[string]bool
+	// onSkip is called for every key whose value does not decode.
+	onSkip func(key string, err error)
+}
+
+type svcState struct {
+	service   *Service
+	instances map[string]*Instance
+	modRev    int64
+}
+
+func newState(ks Keyspace, onSkip func(string, error)) *state {
+	return &state{ks: ks, services: map[string]*svcState{}, dirty: map[string]bool{}, onSkip: onSkip}
+}
+
+func (st *state) svc(name string) *svcState {
+	s := st.services[name]
+	if s == nil {
+		s = &svcState{instances: map[string]*Instance{}}
+		st.services[name] = s
+	}
+	return s
+}
+
+// apply folds one key-value change into the state. A put whose value does
+// not decode is treated as a delete: bad values are never served.
+func (st *state) apply(kv *mvccpb.KeyValue, deleted bool, rev int64) {
+	key, ok := st.ks.ParseKey(string(kv.Key))
+	if !ok {
+		if !deleted {
+			st.onSkip(string(kv.Key), errBadKey)
+		}
+		return
+	}
+	switch key.Kind {
+	case KindService:
+		s := st.svc(key.Service)
+		s.service = nil
+		if !deleted {
+			svc, err := DecodeService(kv.Value)
+			if err == nil && svc.Name != key.Service {
+				err = errNameMismatch
+			}
+			if err != nil {
+				st.onSkip(string(kv.Key), err)
+			} else {
+				svc.ModRevision = kv.ModRevision
+				s.service = svc
+			}
+		}
+		st.touch(key.Service, s, rev)
+	case KindInstance:
+		s := st.svc(key.Service)
+		delete(s.instances, key.ID)
+		if !deleted {
+			in, err := DecodeInstance(kv.Value)
+			if err == nil && (in.ID != key.ID || in.Service != key.Service) {
+				err = errNameMismatch
+			}
+			if err != nil {
+				st.onSkip(string(kv.Key), err)
+			} else {
+				in.Lease = kv.Lease
+				in.ModRevision = kv.ModRevision
+				s.instances[key.ID] = in
+			}
+		}
+		st.touch(key.Service, s, rev)
+	case KindVIP:
+		// VIP reservations serve allocation only; readers find VIPs in
+		// service records.
+	}
+}
+
+func (st *state) touch(name string, s *svcState, rev int64) {
+	if rev > s.modRev {
+		s.modRev = rev
+	}
+	st.dirty[name] = true
+	if s.service == nil && len(s.instances) == 0 {
+		delete(st.services, name)
+	}
+}
+
+// entry builds the immutable Entry of s.
+func (s *svcState) entry(name string) *Entry {
+	e := &Entry{Name: name, Service: s.service, ModRevision: s.modRev}
+	e.Instances = make([]*Instance, 0, len(s.instances))
+	for _, in := range s.instances {
+		e.Instances = append(e.Instances, in)
+	}
+	sort.Slice(e.Instances, func(i, j int) bool { return e.Instances[i].ID < e.Instances[j].ID })
+	return e
+}
+
+// sameAs reports whether e holds exactly what s holds, judged by revisions.
+func (s *svcState) sameAs(e *Entry) bool {
+	if (s.service == nil) != (e.Service == nil) {
+		return false
+	}
+	if s.service != nil && s.service.ModRevision != e.Service.ModRevision {
+		return false
+	}
+	if len(s.instances) != len(e.Instances) {
+		return false
+	}
+	for _, in := range e.Instances {
+		cur, ok := s.instances[in.ID]
+		if !ok || cur.ModRevision != in.ModRevision {
+			return false
+		}
+	}
+	return true
+}
+
+// publish returns the snapshot that follows prev: entries of services that did
+// not change keep their pointers. full rebuilds every entry's map slot (after
+// a re-list), reusing unchanged entries.
+func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
+	next := newSnapshot()
+	next.revision = rev
+	next.synced = true
+	if full {
+		for name, s := range st.services {
+			if old, ok := prev.services[name]; ok && s.sameAs(old) {
+				next.services[name] = old
+				continue
+			}
+			if s.modRev < rev && prev.services[name] != nil {
+				// Changed while we were not watching: the change is at
+				// most as old as this list.
+				s.modRev = rev
+			}
+			next.services[name] = s.entry(name)
+		}
+	} else {
+		next.services = make(map[string]*Entry, len(prev.services)+len(st.dirty))
+		for name, e := range prev.services {
+			next.services[name] = e
+		}
+		for name := range st.dirty {
+			if s, ok := st.services[name]; ok {
+				next.services[name] = s.entry(name)
+			} else {
+				delete(next.services, name)
+			}
+		}
+	}
+	clear(st.dirty)
+	next.vips = make(map[netip.Addr]*Entry, len(next.services))
+	for _, e := range next.services {
+		next.instances += len(e.Instances)
+		if e.Service != nil {
+			next.vips[e.Service.VIP] = e
+		}
+	}
+	return next
+}

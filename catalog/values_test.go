@@ -1,0 +1,135 @@
+package catalog
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeInstance(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   string
+		wantErr string
+	}{
+		{"minimal", `{"id":"i1","service":"web","address":"10.0.0.1","port":80}`, ""},
+		{"newer field ignored", `{"id":"i1","service":"web","address":"::1","port":80,"future":{"x":1}}`, ""},
+		{"bad json", `{"id":`, "decode instance"},
+		{"not an object", `[1,2]`, "decode instance"},
+		{"bad id", `{"id":"I 1","service":"web","address":"10.0.0.1","port":80}`, "id"},
+		{"no address", `{"id":"i1","service":"web","port":80}`, "address"},
+		{"bad address", `{"id":"i1","service":"web","address":"web.local","port":80}`, "decode instance"},
+		{"zero port", `{"id":"i1","service":"web","address":"10.0.0.1","port":0}`, "port"},
+		{"big port", `{"id":"i1","service":"web","address":"10.0.0.1","port":70000}`, "port"},
+		{"bad weight", `{"id":"i1","service":"web","address":"10.0.0.1","port":80,"weight":-3}`, "weight"},
+		{"bad named port", `{"id":"i1","service":"web","address":"10.0.0.1","port":80,"ports":{"http":0}}`, "ports.http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := DecodeInstance([]byte(tt.value))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("DecodeInstance: %v", err)
+				}
+				if in.Weight != 1 {
+					t.Errorf("weight = %d, want default 1", in.Weight)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("DecodeInstance error = %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestServiceRoundTrip(t *testing.T) {
+	s := &Service{
+		Name:    "web",
+		VIP:     netip.MustParseAddr("127.77.0.1"),
+		Ports:   []Port{{Name: "http", Port: 80, Protocol: ProtocolTCP}, {Name: "dns", Port: 53, Protocol: ProtocolUDP}},
+		Created: time.Unix(1700000000, 0).UTC(),
+	}
+	b, err := EncodeService(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeService(b)
+	if err != nil {
+		t.Fatalf("DecodeService(%s): %v", b, err)
+	}
+	if got.Name != s.Name || got.VIP != s.VIP || len(got.Ports) != 2 || !got.Created.Equal(s.Created) {
+		t.Errorf("round trip = %+v, want %+v", got, s)
+	}
+	if p, ok := got.Port("dns"); !ok || p.Port != 53 {
+		t.Errorf("Port(dns) = %+v, %v", p, ok)
+	}
+}
+
+func TestDecodeServiceRejects(t *testing.T) {
+	for _, v := range []string{
+		``,
+		`{}`,
+		`{"name":"web","vip":"127.77.0.1","ports":[]}`,
+		`{"name":"web","ports":[{"name":"default","port":80,"protocol":"tcp"}]}`,
+		`{"name":"web","vip":"127.77.0.1","ports":[{"name":"default","port":80,"protocol":"sctp"}]}`,
+		`{"name":"web","vip":"127.77.0.1","ports":[{"name":"a","port":80,"protocol":"tcp"},{"name":"a","port":81,"protocol":"tcp"}]}`,
+	} {
+		if s, err := DecodeService([]byte(v)); err == nil {
+			t.Errorf("DecodeService(%s) = %+v, want error", v, s)
+		}
+	}
+}
+
+func TestPortFor(t *testing.T) {
+	in := &Instance{Port: 8080, Ports: map[string]int{"http": 8080, "admin": 9090}}
+	if p, ok := in.PortFor("admin"); !ok || p != 9090 {
+		t.Errorf("PortFor(admin) = %d, %v", p, ok)
+	}
+	if _, ok := in.PortFor("grpc"); ok {
+		t.Errorf("PortFor(grpc) found a port the instance does not have")
+	}
+	plain := &Instance{Port: 8080}
+	if p, ok := plain.PortFor("anything"); !ok || p != 8080 {
+		t.Errorf("PortFor on an instance without named ports = %d, %v", p, ok)
+	}
+}
+
+func FuzzDecodeInstance(f *testing.F) {
+	f.Add([]byte(`{"id":"i1","service":"web","address":"10.0.0.1","port":80,"ports":{"http":80},"weight":3,"tags":["a"],"meta":{"k":"v"}}`))
+	f.Add([]byte(`{"id":"i1"`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, err := DecodeInstance(b)
+		if err != nil {
+			return
+		}
+		if err := in.Validate(); err != nil {
+			t.Fatalf("decoded instance does not validate: %v", err)
+		}
+		out, err := EncodeInstance(in)
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		if _, err := DecodeInstance(out); err != nil {
+			t.Fatalf("re-decode of %s: %v", out, err)
+		}
+	})
+}
+
+func FuzzDecodeService(f *testing.F) {
+	f.Add([]byte(`{"name":"web","vip":"127.77.0.1","ports":[{"name":"default","port":80,"protocol":"tcp"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeService(b)
+		if err != nil {
+			return
+		}
+		out, err := EncodeService(s)
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		if _, err := DecodeService(out); err != nil {
+			t.Fatalf("re-decode of %s: %v", out, err)
+		}
+	})
+}

@@ -1,0 +1,117 @@
+// Package embedetcd runs a single-member etcd server inside the process, the
+// single-machine default of NetSel.
+package embedetcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Config says where the embedded etcd keeps its data and listens.
+type Config struct {
+	// Dir holds the data; it is created when missing.
+	Dir string
+	// ClientURL is where clients connect, e.g. http://127.0.0.1:2379. A port
+	// of 0 picks a free one; Server.ClientURL tells which.
+	ClientURL string
+	// PeerURL is the member's peer address, e.g. http://127.0.0.1:2380.
+	PeerURL string
+	// Name of the member. Defaults to "netsel".
+	Name string
+	// LogLevel is etcd's own log level: debug, info, warn or error. Defaults to error.
+	LogLevel string
+	// TLS, when CertFile and KeyFile are set, serves clients over HTTPS;
+	// with TrustedCAFile it also requires client certificates.
+	CertFile, KeyFile, TrustedCAFile string
+	// StartTimeout bounds the wait for the server to be ready. Defaults to 60 s.
+	StartTimeout time.Duration
+}
+
+// Server is a running embedded etcd.
+type Server struct {
+	etcd *embed.Etcd
+}
+
+// Start starts the server and waits until it serves clients.
+func Start(ctx context.Context, c Config) (*Server, error) {
+	if c.Dir == "" {
+		return nil, errors.New("embedded etcd: a data directory is required")
+	}
+	if c.Name == "" {
+		c.Name = "netsel"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "error"
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 60 * time.Second
+	}
+	curl, err := url.Parse(c.ClientURL)
+	if err != nil || curl.Host == "" {
+		return nil, fmt.Errorf("embedded etcd: bad client URL %q", c.ClientURL)
+	}
+	purl, err := url.Parse(c.PeerURL)
+	if err != nil || purl.Host == "" {
+		return nil, fmt.Errorf("embedded etcd: bad peer URL %q", c.PeerURL)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = c.Name
+	cfg.Dir = c.Dir
+	cfg.LogLevel = c.LogLevel
+	cfg.ListenClientUrls = []url.URL{*curl}
+	cfg.AdvertiseClientUrls = []url.URL{*curl}
+	cfg.ListenPeerUrls = []url.URL{*purl}
+	cfg.AdvertisePeerUrls = []url.URL{*purl}
+	cfg.InitialCluster = cfg.InitialClusterFromName(c.Name)
+	// Keep history bounded: a watcher that falls behind re-lists.
+	cfg.AutoCompactionMode = embed.CompactorModePeriodic
+	cfg.AutoCompactionRetention = "1h"
+	if c.CertFile != "" || c.KeyFile != "" {
+		cfg.ClientTLSInfo.CertFile = c.CertFile
+		cfg.ClientTLSInfo.KeyFile = c.KeyFile
+		cfg.ClientTLSInfo.TrustedCAFile = c.TrustedCAFile
+		cfg.ClientTLSInfo.ClientCertAuth = c.TrustedCAFile != ""
+	}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd: start in %s: %w", c.Dir, err)
+	}
+	t := time.NewTimer(c.StartTimeout)
+	defer t.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+		return &Server{etcd: e}, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-t.C:
+		e.Server.Stop()
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: not ready after %v", c.StartTimeout)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", ctx.Err())
+	}
+}
+
+// ClientURL returns the URL clients connect to, with the real port.
+func (s *Server) ClientURL() string {
+	scheme := "http"
+	if !s.etcd.Config().ClientTLSInfo.Empty() {
+		scheme = "https"
+	}
+	return scheme + "://" + s.etcd.Clients[0].Addr().String()
+}
+
+// Err returns a channel that reports a fatal server error.
+func (s *Server) Err() <-chan error { return s.etcd.Err() }
+
+// Close stops the server and waits for it to stop.
+func (s *Server) Close() {
+	s.etcd.Close()
+}

@@ -1,0 +1,80 @@
+// Command netsel runs NetSel on one machine — embedded etcd, the registrar,
+// the DNS server and the proxies — and is a small CLI over the registrar's
+// REST API.
+//
+//	netsel [serve] [flags]        run everything (the default)
+//	netsel services               list services
+//	netsel instances NAME         show a service and its live instances
+//	netsel register NAME ...      register an instance and keep it alive
+//	netsel deregister NAME ID     remove an instance now
+//	netsel watch [NAME]           print changes as they happen
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `netsel — service registration and discovery over etcd.
+
+Usage:
+  netsel [serve] [flags]          run embedded etcd, the registrar, DNS and the proxies
+  netsel services                 list registered services
+  netsel instances NAME           show a service, its VIP and its live instances
+  netsel register NAME [flags]    register an instance and heartbeat until Ctrl-C
+  netsel deregister NAME ID       deregister an instance now
+  netsel watch [NAME]             print the service (or all services) on every change
+
+Run "netsel COMMAND -h" for the flags of a command.
+Client commands talk to the registrar at $NETSEL_REGISTRAR (default http://127.0.0.1:9000).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches to a command and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args, stderr)
+	case "services":
+		err = cmdServices(args, stdout, stderr)
+	case "instances":
+		err = cmdInstances(args, stdout, stderr)
+	case "register":
+		err = cmdRegister(args, stdout, stderr)
+	case "deregister":
+		err = cmdDeregister(args, stdout, stderr)
+	case "watch":
+		err = cmdWatch(args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "netsel: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "netsel %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+// errUsage reports bad command-line use, already explained to the user.
+var errUsage = errors.New("usage")

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/embedetcd"
+	"github.com/netsel/netsel/registrar"
+)
+
+// serveFlags are the flags of "netsel serve".
+type serveFlags struct {
+	dataDir     string
+	etcd        string
+	etcdListen  string
+	etcdPeer    string
+	etcdCert    string
+	etcdKey     string
+	etcdCA      string
+	etcdUser    string
+	prefix      string
+	registrar   string
+	vipCIDR     string
+	tokenFile   string
+	dns         string
+	zone        string
+	http        string
+	vipProxy    bool
+	logLevel    string
+	stopTimeout time.Duration
+}
+
+func defaultDataDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "netsel", "etcd")
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory of the embedded etcd's data")
+	fs.StringVar(&f.etcd, "etcd", "", "comma-separated client URLs of an external etcd cluster; empty runs etcd embedded")
+	fs.StringVar(&f.etcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
+	fs.StringVar(&f.etcdPeer, "etcd-peer", "127.0.0.1:2380", "peer address of the embedded etcd")
+	fs.StringVar(&f.etcdCert, "etcd-cert", "", "client certificate for an external etcd (TLS)")
+	fs.StringVar(&f.etcdKey, "etcd-key", "", "client key for an external etcd (TLS)")
+	fs.StringVar(&f.etcdCA, "etcd-ca", "", "CA bundle that signed the external etcd's certificate")
+	fs.StringVar(&f.etcdUser, "etcd-user", "", "etcd username; the password is read from $NETSEL_ETCD_PASSWORD")
+	fs.StringVar(&f.prefix, "prefix", catalog.DefaultPrefix, "etcd key prefix shared by every part")
+	fs.StringVar(&f.registrar, "registrar", "127.0.0.1:9000", "registrar REST API listen address")
+	fs.StringVar(&f.vipCIDR, "vip-cidr", "127.77.0.0/16", "range virtual IPs are allocated from")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file of bearer tokens; when set, registrar writes require one")
+	fs.StringVar(&f.dns, "dns", "127.0.0.1:5353", "DNS listen address (UDP and TCP); empty disables DNS")
+	fs.StringVar(&f.zone, "zone", "netsel.", "DNS zone services are answered in")
+	fs.StringVar(&f.http, "http", "127.0.0.1:8081", "HTTP proxy listen address; empty disables it")
+	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("netsel serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: netsel [serve] [flags]\n\nRuns NetSel on this machine: etcd (embedded unless -etcd is given), the registrar,\nthe DNS server and the HTTP and VIP proxies, all on loopback by default.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "netsel serve: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runStack(ctx, f, logger)
+}
+
+// runStack starts every part, waits for ctx to end, then stops them in reverse order.
+func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
+	ks, err := catalog.NewKeyspace(f.prefix)
+	if err != nil {
+		return fmt.Errorf("-prefix: %w", err)
+	}
+	cidr, err := netip.ParsePrefix(f.vipCIDR)
+	if err != nil {
+		return fmt.Errorf("-vip-cidr: %w", err)
+	}
+	cfg := stackConfig{
+		Keyspace:      ks,
+		RegistrarAddr: f.registrar,
+		VIPCIDR:       cidr.Masked(),
+		DNSAddr:       f.dns,
+		DNSZone:       f.zone,
+		HTTPAddr:      f.http,
+		VIPProxy:      f.vipProxy,
+		Logger:        logger,
+		EtcdUsername:  f.etcdUser,
+		EtcdPassword:  os.Getenv("NETSEL_ETCD_PASSWORD"),
+		EtcdCertFile:  f.etcdCert,
+		EtcdKeyFile:   f.etcdKey,
+		EtcdCAFile:    f.etcdCA,
+	}
+
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		logger.Info("netsel stopped")
+	}()
+
+	if f.etcd == "" {
+		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+			return fmt.Errorf("etcd data directory: %w", err)
+		}
+		logger.Info("starting embedded etcd", "client", f.etcdListen, "data", f.dataDir)
+		srv, err := embedetcd.Start(ctx, embedetcd.Config{
+			Dir:       f.dataDir,
+			ClientURL: "http://" + f.etcdListen,
+			PeerURL:   "http://" + f.etcdPeer,
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, srv.Close)
+		cfg.EtcdEndpoints = []string{srv.ClientURL()}
+	} else {
+		cfg.EtcdEndpoints = strings.Split(f.etcd, ",")
+		logger.Info("using external etcd", "endpoints", cfg.EtcdEndpoints)
+	}
+
+	client, err := newEtcdClient(cfg)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func() { client.Close() })
+	cfg.Etcd = client
+
+	stopRegistrar, err := startRegistrar(ctx, cfg, f.tokenFile)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopRegistrar)
+	if cfg.DNSAddr != "" {
+		s, err := startDNS(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("DNS: %w", err)
+		}
+		stops = append(stops, s)
+	}
+	if cfg.HTTPAddr != "" || cfg.VIPProxy {
+		s, err := startProxies(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("proxies: %w", err)
+		}
+		stops = append(stops, s)
+	}
+	logger.Info("netsel ready", "registrar", "http://"+cfg.RegistrarAddr, "dns", cfg.DNSAddr, "http_proxy", cfg.HTTPAddr, "vip_cidr", cfg.VIPCIDR)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return nil
+}
+
+func newEtcdClient(c stackConfig) (*clientv3.Client, error) {
+	cc := clientv3.Config{
+		Endpoints:   c.EtcdEndpoints,
+		DialTimeout: 5 * time.Second,
+		Username:    c.EtcdUsername,
+		Password:    c.EtcdPassword,
+	}
+	tlsCfg, err := etcdTLS(c)
+	if err != nil {
+		return nil, err
+	}
+	cc.TLS = tlsCfg
+	client, err := clientv3.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %v: %w", c.EtcdEndpoints, err)
+	}
+	return client, nil
+}
+
+func startRegistrar(ctx context.Context, c stackConfig, tokenFile string) (func(), error) {
+	r, err := registrar.New(ctx, registrar.Config{
+		Client:    c.Etcd,
+		Keyspace:  c.Keyspace,
+		VIPCIDR:   c.VIPCIDR,
+		TokenFile: tokenFile,
+		Logger:    c.Logger.With("part", "registrar"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registrar: %w", err)
+	}
+	ln, err := net.Listen("tcp", c.RegistrarAddr)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("registrar: %w", err)
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.Serve(sctx, ln); err != nil {
+			c.Logger.Error("registrar stopped", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		r.Close()
+	}, nil
+}

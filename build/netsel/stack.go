@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+// stackConfig is what the runner hands to each part it starts: where etcd is
+// and where each part listens. An empty address disables that part.
+type stackConfig struct {
+	// EtcdEndpoints are the etcd client URLs, e.g. http://127.0.0.1:2379.
+	EtcdEndpoints []string
+	// EtcdUsername, EtcdPassword authenticate to an external etcd.
+	EtcdUsername, EtcdPassword string
+	// EtcdCertFile, EtcdKeyFile, EtcdCAFile configure TLS to etcd.
+	EtcdCertFile, EtcdKeyFile, EtcdCAFile string
+	// Etcd is a client the runner already holds, for in-process parts.
+	Etcd *clientv3.Client
+	// Keyspace is the keyspace shared by every part.
+	Keyspace catalog.Keyspace
+	// RegistrarAddr is the registrar's listen address (127.0.0.1:9000).
+	RegistrarAddr string
+	// VIPCIDR is the range VIPs are allocated from (127.77.0.0/16).
+	VIPCIDR netip.Prefix
+	// DNSAddr is where CoreDNS serves the netsel zone (127.0.0.1:5353).
+	DNSAddr string
+	// DNSZone is the zone served (netsel.).
+	DNSZone string
+	// HTTPAddr is the Caddy HTTP proxy's listen address (127.0.0.1:8081).
+	HTTPAddr string
+	// VIPProxy turns on the layer-4 listeners on every service VIP:port.
+	VIPProxy bool
+	// Logger is the runner's logger.
+	Logger *slog.Logger
+}
+
+// A part is one component the runner starts; stop shuts it down gracefully.
+type part func(ctx context.Context, c stackConfig) (stop func(), err error)

@@ -1,0 +1,137 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+const (
+	defaultEndpoint       = "http://127.0.0.1:2379"
+	defaultEtcdDial       = 5 * time.Second
+	defaultVIPDialTimeout = 2 * time.Second
+	defaultBindRetry      = 5 * time.Second
+	defaultCheckInterval  = 5 * time.Second
+	defaultCheckTimeout   = 2 * time.Second
+)
+
+// TLSConfig is client TLS to etcd. Cert and Key go together; CA alone
+// verifies the server only.
+type TLSConfig struct {
+	Cert string `json:"cert,omitempty"`
+	Key  string `json:"key,omitempty"`
+	CA   string `json:"ca,omitempty"`
+}
+
+func (t *TLSConfig) validate() error {
+	if (t.Cert == "") != (t.Key == "") {
+		return errors.New("cert and key must be given together")
+	}
+	if t.Cert == "" && t.CA == "" {
+		return errors.New("needs cert and key, or ca")
+	}
+	return nil
+}
+
+// VIPProxyConfig configures the layer-4 listeners on every service VIP:port.
+type VIPProxyConfig struct {
+	// Enabled turns the listeners on.
+	Enabled bool `json:"enabled,omitempty"`
+	// DialTimeout bounds each connection attempt to an instance; on failure
+	// the next instance is tried. Default: 2s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+	// Policy picks an instance: round_robin (default) or least_conn.
+	Policy string `json:"policy,omitempty"`
+	// Tries is how many instances to try per connection. Default: 3.
+	Tries int `json:"tries,omitempty"`
+	// BindRetry is how often a VIP:port that could not be bound is tried
+	// again. Default: 5s.
+	BindRetry caddy.Duration `json:"bind_retry,omitempty"`
+}
+
+func (v *VIPProxyConfig) validate() error {
+	switch v.Policy {
+	case "", policyRoundRobin, policyLeastConn:
+	default:
+		return fmt.Errorf("policy %q is not round_robin or least_conn", v.Policy)
+	}
+	if v.DialTimeout < 0 || v.BindRetry < 0 || v.Tries < 0 {
+		return errors.New("dial_timeout, bind_retry and tries must not be negative")
+	}
+	return nil
+}
+
+// HealthChecks are active checks of every instance, run by the app. An
+// instance that fails Fails checks in a row is left out of what the modules
+// serve until it passes one again. An instance can opt out of checks, or
+// name its own path, with meta "netsel.health" = "none" or "/path".
+type HealthChecks struct {
+	// Interval between checks of an instance. Default: 5s.
+	Interval caddy.Duration `json:"interval,omitempty"`
+	// Timeout of one check. Default: 2s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Path, when set, makes the check an HTTP GET of that path expecting a
+	// 2xx or 3xx; otherwise the check is a TCP connect.
+	Path string `json:"path,omitempty"`
+	// Port names the instance port to check. Default: the main port.
+	Port string `json:"port,omitempty"`
+	// Fails is the number of failed checks in a row that marks an instance
+	// unhealthy. Default: 1.
+	Fails int `json:"fails,omitempty"`
+}
+
+func (h *HealthChecks) validate() error {
+	if h.Interval < 0 || h.Timeout < 0 || h.Fails < 0 {
+		return errors.New("interval, timeout and fails must not be negative")
+	}
+	if h.Path != "" && h.Path[0] != '/' {
+		return fmt.Errorf("path %q must start with '/'", h.Path)
+	}
+	return nil
+}
+
+// checkEndpoint accepts http and https URLs with a host and nothing else.
+func checkEndpoint(ep string) error {
+	u, err := url.Parse(ep)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %w", ep, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: scheme must be http or https", ep)
+	}
+	if u.Host == "" || u.Port() == "" {
+		return fmt.Errorf("%q: needs host:port", ep)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%q: must be scheme://host:port only", ep)
+	}
+	return nil
+}
+
+func (a *App) clientConfig() (clientv3.Config, error) {
+	dial := time.Duration(a.DialTimeout)
+	if dial <= 0 {
+		dial = defaultEtcdDial
+	}
+	cfg := clientv3.Config{
+		Endpoints:   a.Endpoints,
+		DialTimeout: dial,
+		Username:    a.Username,
+		Password:    a.Password,
+		Logger:      a.logger.Named("etcd"),
+	}
+	if a.TLS != nil {
+		info := transport.TLSInfo{CertFile: a.TLS.Cert, KeyFile: a.TLS.Key, TrustedCAFile: a.TLS.CA}
+		tc, err := info.ClientConfig()
+		if err != nil {
+			return cfg, fmt.Errorf("etcd tls: %w", err)
+		}
+		cfg.TLS = tc
+	}
+	return cfg, nil
+}

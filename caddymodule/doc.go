@@ -1,0 +1,17 @@
+// Package caddymodule holds NetSel's Caddy v2 modules.
+//
+//   - netsel: the app. It owns the etcd client and one catalog.Index per
+//     Caddy config, shared by every module below, and optionally runs active
+//     health checks and the layer-4 VIP listeners.
+//   - http.reverse_proxy.upstreams.netsel: a dynamic upstream source that
+//     returns, from memory, the healthy instances of the service named by the
+//     request (default: the first label of the Host).
+//   - http.reverse_proxy.selection_policies.netsel_weighted: a selection
+//     policy that honours instance weights.
+//   - http.handlers.netsel: answers 502 with a clear body when the request's
+//     service is unknown or has no healthy instance, before reverse_proxy.
+//   - layer4.handlers.netsel: a caddy-l4 handler that proxies a connection to
+//     the service named by a placeholder, e.g. {l4.tls.server_name}.
+//
+// Nothing here reads etcd except through the catalog package.
+package caddymodule

@@ -1,0 +1,108 @@
+package caddymodule
+
+import (
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+)
+
+func init() {
+	caddy.RegisterModule(new(Upstreams))
+}
+
+// Upstreams is a dynamic upstream source that returns, from the netsel
+// app's in-memory catalog, the healthy instances of one service, sorted by
+// instance ID, dialled at each instance's main port. The service is named by
+// Service, with placeholders replaced per request; by default it is the
+// first label of the request's host, so "Host: web.netsel" reaches service
+// "web". An unknown service, or one with no healthy instance, yields no
+// upstreams, which Caddy answers with 503 at once; put the netsel handler
+// before reverse_proxy for a 502 that names the service.
+//
+// Caddy's load balancing, retries and passive health checks apply to what
+// this returns. Caddy's weighted_round_robin takes weights from its own
+// config, not from upstreams: use the netsel_weighted policy to honour
+// instance weights.
+type Upstreams struct {
+	// Service names the service, with placeholders, e.g.
+	// "{http.request.header.X-Service}". Default: the host's first label.
+	Service string `json:"service,omitempty"`
+
+	app *App
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Upstreams) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.reverse_proxy.upstreams.netsel",
+		New: func() caddy.Module { return new(Upstreams) },
+	}
+}
+
+// Provision gets the netsel app.
+func (u *Upstreams) Provision(ctx caddy.Context) error {
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	u.app = app
+	return nil
+}
+
+// GetUpstreams returns the healthy instances of the request's service.
+//
+// The instance list and dial addresses are cached per catalog entry; the
+// returned Upstream values are fresh on every call, as Caddy's own sources
+// make them, because the reverse proxy writes to each Upstream it is given
+// (Host, circuit breaker, limits) and sharing them between concurrent
+// requests would race.
+func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, error) {
+	name := serviceFor(r, u.Service)
+	if name == "" {
+		return nil, nil
+	}
+	v := u.app.view(name)
+	if v == nil || len(v.dials) == 0 {
+		return nil, nil
+	}
+	ups := make([]reverseproxy.Upstream, len(v.dials))
+	out := make([]*reverseproxy.Upstream, len(v.dials))
+	for i, d := range v.dials {
+		ups[i].Dial = d
+		out[i] = &ups[i]
+	}
+	return out, nil
+}
+
+// ResetCache is called by the reverse proxy before a retry. The catalog is
+// pushed by etcd's watch and health state by the app's checker, so there
+// is nothing stale to drop: a failed instance is skipped on retry by Caddy's
+// passive health checks.
+func (u *Upstreams) ResetCache(*http.Request) error { return nil }
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens. Syntax:
+//
+//	dynamic netsel [<service>]
+func (u *Upstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // module name
+	if d.NextArg() {
+		u.Service = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("unrecognized netsel upstreams option '%s': takes no block", d.Val())
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner                  = (*Upstreams)(nil)
+	_ reverseproxy.UpstreamSource        = (*Upstreams)(nil)
+	_ reverseproxy.CachingUpstreamSource = (*Upstreams)(nil)
+	_ caddyfile.Unmarshaler              = (*Upstreams)(nil)
+)

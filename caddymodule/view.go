@@ -1,0 +1,105 @@
+package caddymodule
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+// view is what the modules serve for one service: its healthy instances,
+// derived from one catalog entry and one health state and cached until
+// either changes, so a request that finds nothing changed computes nothing.
+type view struct {
+	entry  *catalog.Entry
+	health *healthState
+
+	// instances are the healthy instances, sorted by ID.
+	instances []*catalog.Instance
+	// dials are "address:port" of each instance's main port, in the same order.
+	dials []string
+	// weights maps each dial address to its instance's weight.
+	weights map[string]int
+}
+
+// viewCache holds the last view of each service that was asked for.
+type viewCache struct {
+	m sync.Map // service name -> *view
+}
+
+// view returns the current view of service name, or nil when the service is
+// unknown. The view may hold no instances.
+func (a *App) view(name string) *view {
+	e, ok := a.index.Snapshot().Service(name)
+	if !ok {
+		return nil
+	}
+	hs := a.health.state()
+	if v, ok := a.views.m.Load(name); ok {
+		if v := v.(*view); v.entry == e && v.health == hs {
+			return v
+		}
+	}
+	v := newView(e, hs)
+	a.views.m.Store(name, v)
+	return v
+}
+
+func newView(e *catalog.Entry, hs *healthState) *view {
+	v := &view{
+		entry:     e,
+		health:    hs,
+		instances: make([]*catalog.Instance, 0, len(e.Instances)),
+		weights:   make(map[string]int, len(e.Instances)),
+	}
+	for _, in := range e.Instances {
+		if !hs.healthy(e.Name, in.ID) {
+			continue
+		}
+		d := net.JoinHostPort(in.Address.String(), strconv.Itoa(in.Port))
+		v.instances = append(v.instances, in)
+		v.dials = append(v.dials, d)
+		v.weights[d] = in.Weight
+	}
+	return v
+}
+
+// serviceFor names the service an HTTP request is for: the configured
+// template with placeholders replaced when it is set, else the first label
+// of the request's host, lower-cased. It returns "" when that is not a
+// valid service name.
+func serviceFor(r *http.Request, template string) string {
+	var name string
+	if template != "" {
+		name = template
+		if strings.IndexByte(template, '{') >= 0 {
+			repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+			if repl != nil {
+				name = repl.ReplaceAll(template, "")
+			}
+		}
+	} else {
+		name = firstLabel(r.Host)
+	}
+	name = strings.ToLower(name)
+	if !catalog.ValidName(name) {
+		return ""
+	}
+	return name
+}
+
+// firstLabel returns the first DNS label of host, which may carry a port.
+func firstLabel(host string) string {
+	if strings.HasPrefix(host, "[") { // an IPv6 literal has no labels
+		return ""
+	}
+	if i := strings.IndexAny(host, ".:"); i >= 0 {
+		return host[:i]
+	}
+	return host
+}

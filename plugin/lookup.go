@@ -1,0 +1,164 @@
+package netsel
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/coredns/coredns/plugin/pkg/dnsutil"
+	"github.com/miekg/dns"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+// result is the reply to one question, before it is put in a message.
+type result struct {
+	rcode  int
+	answer []dns.RR
+	extra  []dns.RR
+	soa    bool // put the zone's SOA in the authority section
+}
+
+var (
+	nxdomain = result{rcode: dns.RcodeNameError, soa: true}
+	nodata   = result{rcode: dns.RcodeSuccess, soa: true}
+)
+
+func answer(rrs ...dns.RR) result { return result{rcode: dns.RcodeSuccess, answer: rrs} }
+
+// lookup answers qtype for qname (lower-case) in zone from snap alone.
+// owner is the name as asked, which owns the records of the answer.
+func (n *Netsel) lookup(snap *catalog.Snapshot, zone, qname, owner string, qtype uint16) result {
+	if qname == zone {
+		if qtype == dns.TypeSOA || qtype == dns.TypeANY {
+			soa := n.soa(zone, snap)
+			soa.Hdr.Name = owner
+			return answer(soa)
+		}
+		return nodata
+	}
+	if isReverse(zone) {
+		return n.lookupPTR(snap, qname, owner, qtype)
+	}
+	c := n.caches[zone]
+	nm := parseName(qname, zone)
+	switch nm.kind {
+	case nameService:
+		e, ok := snap.Service(nm.service)
+		if !ok {
+			return nxdomain
+		}
+		rs := c.get(snap, e)
+		switch qtype {
+		case dns.TypeA, dns.TypeAAAA:
+			if rs.vip.qtype() == qtype {
+				return answer(rs.vip.copyAs(owner))
+			}
+		case dns.TypeSRV:
+			return srvAnswer(rs, rs.def, owner)
+		case dns.TypeANY: // RFC 8482: one RRset is enough
+			if rr := rs.vip.copyAs(owner); rr != nil {
+				return answer(rr)
+			}
+			return srvAnswer(rs, rs.def, owner)
+		}
+		return nodata
+	case nameInstance:
+		e, ok := snap.Service(nm.service)
+		if !ok {
+			return nxdomain
+		}
+		i, ok := slices.BinarySearchFunc(e.Instances, nm.id, func(in *catalog.Instance, id string) int {
+			return strings.Compare(in.ID, id)
+		})
+		if !ok {
+			return nxdomain
+		}
+		addr := c.get(snap, e).inst[i].addr
+		if qtype == addr.qtype() || qtype == dns.TypeANY {
+			return answer(addr.copyAs(owner))
+		}
+		return nodata
+	case nameProto:
+		if e, ok := snap.Service(nm.service); ok && c.get(snap, e).protos[nm.proto] {
+			return nodata // an empty non-terminal
+		}
+		return nxdomain
+	case namePort:
+		e, ok := snap.Service(nm.service)
+		if !ok {
+			return nxdomain
+		}
+		rs := c.get(snap, e)
+		set, ok := rs.ports[nm.port+"."+nm.proto]
+		if !ok {
+			return nxdomain
+		}
+		if qtype == dns.TypeSRV || qtype == dns.TypeANY {
+			return srvAnswer(rs, set, owner)
+		}
+		return nodata
+	}
+	return nxdomain
+}
+
+// srvAnswer returns set, shuffled, owned by owner, with the targets'
+// addresses in the additional section.
+func srvAnswer(rs *records, set []srvRR, owner string) result {
+	if len(set) == 0 {
+		return nodata
+	}
+	srvs := make([]dns.SRV, len(set))
+	insts := make([]int, len(set))
+	for i, s := range set {
+		srvs[i] = *s.srv
+		srvs[i].Hdr.Name = owner
+		insts[i] = s.inst
+	}
+	rand.Shuffle(len(srvs), func(i, j int) {
+		srvs[i], srvs[j] = srvs[j], srvs[i]
+		insts[i], insts[j] = insts[j], insts[i]
+	})
+	res := result{rcode: dns.RcodeSuccess, answer: make([]dns.RR, len(srvs)), extra: make([]dns.RR, 0, len(srvs))}
+	for i := range srvs {
+		res.answer[i] = &srvs[i]
+		if rr := rs.inst[insts[i]].addr.copyAs(srvs[i].Target); rr != nil {
+			res.extra = append(res.extra, rr)
+		}
+	}
+	return res
+}
+
+// lookupPTR answers a name of a reverse zone: a VIP maps to its service.
+func (n *Netsel) lookupPTR(snap *catalog.Snapshot, qname, owner string, qtype uint16) result {
+	ip, err := netip.ParseAddr(dnsutil.ExtractAddressFromReverse(qname))
+	if err != nil {
+		return nxdomain
+	}
+	e, ok := snap.ByVIP(ip)
+	if !ok {
+		return nxdomain
+	}
+	if qtype != dns.TypePTR && qtype != dns.TypeANY {
+		return nodata
+	}
+	return answer(&dns.PTR{
+		Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: n.ttl},
+		Ptr: e.Name + "." + n.ptrZone,
+	})
+}
+
+// soa returns the SOA record of zone; its serial is the snapshot's revision.
+func (n *Netsel) soa(zone string, snap *catalog.Snapshot) *dns.SOA {
+	return &dns.SOA{
+		Hdr:     dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: n.ttl},
+		Ns:      dnsutil.Join("ns.dns", zone),
+		Mbox:    dnsutil.Join("hostmaster", zone),
+		Serial:  uint32(snap.Revision()),
+		Refresh: 7200,
+		Retry:   1800,
+		Expire:  86400,
+		Minttl:  n.ttl,
+	}
+}

@@ -1,0 +1,176 @@
+package netsel
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+// records are the resource records of one service in one zone, built once
+// per *catalog.Entry (an unchanged entry keeps its pointer from snapshot to
+// snapshot) and never modified after. Answers copy them before use, since
+// plugins later in the chain may rewrite records in place.
+type records struct {
+	name string   // <svc>.<zone>
+	vip  addrRR   // the service VIP, zero without a service record
+	inst []instRR // parallel to Entry.Instances
+	// ports holds the SRV set of each named port, keyed "<port>.<proto>".
+	ports  map[string][]srvRR
+	protos map[string]bool // protocols with at least one port
+	def    []srvRR         // the SRV set of <svc>: every instance's main port
+}
+
+// addrRR is an A or an AAAA record; at most one is set.
+type addrRR struct {
+	a    *dns.A
+	aaaa *dns.AAAA
+}
+
+func newAddrRR(name string, ttl uint32, ip netip.Addr) addrRR {
+	if !ip.IsValid() {
+		return addrRR{}
+	}
+	if ip.Is4() || ip.Is4In6() {
+		return addrRR{a: &dns.A{
+			Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
+			A:   net.IP(ip.Unmap().AsSlice()),
+		}}
+	}
+	return addrRR{aaaa: &dns.AAAA{
+		Hdr:  dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl},
+		AAAA: net.IP(ip.AsSlice()),
+	}}
+}
+
+// qtype is the record type of r, or 0 when r is empty.
+func (r addrRR) qtype() uint16 {
+	switch {
+	case r.a != nil:
+		return dns.TypeA
+	case r.aaaa != nil:
+		return dns.TypeAAAA
+	}
+	return 0
+}
+
+// copyAs returns a copy of r owned by name, or nil when r is empty.
+func (r addrRR) copyAs(name string) dns.RR {
+	switch {
+	case r.a != nil:
+		c := *r.a
+		c.Hdr.Name = name
+		return &c
+	case r.aaaa != nil:
+		c := *r.aaaa
+		c.Hdr.Name = name
+		return &c
+	}
+	return nil
+}
+
+// instRR are the records of one instance: its address under <id>.<svc>.<zone>.
+type instRR struct {
+	addr addrRR
+}
+
+// srvRR is one SRV record and the index of its target's instance.
+type srvRR struct {
+	srv  *dns.SRV
+	inst int
+}
+
+// Priority of every SRV record: all instances are equally preferred and
+// weights share the load.
+const srvPriority = 10
+
+func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
+	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, len(e.Instances))}
+	srv := func(target string, port, weight, inst int) srvRR {
+		return srvRR{srv: &dns.SRV{
+			Hdr:      dns.RR_Header{Name: rs.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
+			Priority: srvPriority,
+			Weight:   uint16(min(max(weight, 0), catalog.MaxWeight)),
+			Port:     uint16(port),
+			Target:   target,
+		}, inst: inst}
+	}
+	targets := make([]string, len(e.Instances))
+	for i, in := range e.Instances {
+		targets[i] = in.ID + "." + rs.name
+		rs.inst[i] = instRR{addr: newAddrRR(targets[i], ttl, in.Address)}
+		rs.def = append(rs.def, srv(targets[i], in.Port, in.Weight, i))
+	}
+	if e.Service != nil {
+		rs.vip = newAddrRR(rs.name, ttl, e.Service.VIP)
+		rs.ports = make(map[string][]srvRR, len(e.Service.Ports))
+		rs.protos = make(map[string]bool, 2)
+		for _, p := range e.Service.Ports {
+			rs.protos[p.Protocol] = true
+			var set []srvRR
+			for i, in := range e.Instances {
+				if port, ok := in.PortFor(p.Name); ok {
+					set = append(set, srv(targets[i], port, in.Weight, i))
+				}
+			}
+			rs.ports[p.Name+"."+p.Protocol] = set
+		}
+	}
+	return rs
+}
+
+// recordCache maps the entries of the current snapshot to their records. It
+// keeps the records of the snapshot before it, so entries that did not change
+// are not rebuilt, and drops older ones.
+type recordCache struct {
+	zone string
+	ttl  uint32
+	cur  atomic.Pointer[generation]
+}
+
+type generation struct {
+	snap *catalog.Snapshot
+	m    *sync.Map // *catalog.Entry -> *records
+	prev *sync.Map // the previous generation's m, or nil
+}
+
+func newRecordCache(zone string, ttl uint32) *recordCache {
+	return &recordCache{zone: zone, ttl: ttl}
+}
+
+// get returns the records of e, an entry of snap.
+func (c *recordCache) get(snap *catalog.Snapshot, e *catalog.Entry) *records {
+	g := c.cur.Load()
+	if g != nil && g.snap != snap && snap.Revision() < g.snap.Revision() {
+		// A query still holding an older snapshot: do not roll the cache back.
+		return buildRecords(e, c.zone, c.ttl)
+	}
+	if g == nil || g.snap != snap {
+		next := &generation{snap: snap, m: new(sync.Map)}
+		if g != nil {
+			next.prev = g.m
+		}
+		if c.cur.CompareAndSwap(g, next) {
+			g = next
+		} else if g = c.cur.Load(); g.snap != snap {
+			// Another snapshot raced in; build without caching.
+			return buildRecords(e, c.zone, c.ttl)
+		}
+	}
+	if v, ok := g.m.Load(e); ok {
+		return v.(*records)
+	}
+	if g.prev != nil {
+		if v, ok := g.prev.Load(e); ok {
+			g.m.Store(e, v)
+			return v.(*records)
+		}
+	}
+	rs := buildRecords(e, c.zone, c.ttl)
+	g.m.Store(e, rs)
+	return rs
+}

@@ -1,0 +1,133 @@
+// Package api holds the JSON wire types of the registrar's REST API (/v1),
+// shared by the server (package registrar) and its Go client (package
+// registrar/client).
+//
+// Durations on the wire (ttl, wait) are Go duration strings such as "60s";
+// requests may also give them as an integer number of seconds (60).
+package api
+
+import (
+	"net/netip"
+	"time"
+)
+
+// IndexHeader is the response header that carries the index (an etcd
+// revision) a blocking query passes back as ?index= to wait for the next
+// change.
+const IndexHeader = "X-Netsel-Index"
+
+// RegisterRequest is the body of POST /v1/services/{name}/instances.
+type RegisterRequest struct {
+	// ID names the instance within its service. It must be a DNS label.
+	// When empty the registrar generates one; clients keep it and send it on
+	// every later registration so that a re-registration replaces the
+	// instance instead of adding a second one.
+	ID string `json:"id,omitempty"`
+	// Address is the instance's IP address (IPv4 or IPv6, no zone).
+	Address string `json:"address"`
+	// Port is the instance's main port, 1-65535.
+	Port int `json:"port"`
+	// Ports are named ports (name -> real port). The first registration of
+	// a service sets the service's ports: its named ports, or its one port
+	// named "default" when it names none.
+	Ports map[string]int `json:"ports,omitempty"`
+	// TTL is how long the instance lives after its last heartbeat, in
+	// [5s, 1h]; zero means the registrar's default (60s).
+	TTL Duration `json:"ttl,omitempty"`
+	// Weight is the relative share of traffic, 1-65535; zero means 1.
+	Weight int `json:"weight,omitempty"`
+	// Tags and Meta are free-form labels carried to readers.
+	Tags []string          `json:"tags,omitempty"`
+	Meta map[string]string `json:"meta,omitempty"`
+	// Zone is an optional locality label (a DNS label).
+	Zone string `json:"zone,omitempty"`
+}
+
+// RegisterResponse is the answer to a registration: where the service can be
+// reached and how long the instance lives without a heartbeat.
+type RegisterResponse struct {
+	// ID is the instance id, generated when the request had none.
+	ID string `json:"id"`
+	// VIP is the service's stable virtual address.
+	VIP netip.Addr `json:"vip"`
+	// Port is the virtual port that forwards to this instance's main port.
+	Port int `json:"port"`
+	// Ports maps every service port name to its virtual port on VIP.
+	Ports map[string]int `json:"ports"`
+	// TTL is the instance's time to live after a heartbeat.
+	TTL Duration `json:"ttl"`
+	// Lease is the etcd lease that holds the instance (informational).
+	Lease int64 `json:"lease"`
+}
+
+// HeartbeatResponse is the answer to PUT .../heartbeat.
+type HeartbeatResponse struct {
+	ID  string   `json:"id"`
+	TTL Duration `json:"ttl"`
+}
+
+// Port is one port of a service: the virtual port on its VIP.
+type Port struct {
+	Name     string `json:"name"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
+}
+
+// ServiceView is the answer to GET /v1/services/{name}: the service record
+// and its live instances.
+type ServiceView struct {
+	Name      string         `json:"name"`
+	VIP       netip.Addr     `json:"vip"`
+	Ports     []Port         `json:"ports"`
+	Created   time.Time      `json:"created"`
+	Instances []InstanceView `json:"instances"`
+	// Index is the etcd revision of the last change to the service or its
+	// instances (also sent as the X-Netsel-Index header).
+	Index int64 `json:"index"`
+}
+
+// InstanceView is one live instance of a service.
+type InstanceView struct {
+	ID         string            `json:"id"`
+	Address    netip.Addr        `json:"address"`
+	Port       int               `json:"port"`
+	Ports      map[string]int    `json:"ports,omitempty"`
+	Weight     int               `json:"weight"`
+	Tags       []string          `json:"tags,omitempty"`
+	Meta       map[string]string `json:"meta,omitempty"`
+	Zone       string            `json:"zone,omitempty"`
+	Registered time.Time         `json:"registered"`
+}
+
+// ServiceSummary is one entry of GET /v1/services.
+type ServiceSummary struct {
+	Name      string     `json:"name"`
+	VIP       netip.Addr `json:"vip"`
+	Ports     []Port     `json:"ports"`
+	Instances int        `json:"instances"`
+	Index     int64      `json:"index"`
+}
+
+// ServiceList is the answer to GET /v1/services, sorted by name.
+type ServiceList struct {
+	Services []ServiceSummary `json:"services"`
+	// Index is the revision of the registrar's view (also the
+	// X-Netsel-Index header).
+	Index int64 `json:"index"`
+}
+
+// Health is the answer to GET /v1/health.
+type Health struct {
+	Status string `json:"status"` // "ok" or "unavailable"
+	Etcd   string `json:"etcd"`   // "ok" or the error reaching etcd
+	Index  string `json:"index"`  // "synced" or "syncing"
+	// Revision is the revision of the registrar's index.
+	Revision int64 `json:"revision"`
+}
+
+// Error is the body of every error response. Field names the request field
+// at fault, when there is one (e.g. "port", "ports.http", "ttl", "body").
+type Error struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}

@@ -1,0 +1,85 @@
+package registrar
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the registrar's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	reg *prometheus.Registry
+
+	registrations  *prometheus.CounterVec // by result
+	heartbeats     *prometheus.CounterVec // by result
+	renewRequests  prometheus.Counter     // keep-alive requests sent to etcd
+	renewStreams   prometheus.Counter     // keep-alive streams opened
+	vipConflicts   prometheus.Counter
+	etcdFailures   prometheus.Counter
+	requests       *prometheus.CounterVec // by route, method, code
+	latency        *prometheus.HistogramVec
+	blockingActive prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	const ns, sub = "netsel", "registrar"
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "registrations_total",
+			Help: "Registrations by result: new, renewed (same id again), rejected, failed.",
+		}, []string{"result"}),
+		heartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "heartbeats_total",
+			Help: "Heartbeats by result: ok, cached (answered from a renewal under 500ms old), expired, failed.",
+		}, []string{"result"}),
+		renewRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "lease_keepalive_requests_total",
+			Help: "Lease keep-alive requests sent to etcd on the shared stream.",
+		}),
+		renewStreams: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "lease_keepalive_streams_total",
+			Help: "Lease keep-alive streams opened to etcd.",
+		}),
+		vipConflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "vip_conflicts_total",
+			Help: "VIP allocation transactions that lost a race and retried.",
+		}),
+		etcdFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "etcd_failures_total",
+			Help: "Requests answered 503 because etcd failed or did not answer in time.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "http_requests_total",
+			Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "http_request_duration_seconds",
+			Help:    "HTTP request latency by route (blocking queries excluded).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		blockingActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "blocking_queries",
+			Help: "Blocking queries waiting now.",
+		}),
+	}
+	m.reg.MustRegister(m.registrations, m.heartbeats, m.renewRequests, m.renewStreams,
+		m.vipConflicts, m.etcdFailures, m.requests, m.latency, m.blockingActive,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *metrics) observe(route, method string, code int, d time.Duration, blocking bool) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	if !blocking {
+		m.latency.WithLabelValues(route).Observe(d.Seconds())
+	}
+}

@@ -60,7 +60,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		msg = fmt.Sprintf("netsel: service %q has no healthy instance\n", name)
 	default:
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			repl.Set("http.netsel.service", name)
+			repl.Set(replService, name)
 		}
 		return next.ServeHTTP(w, r)
 	}

@@ -43,15 +43,12 @@ func (s *WeightedSelection) Provision(ctx caddy.Context) error {
 // Select implements reverseproxy.Selector.
 func (s *WeightedSelection) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	var weights map[string]int
-	if name := serviceFor(r, ""); name != "" {
-		if v := s.app.view(name); v != nil {
-			weights = v.weights
-		}
+	name, ok := serviceFromRepl(r)
+	if !ok {
+		name = serviceFor(r, "")
 	}
-	if name, ok := serviceFromRepl(r); ok && weights == nil {
-		if v := s.app.view(name); v != nil {
-			weights = v.weights
-		}
+	if v := s.app.view(name); v != nil {
+		weights = v.weights
 	}
 	// Weighted reservoir sampling over the available upstreams: one pass,
 	// no allocation.
@@ -75,13 +72,14 @@ func (s *WeightedSelection) Select(pool reverseproxy.UpstreamPool, r *http.Reque
 	return chosen
 }
 
-// serviceFromRepl returns the service the netsel handler resolved, if any.
+// serviceFromRepl returns the service the netsel handler or upstream source
+// resolved for r, if any.
 func serviceFromRepl(r *http.Request) (string, bool) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return "", false
 	}
-	v, ok := repl.Get("http.netsel.service")
+	v, ok := repl.Get(replService)
 	if !ok {
 		return "", false
 	}

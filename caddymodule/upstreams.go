@@ -14,9 +14,9 @@ func init() {
 
 // Upstreams is a dynamic upstream source that returns, from the netsel
 // app's in-memory catalog, the healthy instances of one service, sorted by
-// instance ID, dialled at each instance's main port. The service is named by
-// Service, with placeholders replaced per request; by default it is the
-// first label of the request's host, so "Host: web.netsel" reaches service
+// instance ID, dialled at each instance's main port. The service is the
+// first DNS label of Service, with placeholders replaced per request, or by
+// default of the request's host, so "Host: web.netsel" reaches service
 // "web". An unknown service, or one with no healthy instance, yields no
 // upstreams, which Caddy answers with 503 at once; put the netsel handler
 // before reverse_proxy for a 502 that names the service.
@@ -62,6 +62,9 @@ func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, err
 	name := serviceFor(r, u.Service)
 	if name == "" {
 		return nil, nil
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set(replService, name)
 	}
 	v := u.app.view(name)
 	if v == nil || len(v.dials) == 0 {

@@ -12,6 +12,10 @@ import (
 	"github.com/netsel/netsel/catalog"
 )
 
+// replService is the placeholder that names the service of an HTTP request
+// once the netsel handler or upstream source has resolved it.
+const replService = "http.netsel.service"
+
 // view is what the modules serve for one service: its healthy instances,
 // derived from one catalog entry and one health state and cached until
 // either changes, so a request that finds nothing changed computes nothing.
@@ -37,6 +41,7 @@ type viewCache struct {
 func (a *App) view(name string) *view {
 	e, ok := a.index.Snapshot().Service(name)
 	if !ok {
+		a.views.m.Delete(name)
 		return nil
 	}
 	hs := a.health.state()
@@ -69,24 +74,22 @@ func newView(e *catalog.Entry, hs *healthState) *view {
 	return v
 }
 
-// serviceFor names the service an HTTP request is for: the configured
-// template with placeholders replaced when it is set, else the first label
-// of the request's host, lower-cased. It returns "" when that is not a
-// valid service name.
+// serviceFor names the service an HTTP request is for: the first DNS label
+// of the configured template with placeholders replaced when it is set, else
+// of the request's host; lower-cased. It returns "" when that is not a valid
+// service name.
 func serviceFor(r *http.Request, template string) string {
-	var name string
+	s := r.Host
 	if template != "" {
-		name = template
+		s = template
 		if strings.IndexByte(template, '{') >= 0 {
 			repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 			if repl != nil {
-				name = repl.ReplaceAll(template, "")
+				s = repl.ReplaceAll(template, "")
 			}
 		}
-	} else {
-		name = firstLabel(r.Host)
 	}
-	name = strings.ToLower(name)
+	name := strings.ToLower(firstLabel(s))
 	if !catalog.ValidName(name) {
 		return ""
 	}

@@ -32,7 +32,7 @@ type name struct {
 // the zone: outside it, too many labels, or labels that are not valid
 // service names, instance ids or port names.
 func parseName(qname, zone string) name {
-	if !strings.HasSuffix(qname, zone) {
+	if !strings.HasSuffix(zone, ".") || !strings.HasSuffix(qname, zone) {
 		return name{}
 	}
 	rest := qname[:len(qname)-len(zone)]
@@ -48,46 +48,45 @@ func parseName(qname, zone string) name {
 			return name{} // e.g. "xnetsel." in zone "netsel."
 		}
 		rest = rest[:len(rest)-1]
-	} else {
-		rest = strings.TrimSuffix(rest, ".")
 	}
 
 	// Labels from the right: service, then id or proto, then port.
-	svc, rest := lastLabel(rest)
+	svc, rest, more := lastLabel(rest)
 	if !catalog.ValidName(svc) {
 		return name{}
 	}
-	if rest == "" {
+	if !more {
 		return name{kind: nameService, service: svc}
 	}
-	second, rest := lastLabel(rest)
+	second, rest, more := lastLabel(rest)
 	if proto, ok := strings.CutPrefix(second, "_"); ok {
 		if !validProto(proto) {
 			return name{}
 		}
-		if rest == "" {
+		if !more {
 			return name{kind: nameProto, service: svc, proto: proto}
 		}
-		third, rest := lastLabel(rest)
+		third, _, more := lastLabel(rest)
 		port, ok := strings.CutPrefix(third, "_")
-		if !ok || rest != "" || !catalog.ValidName(port) {
+		if !ok || more || !catalog.ValidName(port) {
 			return name{}
 		}
 		return name{kind: namePort, service: svc, port: port, proto: proto}
 	}
-	if rest != "" || !catalog.ValidName(second) {
+	if more || !catalog.ValidName(second) {
 		return name{}
 	}
 	return name{kind: nameInstance, service: svc, id: second}
 }
 
-// lastLabel splits s into its last label and what comes before it.
-func lastLabel(s string) (label, rest string) {
+// lastLabel splits s into its last label and what comes before it; more
+// reports whether there is a label before it (possibly empty).
+func lastLabel(s string) (label, rest string, more bool) {
 	i := strings.LastIndexByte(s, '.')
 	if i < 0 {
-		return s, ""
+		return s, "", false
 	}
-	return s[i+1:], s[:i]
+	return s[i+1:], s[:i], true
 }
 
 func validProto(p string) bool { return p == catalog.ProtocolTCP || p == catalog.ProtocolUDP }

@@ -71,7 +71,6 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
-
 	snap := s.ix.Snapshot()
 	res := n.lookup(snap, zone, qname, state.QName(), qtype)
 	if res.rcode == dns.RcodeNameError && n.Fall.Through(qname) {

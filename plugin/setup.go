@@ -211,7 +211,7 @@ func checkEndpoint(ep string) error {
 	}
 	switch u.Scheme {
 	case "http", "https":
-		if u.Host == "" {
+		if u.Hostname() == "" {
 			return fmt.Errorf("has no host")
 		}
 		if u.Port() != "" {

@@ -1,11 +1,102 @@
 package main
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 
-// startProxies starts Caddy with the netsel app: the HTTP proxy on c.HTTPAddr
-// and, when c.VIPProxy is set, the layer-4 listeners on every VIP.
-// Filled in by the Caddy work (issue 4).
-func startProxies(ctx context.Context, c stackConfig) (stop func(), err error) {
-	c.Logger.Warn("proxies not built yet; skipping", "http", c.HTTPAddr)
-	return func() {}, nil
+	"github.com/caddyserver/caddy/v2"
+
+	// The http app, reverse_proxy and the logging modules the config uses.
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/netsel/netsel/caddymodule"
+)
+
+// startProxies starts Caddy in-process with the netsel app: the HTTP proxy on
+// c.HTTPAddr (reverse_proxy to the service named by the Host's first label)
+// and, when c.VIPProxy is set, the layer-4 listeners on every service VIP.
+// Caddy runs one config per process; stop unloads it.
+func startProxies(_ context.Context, c stackConfig) (stop func(), err error) {
+	cfg, err := proxyConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		return nil, fmt.Errorf("start caddy: %w", err)
+	}
+	c.Logger.Info("proxies started", "http", c.HTTPAddr, "vip_proxy", c.VIPProxy)
+	return func() {
+		if err := caddy.Stop(); err != nil {
+			c.Logger.Error("stopping caddy", "err", err)
+		}
+	}, nil
+}
+
+// proxyConfig is the Caddy JSON config for c: admin off, nothing persisted,
+// no automatic HTTPS, storage under the user cache directory.
+func proxyConfig(c stackConfig) ([]byte, error) {
+	app := map[string]any{
+		"endpoints": c.EtcdEndpoints,
+		"prefix":    c.Keyspace.Prefix(),
+	}
+	if c.EtcdUsername != "" {
+		app["username"], app["password"] = c.EtcdUsername, c.EtcdPassword
+	}
+	if c.EtcdCertFile != "" || c.EtcdCAFile != "" {
+		app["tls"] = map[string]string{"cert": c.EtcdCertFile, "key": c.EtcdKeyFile, "ca": c.EtcdCAFile}
+	}
+	if c.VIPProxy {
+		app["vip_proxy"] = map[string]any{"enabled": true, "dial_timeout": "2s"}
+	}
+	apps := map[string]any{"netsel": app}
+	if c.HTTPAddr != "" {
+		apps["http"] = map[string]any{"servers": map[string]any{"netsel": map[string]any{
+			"listen":          []string{c.HTTPAddr},
+			"routes":          []any{map[string]any{"handle": httpHandlers()}},
+			"automatic_https": map[string]any{"disable": true},
+		}}}
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return json.Marshal(map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"storage": map[string]any{"module": "file_system", "root": filepath.Join(dir, "netsel", "caddy")},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{
+			"level":   "WARN",
+			"encoder": map[string]any{"format": "console"},
+		}}},
+		"apps": apps,
+	})
+}
+
+// httpHandlers route by Host: the netsel handler answers 502 for an unknown
+// service, then reverse_proxy balances over the service's instances with
+// retries, passive health checks and a keep-alive pool sized for load.
+func httpHandlers() []any {
+	return []any{
+		map[string]any{"handler": "netsel"},
+		map[string]any{
+			"handler":           "reverse_proxy",
+			"dynamic_upstreams": map[string]any{"source": "netsel"},
+			"load_balancing": map[string]any{
+				"retries":          2,
+				"selection_policy": map[string]any{"policy": "netsel_weighted"},
+			},
+			"health_checks": map[string]any{"passive": map[string]any{"fail_duration": "10s"}},
+			"transport": map[string]any{
+				"protocol":     "http",
+				"dial_timeout": "2s",
+				"keep_alive": map[string]any{
+					"idle_timeout":            "90s",
+					"max_idle_conns":          4096,
+					"max_idle_conns_per_host": 512,
+				},
+			},
+		},
+	}
 }

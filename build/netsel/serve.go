@@ -128,10 +128,19 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 
 	var stops []func()
 	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := len(stops) - 1; i >= 0; i-- {
+				stops[i]()
+			}
+		}()
+		select {
+		case <-done:
+			logger.Info("netsel stopped")
+		case <-time.After(f.stopTimeout):
+			logger.Error("graceful shutdown took too long; exiting", "stop_timeout", f.stopTimeout)
 		}
-		logger.Info("netsel stopped")
 	}()
 
 	if f.etcd == "" {

@@ -3,8 +3,8 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -26,29 +26,28 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON decodes a duration string or an integer number of seconds.
+// Anything else is a *json.UnmarshalTypeError, so the decoder names the field.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		return nil
+	}
+	bad := &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeFor[Duration]()}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+			return bad
 		}
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("%q is not a duration such as \"60s\"", s)
+			return bad
 		}
 		*d = Duration(v)
 		return nil
 	}
-	if string(b) == "null" {
-		return nil
-	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return fmt.Errorf("%s is neither a duration string nor whole seconds", b)
-	}
-	if n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
-		return fmt.Errorf("%d seconds is out of range", n)
+	if err != nil || n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
+		return bad
 	}
 	*d = Duration(time.Duration(n) * time.Second)
 	return nil

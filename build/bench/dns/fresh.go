@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+// runFresh measures, n times, the time from the start of an instance's
+// write to etcd to the first DNS answer that has it, polling the DNS
+// server as fast as it answers.
+func runFresh(args []string) error {
+	fs := flag.NewFlagSet("fresh", flag.ExitOnError)
+	etcd := fs.String("etcd", "http://127.0.0.1:23790", "etcd URL")
+	prefix := fs.String("prefix", catalog.DefaultPrefix, "netsel keyspace prefix")
+	addr := fs.String("dns", "127.0.0.1:25301", "DNS server")
+	n := fs.Int("n", 1000, "registrations")
+	fs.Parse(args)
+
+	ks, err := catalog.NewKeyspace(*prefix)
+	if err != nil {
+		return err
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{*etcd}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	c := &dns.Client{Net: "udp", Timeout: time.Second}
+	conn, err := c.Dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	ctx := context.Background()
+	var lat []time.Duration
+	for i := range *n {
+		in := &catalog.Instance{ID: fmt.Sprintf("f%d", i), Service: "fresh", Address: instanceAddr(i, 0, 1),
+			Port: 9000, Weight: 1, Registered: time.Now()}
+		b, err := catalog.EncodeInstance(in)
+		if err != nil {
+			return err
+		}
+		q := new(dns.Msg)
+		q.SetQuestion(in.ID+".fresh.netsel.", dns.TypeA)
+		start := time.Now()
+		if _, err := cli.Put(ctx, ks.InstanceKey("fresh", in.ID), string(b)); err != nil {
+			return err
+		}
+		for {
+			q.Id = dns.Id()
+			r, _, err := c.ExchangeWithConn(q, conn)
+			if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+				break
+			}
+			if time.Since(start) > 10*time.Second {
+				return fmt.Errorf("%s not answered after 10 s", q.Question[0].Name)
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	fmt.Printf("freshness over %d registrations: p50 %v p99 %v max %v\n", len(lat),
+		lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+	return nil
+}
+
+// runLatency reads dnsperf -v output ("> NOERROR name type 0.000123") on
+// stdin and prints the mean and p99 latency in milliseconds.
+func runLatency(args []string) error {
+	var lat []float64
+	sc := bufio.NewScanner(os.Stdin)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 || f[0] != ">" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		lat = append(lat, v*1000)
+	}
+	if len(lat) == 0 {
+		return fmt.Errorf("no per-query lines in the input")
+	}
+	slices.Sort(lat)
+	sum := 0.0
+	for _, v := range lat {
+		sum += v
+	}
+	p99 := lat[int(math.Ceil(float64(len(lat))*0.99))-1]
+	fmt.Printf("%.3f %.3f\n", sum/float64(len(lat)), p99)
+	return nil
+}

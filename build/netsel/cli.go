@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/netsel/netsel/registrar/api"
+	"github.com/netsel/netsel/registrar/client"
+)
+
+// clientFlags are the flags every client command shares.
+type clientFlags struct {
+	registrar string
+	tokenFile string
+	json      bool
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	def := os.Getenv("NETSEL_REGISTRAR")
+	if def == "" {
+		def = "http://127.0.0.1:9000"
+	}
+	fs.StringVar(&f.registrar, "registrar", def, "comma-separated registrar URLs ($NETSEL_REGISTRAR)")
+	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("NETSEL_TOKEN_FILE"), "file holding the bearer token for writes ($NETSEL_TOKEN_FILE)")
+	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
+}
+
+func (f *clientFlags) client(logger *slog.Logger) (*client.Client, error) {
+	var token string
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return client.New(client.Config{URLs: strings.Split(f.registrar, ","), Token: token, Logger: logger})
+}
+
+// parse parses a client command's flags, wanting between min and max
+// positional arguments.
+func parse(fs *flag.FlagSet, args []string, min, max int) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if n := fs.NArg(); n < min || n > max {
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("netsel "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: netsel %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func quietLogger(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func cmdServices(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("services", "services [flags]", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	if err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	c, err := cf.client(quietLogger(stderr))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	list, err := c.Services(ctx)
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(stdout, list)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tVIP\tPORTS\tINSTANCES")
+	for _, s := range list.Services {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", s.Name, s.VIP, formatPorts(s.Ports), s.Instances)
+	}
+	return tw.Flush()
+}
+
+func cmdInstances(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("instances", "instances NAME [flags]", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	c, err := cf.client(quietLogger(stderr))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	svc, err := c.Service(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(stdout, svc)
+	}
+	printService(stdout, svc)
+	return nil
+}
+
+func printService(w io.Writer, svc *api.ServiceView) {
+	fmt.Fprintf(w, "%s  vip %s  ports %s  index %d\n", svc.Name, svc.VIP, formatPorts(svc.Ports), svc.Index)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tADDRESS\tWEIGHT\tZONE\tREGISTERED")
+	for _, in := range svc.Instances {
+		addr := net.JoinHostPort(in.Address.String(), strconv.Itoa(in.Port))
+		if len(in.Ports) > 0 {
+			addr += " " + formatNamedPorts(in.Ports)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", in.ID, addr, in.Weight, in.Zone, in.Registered.Format(time.RFC3339))
+	}
+	tw.Flush()
+}
+
+func formatPorts(ports []api.Port) string {
+	var parts []string
+	for _, p := range ports {
+		parts = append(parts, fmt.Sprintf("%s=%d/%s", p.Name, p.Port, p.Protocol))
+	}
+	return strings.Join(parts, ",")
+}
+
+func formatNamedPorts(ports map[string]int) string {
+	names := make([]string, 0, len(ports))
+	for n := range ports {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s=%d", n, ports[n])
+	}
+	return "(" + strings.Join(parts, ",") + ")"
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// portsFlag collects -port-name NAME=PORT flags.
+type portsFlag map[string]int
+
+func (p portsFlag) String() string { return formatNamedPorts(p) }
+
+func (p portsFlag) Set(s string) error {
+	name, port, ok := strings.Cut(s, "=")
+	n, err := strconv.Atoi(port)
+	if !ok || err != nil {
+		return fmt.Errorf("want NAME=PORT, got %q", s)
+	}
+	p[name] = n
+	return nil
+}
+
+func cmdRegister(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then deregisters it", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	var reg client.Registration
+	ports := portsFlag{}
+	fs.StringVar(&reg.ID, "id", "", "instance id (default: one the registrar generates)")
+	fs.StringVar(&reg.Address, "address", "127.0.0.1", "the instance's IP address")
+	fs.IntVar(&reg.Port, "port", 0, "the instance's port (required)")
+	fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")
+	fs.DurationVar(&reg.TTL, "ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
+	fs.IntVar(&reg.Weight, "weight", 1, "relative share of traffic")
+	interval := fs.Duration("interval", 10*time.Second, "time between heartbeats")
+	once := fs.Bool("once", false, "register once and exit; the instance expires after -ttl")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	reg.Service = fs.Arg(0)
+	if len(ports) > 0 {
+		reg.Ports = ports
+	}
+	logger := quietLogger(stderr)
+	c, err := cf.client(logger)
+	if err != nil {
+		return err
+	}
+	if *once {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		a, err := c.Register(ctx, reg)
+		if err != nil {
+			return err
+		}
+		if cf.json {
+			return printJSON(stdout, a)
+		}
+		fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v\n", reg.Service, a.ID, a.VIP, a.Port, time.Duration(a.TTL))
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return c.Keepalive(ctx, reg, client.KeepaliveOptions{
+		Interval: *interval,
+		OnEvent: func(ev client.Event) {
+			switch ev.Kind {
+			case client.EventRegistered:
+				fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v (Ctrl-C deregisters)\n",
+					reg.Service, ev.Assignment.ID, ev.Assignment.VIP, ev.Assignment.Port, time.Duration(ev.Assignment.TTL))
+			case client.EventExpired:
+				fmt.Fprintf(stdout, "instance expired; registering again\n")
+			case client.EventRetry:
+				fmt.Fprintf(stderr, "retrying: %v\n", ev.Err)
+			case client.EventDeregistered:
+				if ev.Err != nil {
+					fmt.Fprintf(stderr, "deregister failed (the instance expires with its TTL): %v\n", ev.Err)
+				} else {
+					fmt.Fprintf(stdout, "deregistered\n")
+				}
+			}
+		},
+	})
+}
+
+func cmdDeregister(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("deregister", "deregister NAME ID [flags]", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	if err := parse(fs, args, 2, 2); err != nil {
+		return err
+	}
+	c, err := cf.client(quietLogger(stderr))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.Deregister(ctx, fs.Arg(0), fs.Arg(1)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "deregistered %s/%s\n", fs.Arg(0), fs.Arg(1))
+	return nil
+}
+
+func cmdWatch(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("watch", "watch [NAME] [flags]\n\nPrints the service (or the list of services) now and after every change, until interrupted", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	wait := fs.Duration("wait", 5*time.Minute, "longest wait of one blocking query")
+	if err := parse(fs, args, 0, 1); err != nil {
+		return err
+	}
+	c, err := cf.client(quietLogger(stderr))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	name := fs.Arg(0)
+	var index int64
+	for ctx.Err() == nil {
+		var (
+			next int64
+			out  any
+		)
+		if name != "" {
+			out, next, err = c.Watch(ctx, name, index, *wait)
+		} else {
+			out, next, err = c.WatchServices(ctx, index, *wait)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintf(stderr, "watch: %v; retrying\n", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		if next == index {
+			continue // the wait ended without a change
+		}
+		index = next
+		if cf.json {
+			printJSON(stdout, out)
+			continue
+		}
+		fmt.Fprintf(stdout, "--- %s (index %d)\n", time.Now().Format(time.TimeOnly), index)
+		switch v := out.(type) {
+		case *api.ServiceView:
+			if v == nil {
+				fmt.Fprintf(stdout, "%s is not registered\n", name)
+			} else {
+				printService(stdout, v)
+			}
+		case *api.ServiceList:
+			for _, s := range v.Services {
+				fmt.Fprintf(stdout, "%s  vip %s  instances %d\n", s.Name, s.VIP, s.Instances)
+			}
+		}
+	}
+	return nil
+}

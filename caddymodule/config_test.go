@@ -1,0 +1,162 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+func TestModulesRegistered(t *testing.T) {
+	for _, id := range []string{
+		"netsel",
+		"http.reverse_proxy.upstreams.netsel",
+		"http.reverse_proxy.selection_policies.netsel_weighted",
+		"http.handlers.netsel",
+		"layer4.handlers.netsel",
+	} {
+		if _, err := caddy.GetModule(id); err != nil {
+			t.Errorf("module %s: %v", id, err)
+		}
+	}
+}
+
+func TestJSONConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, app, want string
+	}{
+		{"unknown key", `{"endpoints":["http://127.0.0.1:2379"],"bogus":1}`, "bogus"},
+		{"bad endpoint", `{"endpoints":["127.0.0.1:2379"]}`, "endpoints[0]"},
+		{"endpoint scheme", `{"endpoints":["ftp://127.0.0.1:2379"]}`, "scheme must be http or https"},
+		{"endpoint no port", `{"endpoints":["http://127.0.0.1"]}`, "needs host:port"},
+		{"prefix without slash", `{"prefix":"netsel"}`, "prefix"},
+		{"prefix without trailing slash", `{"prefix":"/netsel"}`, "must start and end with '/'"},
+		{"tls half", `{"tls":{"cert":"c.pem"}}`, "cert and key must be given together"},
+		{"vip policy", `{"vip_proxy":{"enabled":true,"policy":"fastest"}}`, "fastest"},
+		{"health path", `{"health_checks":{"path":"healthz"}}`, "must start with '/'"},
+		{"vip unknown key", `{"vip_proxy":{"enabled":true,"port":1}}`, "port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := `{"admin":{"disabled":true,"config":{"persist":false}},"apps":{"netsel":` + tc.app + `}}`
+			err := caddy.Load([]byte(cfg), true)
+			if err == nil {
+				caddy.Stop()
+				t.Fatalf("config %s loaded", tc.app)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func adapt(t *testing.T, body string) (string, error) {
+	t.Helper()
+	out, _, err := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}.Adapt([]byte(body), nil)
+	return string(out), err
+}
+
+func TestCaddyfile(t *testing.T) {
+	out, err := adapt(t, `{
+	netsel {
+		endpoint http://127.0.0.1:2379 http://127.0.0.2:2379
+		prefix /ns/
+		username u
+		password p
+		tls cert.pem key.pem ca.pem
+		dial_timeout 3s
+		vip_proxy {
+			dial_timeout 1s
+			policy least_conn
+			tries 2
+			bind_retry 1s
+		}
+		health_checks {
+			interval 2s
+			timeout 1s
+			path /healthz
+			port http
+			fails 2
+		}
+	}
+}
+http://:8081 {
+	netsel {http.request.header.X-Service}
+	reverse_proxy {
+		dynamic netsel {http.request.header.X-Service}
+		lb_policy netsel_weighted
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"endpoints":["http://127.0.0.1:2379","http://127.0.0.2:2379"]`,
+		`"prefix":"/ns/"`,
+		`"tls":{"cert":"cert.pem","key":"key.pem","ca":"ca.pem"}`,
+		`"vip_proxy":{"enabled":true,"dial_timeout":1000000000,"policy":"least_conn","tries":2,"bind_retry":1000000000}`,
+		`"health_checks":{"interval":2000000000,"timeout":1000000000,"path":"/healthz","port":"http","fails":2}`,
+		`{"handler":"netsel","service":"{http.request.header.X-Service}"}`,
+		`"dynamic_upstreams":{"service":"{http.request.header.X-Service}","source":"netsel"}`,
+		`"selection_policy":{"policy":"netsel_weighted"}`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("adapted config lacks %s:\n%s", want, out)
+		}
+	}
+	// The netsel handler runs before reverse_proxy.
+	if strings.Index(out, `"handler":"netsel"`) > strings.Index(out, `"handler":"reverse_proxy"`) {
+		t.Errorf("netsel handler ordered after reverse_proxy:\n%s", out)
+	}
+}
+
+func TestCaddyfileErrors(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"unknown option", "{\n netsel {\n  endpiont http://127.0.0.1:2379\n }\n}", "endpiont"},
+		{"unknown vip option", "{\n netsel {\n  vip_proxy {\n   listen 1\n  }\n }\n}", "listen"},
+		{"unknown health option", "{\n netsel {\n  health_checks {\n   every 1s\n  }\n }\n}", "every"},
+		{"bad duration", "{\n netsel {\n  dial_timeout soon\n }\n}", "soon"},
+		{"tls arity", "{\n netsel {\n  tls cert.pem\n }\n}", "tls takes"},
+		{"prefix arity", "{\n netsel {\n  prefix\n }\n}", "prefix takes one argument"},
+		{"upstream args", "http://:8081 {\n reverse_proxy {\n  dynamic netsel a b\n }\n}", "wrong argument count"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adapt(t, tc.body)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestServiceFor(t *testing.T) {
+	for _, tc := range []struct{ host, template, want string }{
+		{"web.netsel", "", "web"},
+		{"web.netsel:8081", "", "web"},
+		{"WEB.example.com", "", "web"},
+		{"web", "", "web"},
+		{"web:80", "", "web"},
+		{"[::1]:80", "", ""},
+		{"127.0.0.1:8081", "", "127"},
+		{"-x-.netsel", "", ""},
+		{"under_score.tld", "", ""},
+		{"web.netsel", "{svc}", "api"},
+		{"web.netsel", "fixed", "fixed"},
+		{"web.netsel", "{missing}", ""},
+		{"web.netsel", "{svc}.netsel", "api"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Host = tc.host
+		repl := caddy.NewReplacer()
+		repl.Set("svc", "API")
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+		if got := serviceFor(r, tc.template); got != tc.want {
+			t.Errorf("serviceFor(host %q, %q) = %q, want %q", tc.host, tc.template, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,145 @@
+// Command service is an example NetSel service: an echo server that registers
+// itself with the registrar, heartbeats, and deregisters on Ctrl-C.
+//
+// It listens on two ports, registered as named ports of the service:
+//
+//	http  answers every request with "echo from <id>: <method> <path>"
+//	echo  a raw TCP line echo, prefixed with the instance id
+//
+// Run several copies to see load-balancing: each gets its own ports and id,
+// and all share the service's one VIP.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netsel/netsel/registrar/client"
+)
+
+func main() {
+	name := flag.String("name", "echo", "service name to register under")
+	id := flag.String("id", "", "instance id (default: one the registrar generates)")
+	host := flag.String("host", "127.0.0.1", "address to listen on and register")
+	httpPort := flag.Int("http-port", 0, "HTTP port (0 picks a free one)")
+	echoPort := flag.Int("echo-port", 0, "TCP echo port (0 picks a free one)")
+	registrars := flag.String("registrar", envOr("NETSEL_REGISTRAR", "http://127.0.0.1:9000"), "comma-separated registrar URLs")
+	ttl := flag.Duration("ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
+	interval := flag.Duration("interval", 10*time.Second, "time between heartbeats")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(*name, *id, *host, *httpPort, *echoPort, *registrars, *ttl, *interval, log); err != nil {
+		log.Error("service failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, interval time.Duration, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	httpLn, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(httpPort)))
+	if err != nil {
+		return err
+	}
+	echoLn, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(echoPort)))
+	if err != nil {
+		return err
+	}
+	hp := httpLn.Addr().(*net.TCPAddr).Port
+	ep := echoLn.Addr().(*net.TCPAddr).Port
+
+	// The instance id is known only after registration when the registrar
+	// picks it; the servers read it from here.
+	var self idHolder
+	self.set(id)
+	srv := &http.Server{Handler: echoHandler(&self), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(httpLn)
+	go serveEcho(echoLn, &self, log)
+	log.Info("echo service listening", "http", httpLn.Addr(), "echo", echoLn.Addr())
+
+	c, err := client.New(client.Config{URLs: strings.Split(registrars, ","), Logger: log})
+	if err != nil {
+		return err
+	}
+	reg := client.Registration{
+		Service: name, ID: id, Address: host, Port: hp,
+		Ports: map[string]int{"http": hp, "echo": ep},
+		TTL:   ttl,
+	}
+	err = c.Keepalive(ctx, reg, client.KeepaliveOptions{
+		Interval: interval,
+		OnEvent: func(ev client.Event) {
+			switch ev.Kind {
+			case client.EventRegistered:
+				a := ev.Assignment
+				self.set(a.ID)
+				log.Info("registered", "service", name, "id", a.ID, "vip", a.VIP,
+					"http", net.JoinHostPort(a.VIP.String(), fmt.Sprint(a.Ports["http"])),
+					"echo", net.JoinHostPort(a.VIP.String(), fmt.Sprint(a.Ports["echo"])),
+					"ttl", time.Duration(a.TTL), "heartbeat", interval)
+			case client.EventExpired:
+				log.Warn("registration expired; registering again")
+			case client.EventRetry:
+				log.Warn("registrar call failed; retrying", "err", ev.Err)
+			case client.EventDeregistered:
+				if ev.Err != nil {
+					log.Warn("deregister failed; the instance expires with its TTL", "err", ev.Err)
+				} else {
+					log.Info("deregistered")
+				}
+			}
+		},
+	})
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	echoLn.Close()
+	return err
+}
+
+func echoHandler(self *idHolder) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "echo from %s: %s %s\n", self.get(), r.Method, r.URL.Path)
+	})
+}
+
+func serveEcho(ln net.Listener, self *idHolder, log *slog.Logger) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				log.Error("echo accept", "err", err)
+			}
+			return
+		}
+		go func() {
+			defer conn.Close()
+			sc := bufio.NewScanner(conn)
+			for sc.Scan() {
+				conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if _, err := fmt.Fprintf(conn, "%s: %s\n", self.get(), sc.Text()); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}

@@ -1,0 +1,104 @@
+package testenv
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/registrar"
+)
+
+// Registrar is a registrar serving real HTTP on loopback for one test.
+type Registrar struct {
+	// URL is the registrar's base URL, e.g. http://127.0.0.1:40123.
+	URL string
+	// Addr is its host:port.
+	Addr string
+	// Registrar is the running registrar.
+	Registrar *registrar.Registrar
+
+	stopOnce sync.Once
+	stop     func()
+}
+
+// RegistrarOption adjusts the registrar.Config of StartRegistrar.
+type RegistrarOption func(*registrar.Config)
+
+// StartRegistrar runs a registrar over the etcd at etcdURL (e.g.
+// Etcd.URL, or a Proxy's address for fault tests) on a free 127.0.0.1 port.
+// It is stopped when the test ends, or earlier by Stop.
+func StartRegistrar(t testing.TB, etcdURL string, opts ...RegistrarOption) *Registrar {
+	t.Helper()
+	return StartRegistrarAt(t, etcdURL, "127.0.0.1:0", opts...)
+}
+
+// StartRegistrarAt is StartRegistrar listening on addr, e.g. the Addr of a
+// stopped Registrar to stand in for a restart.
+func StartRegistrarAt(t testing.TB, etcdURL, addr string, opts ...RegistrarOption) *Registrar {
+	t.Helper()
+	cfg := registrar.Config{
+		Client:         NewClient(t, etcdURL),
+		Keyspace:       catalog.MustKeyspace(catalog.DefaultPrefix),
+		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		RequestTimeout: 5 * time.Second,
+		EtcdTimeout:    2 * time.Second,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	reg, err := registrar.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start registrar: %v", err)
+	}
+	var ln net.Listener
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// A just-closed port may linger briefly; retry for a restart.
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		reg.Close()
+		t.Fatalf("registrar listen %s: %v", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := reg.Serve(ctx, ln); err != nil {
+			t.Logf("registrar on %s: %v", ln.Addr(), err)
+		}
+	}()
+	r := &Registrar{
+		URL:       "http://" + ln.Addr().String(),
+		Addr:      ln.Addr().String(),
+		Registrar: reg,
+	}
+	r.stop = func() {
+		cancel()
+		<-done
+		reg.Close()
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Stop shuts the registrar down now (as a crash or a restart would, seen
+// from its clients). It is safe to call more than once.
+func (r *Registrar) Stop() { r.stopOnce.Do(r.stop) }
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(b))
+	return len(b), nil
+}

@@ -1,0 +1,136 @@
+package netsel
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/miekg/dns"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/internal/testenv"
+)
+
+// FuzzParseName checks that parseName never panics and that every name it
+// accepts is rebuilt exactly from its parts.
+func FuzzParseName(f *testing.F) {
+	for _, s := range []string{"web.netsel.", "a.web.netsel.", "_http._tcp.web.netsel.", "_tcp.web.netsel.",
+		"netsel.", "x.y.z.web.netsel.", "..netsel.", "_._.netsel.", "web.", "-a.netsel."} {
+		f.Add(s, "netsel.")
+	}
+	f.Add("web.", ".")
+	f.Fuzz(func(t *testing.T, qname, zone string) {
+		n := parseName(qname, zone)
+		var left string
+		switch n.kind {
+		case nameInvalid:
+			return
+		case nameService:
+			left = n.service
+		case nameInstance:
+			left = n.id + "." + n.service
+		case nameProto:
+			left = "_" + n.proto + "." + n.service
+		case namePort:
+			left = "_" + n.port + "._" + n.proto + "." + n.service
+		}
+		rebuilt := zone
+		switch {
+		case left == "":
+		case zone == ".":
+			rebuilt = left + "."
+		default:
+			rebuilt = left + "." + zone
+		}
+		if rebuilt != qname {
+			t.Errorf("parseName(%q, %q) = %+v, which rebuilds as %q", qname, zone, n, rebuilt)
+		}
+		for _, part := range []string{n.service, n.id, n.port} {
+			if part != "" && !catalog.ValidName(part) {
+				t.Errorf("parseName(%q, %q) = %+v: %q is not a valid name", qname, zone, n, part)
+			}
+		}
+	})
+}
+
+// FuzzServeDNS feeds packed messages to the handler, over a real index, and
+// checks that it never panics and that whatever it writes packs again.
+func FuzzServeDNS(f *testing.F) {
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{
+		{"web.netsel.", dns.TypeA}, {"web.netsel.", dns.TypeSRV}, {"_http._tcp.web.netsel.", dns.TypeSRV},
+		{"a.web.netsel.", dns.TypeAAAA}, {"1.0.77.127.in-addr.arpa.", dns.TypePTR}, {"netsel.", dns.TypeANY},
+		{"nosuch.netsel.", dns.TypeTXT}, {"example.org.", dns.TypeA},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.name, q.qtype)
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	n := fuzzHandler(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := new(dns.Msg)
+		if err := r.Unpack(b); err != nil {
+			return
+		}
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		rcode, _ := n.ServeDNS(context.Background(), rec, r)
+		if rec.Msg == nil {
+			return // the server writes rcode
+		}
+		if rec.Msg.Rcode != rcode {
+			t.Errorf("returned %d, wrote %d", rcode, rec.Msg.Rcode)
+		}
+		if _, err := rec.Msg.Pack(); err != nil {
+			t.Errorf("reply does not pack: %v\n%v", err, rec.Msg)
+		}
+	})
+}
+
+// fuzzHandler returns a handler over an index of a small catalog in a real
+// etcd.
+func fuzzHandler(tb testing.TB) *Netsel {
+	etcd := testenv.StartEtcd(tb)
+	e := &env{etcd: etcd, ks: catalog.MustKeyspace(catalog.DefaultPrefix)}
+	put := func(key string, v []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := etcd.Client.Put(ctx, key, string(v)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	svc := &catalog.Service{Name: "web", VIP: netip.MustParseAddr("127.77.0.1"),
+		Ports: []catalog.Port{{Name: "http", Port: 80, Protocol: "tcp"}}}
+	b, _ := catalog.EncodeService(svc)
+	put(e.ks.ServiceKey("web"), b)
+	put(e.ks.VIPKey(svc.VIP), []byte("web"))
+	for _, in := range []*catalog.Instance{inst("web", "a", "127.0.0.10", 8080), inst("web", "b", "::1", 8081)} {
+		b, _ := catalog.EncodeInstance(in)
+		put(e.ks.InstanceKey("web", in.ID), b)
+	}
+
+	s, err := acquireIndex(indexConfig{Endpoints: []string{etcd.URL}, Prefix: catalog.DefaultPrefix})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.ix.WaitSynced(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	n := &Netsel{ttl: DefaultTTL}
+	n.setZones([]string{"netsel.", "77.127.in-addr.arpa."})
+	n.Fall.SetZonesFromArgs([]string{strings.ToLower("Example.Org.")})
+	n.shared.Store(s)
+	return n
+}

@@ -1,0 +1,109 @@
+package registrar
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+var clientOptsCountOnly = []clientv3.OpOption{clientv3.WithCountOnly()}
+
+// blockingQuery is the ?index=N&wait=D of a read, as Consul's blocking
+// queries: answer once what was asked for has changed after index N (an
+// etcd revision), or after D (default 5m, at most 10m, plus up to D/16 of
+// jitter so that many waiters do not return at once).
+type blockingQuery struct {
+	blocking bool
+	index    int64
+	wait     time.Duration
+}
+
+func parseBlocking(req *http.Request) (blockingQuery, error) {
+	q := req.URL.Query()
+	if !q.Has("index") {
+		if q.Has("wait") {
+			return blockingQuery{}, errBadRequest("wait", "wait needs index")
+		}
+		return blockingQuery{}, nil
+	}
+	bq := blockingQuery{blocking: true, wait: DefaultBlockingWait}
+	n, err := strconv.ParseInt(q.Get("index"), 10, 64)
+	if err != nil || n < 0 {
+		return bq, errBadRequest("index", "%q is not a non-negative integer", truncate(q.Get("index"), 40))
+	}
+	bq.index = n
+	if s := q.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			secs, serr := strconv.Atoi(s)
+			if serr != nil {
+				return bq, errBadRequest("wait", "%q is not a duration such as \"30s\"", truncate(s, 40))
+			}
+			d = time.Duration(secs) * time.Second
+		}
+		if d <= 0 {
+			return bq, errBadRequest("wait", "%q is not positive", s)
+		}
+		bq.wait = min(d, MaxBlockingWait)
+	}
+	bq.wait += rand.N(bq.wait/16 + 1)
+	return bq, nil
+}
+
+// waitService waits until service name has changed after q.index: its entry
+// has a newer revision, it appeared, or it disappeared. It returns the entry
+// (nil when absent) and the index to pass next.
+func (r *Registrar) waitService(ctx context.Context, name string, q blockingQuery) (*catalog.Entry, int64) {
+	snap := r.ix.Snapshot()
+	e, idx := serviceAt(snap, name)
+	if snap.Synced() && idx > q.index {
+		return e, idx // changed already (or absent since before index)
+	}
+	present := e != nil
+	final := r.block(ctx, q.wait, snap, func(s *catalog.Snapshot) bool {
+		e, ok := s.Service(name)
+		return ok && e.ModRevision > q.index || !ok && present
+	})
+	return serviceAt(final, name)
+}
+
+// waitList waits until any service has changed after q.index.
+func (r *Registrar) waitList(ctx context.Context, q blockingQuery) *catalog.Snapshot {
+	snap := r.ix.Snapshot()
+	if snap.Synced() && snap.Revision() > q.index {
+		return snap
+	}
+	return r.block(ctx, q.wait, snap, func(s *catalog.Snapshot) bool { return s.Revision() > q.index })
+}
+
+// block waits, from snapshot snap, for a synced snapshot for which changed
+// is true, for wait, for ctx or for the server to shut down, and returns the
+// latest snapshot.
+func (r *Registrar) block(ctx context.Context, wait time.Duration, snap *catalog.Snapshot, changed func(*catalog.Snapshot) bool) *catalog.Snapshot {
+	r.metrics.blockingActive.Inc()
+	defer r.metrics.blockingActive.Dec()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	drain := draining(ctx)
+	for {
+		select {
+		case <-snap.Stale():
+		case <-timer.C:
+			return r.ix.Snapshot()
+		case <-ctx.Done():
+			return r.ix.Snapshot()
+		case <-drain:
+			return r.ix.Snapshot()
+		}
+		snap = r.ix.Snapshot()
+		if snap.Synced() && changed(snap) {
+			return snap
+		}
+	}
+}

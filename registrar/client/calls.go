@@ -1,0 +1,124 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/netsel/netsel/registrar/api"
+)
+
+// Registration is what a service registers. Set ID to keep one identity
+// across restarts of the registrar, the network or the service; Keepalive
+// keeps the ID the registrar generated when it is empty.
+type Registration struct {
+	// Service is the service name (a DNS label).
+	Service string
+	// ID is the instance id (a DNS label); empty: the registrar picks one.
+	ID string
+	// Address and Port are where the instance listens.
+	Address string
+	Port    int
+	// Ports are named ports; the first registration of a service sets the
+	// service's ports from them (or one port "default" when there are none).
+	Ports map[string]int
+	// TTL is how long the instance outlives its last heartbeat (0: the
+	// registrar's default, 60s).
+	TTL time.Duration
+	// Weight, Tags, Meta and Zone are carried to readers as given.
+	Weight int
+	Tags   []string
+	Meta   map[string]string
+	Zone   string
+}
+
+func (r *Registration) request() *api.RegisterRequest {
+	return &api.RegisterRequest{
+		ID: r.ID, Address: r.Address, Port: r.Port, Ports: r.Ports, TTL: api.Duration(r.TTL),
+		Weight: r.Weight, Tags: r.Tags, Meta: r.Meta, Zone: r.Zone,
+	}
+}
+
+// Assignment is what registration returns: the instance id, the service's
+// VIP and virtual port(s), and the TTL.
+type Assignment = api.RegisterResponse
+
+func instancesPath(service string) string {
+	return "/v1/services/" + url.PathEscape(service) + "/instances"
+}
+
+func instancePath(service, id string) string {
+	return instancesPath(service) + "/" + url.PathEscape(id)
+}
+
+// Register registers an instance (the original ServiceClient::register).
+// Registering the same ID again is safe: it replaces the instance and keeps
+// the service's VIP.
+func (c *Client) Register(ctx context.Context, reg Registration) (*Assignment, error) {
+	var out Assignment
+	if _, err := c.do(ctx, "POST", instancesPath(reg.Service), nil, reg.request(), &out, 0); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Heartbeat renews instance id of service (the original
+// ServiceClient::send_heartbeat). It returns an error matching ErrNotFound
+// when the instance has expired: register again.
+func (c *Client) Heartbeat(ctx context.Context, service, id string) error {
+	_, err := c.do(ctx, "PUT", instancePath(service, id)+"/heartbeat", nil, nil, nil, 0)
+	return err
+}
+
+// Deregister removes instance id of service now. An instance that is
+// already gone is not an error.
+func (c *Client) Deregister(ctx context.Context, service, id string) error {
+	_, err := c.do(ctx, "DELETE", instancePath(service, id), nil, nil, nil, 0)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Services lists the services the registrar knows.
+func (c *Client) Services(ctx context.Context) (*api.ServiceList, error) {
+	var out api.ServiceList
+	if _, err := c.do(ctx, "GET", "/v1/services", nil, nil, &out, 0); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Service returns service name and its live instances, read consistently.
+// An unknown service is an error matching ErrNotFound.
+func (c *Client) Service(ctx context.Context, name string) (*api.ServiceView, error) {
+	var out api.ServiceView
+	if _, err := c.do(ctx, "GET", "/v1/services/"+url.PathEscape(name), nil, nil, &out, 0); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Watch is a blocking query on service name: it returns once the service
+// has changed after index (an index returned before; 0 for now), or after
+// wait (0: the registrar's default, 5m). It returns the service (nil when
+// it does not exist) and the index to pass to the next Watch.
+func (c *Client) Watch(ctx context.Context, name string, index int64, wait time.Duration) (*api.ServiceView, int64, error) {
+	q := url.Values{"index": {strconv.FormatInt(index, 10)}}
+	timeout := defaultTimeout + 10*time.Minute + time.Minute
+	if wait > 0 {
+		q.Set("wait", wait.String())
+		timeout = defaultTimeout + wait + wait/16
+	}
+	var out api.ServiceView
+	idx, err := c.do(ctx, "GET", "/v1/services/"+url.PathEscape(name), q, nil, &out, timeout)
+	if errors.Is(err, ErrNotFound) {
+		return nil, idx, nil
+	}
+	if err != nil {
+		return nil, index, err
+	}
+	return &out, idx, nil
+}

@@ -1,0 +1,190 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// EventKind says what happened to a kept-alive instance.
+type EventKind int
+
+// The events of Keepalive.
+const (
+	// EventRegistered: the instance is registered (first or again);
+	// Event.Assignment holds the registrar's answer.
+	EventRegistered EventKind = iota
+	// EventExpired: a heartbeat found the instance gone (404); it is
+	// registered again with the same id.
+	EventExpired
+	// EventRetry: a registration or heartbeat failed and will be retried;
+	// Event.Err says why.
+	EventRetry
+	// EventDeregistered: ctx ended and the instance was deregistered (Err
+	// set if that failed; the instance then expires with its TTL).
+	EventDeregistered
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventRegistered:
+		return "registered"
+	case EventExpired:
+		return "expired"
+	case EventRetry:
+		return "retry"
+	case EventDeregistered:
+		return "deregistered"
+	}
+	return "unknown"
+}
+
+// Event reports progress of Keepalive.
+type Event struct {
+	Kind       EventKind
+	Assignment *Assignment
+	Err        error
+}
+
+// KeepaliveOptions tune Keepalive. The zero value is usable.
+type KeepaliveOptions struct {
+	// Interval is the time between heartbeats (default 10s, the original
+	// NetSel's). Keep it well under the registration's TTL.
+	Interval time.Duration
+	// MaxBackoff caps the wait before retrying a failed call (default:
+	// Interval). Waits grow exponentially with full jitter.
+	MaxBackoff time.Duration
+	// DeregisterTimeout bounds the deregistration when ctx ends (default 5s).
+	DeregisterTimeout time.Duration
+	// OnEvent, when set, is called for every Event, from Keepalive's
+	// goroutine.
+	OnEvent func(Event)
+}
+
+const baseBackoff = 100 * time.Millisecond
+
+// Keepalive keeps reg registered until ctx ends: it registers (retrying),
+// heartbeats every Interval, retries failures with exponential backoff and
+// full jitter across the client's registrars, and registers again with the
+// same id — so the same VIP — when the registrar has let the instance
+// expire. When ctx ends it deregisters (bounded by DeregisterTimeout) and
+// returns nil. It returns early only on an error retrying cannot fix, such
+// as a 400 for a bad registration or a 401.
+func (c *Client) Keepalive(ctx context.Context, reg Registration, opts KeepaliveOptions) error {
+	if opts.Interval <= 0 {
+		opts.Interval = 10 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = opts.Interval
+	}
+	if opts.DeregisterTimeout <= 0 {
+		opts.DeregisterTimeout = 5 * time.Second
+	}
+	emit := func(e Event) {
+		if opts.OnEvent != nil {
+			opts.OnEvent(e)
+		}
+	}
+	if reg.TTL > 0 && opts.Interval >= reg.TTL {
+		c.log.Warn("heartbeat interval is not shorter than the TTL; the instance will flap", "interval", opts.Interval, "ttl", reg.TTL)
+	}
+
+	failures := 0
+	wait := func() bool {
+		d := backoff(failures, opts.MaxBackoff)
+		failures++
+		return sleep(ctx, d)
+	}
+	register := func() error {
+		for {
+			a, err := c.Register(ctx, reg)
+			if err == nil {
+				reg.ID = a.ID // keep the identity from now on
+				failures = 0
+				c.log.Info("registered", "service", reg.Service, "id", a.ID, "vip", a.VIP, "port", a.Port)
+				emit(Event{Kind: EventRegistered, Assignment: a})
+				return nil
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !retryable(err) {
+				return err
+			}
+			c.log.Warn("registration failed; retrying", "service", reg.Service, "err", err)
+			emit(Event{Kind: EventRetry, Err: err})
+			if !wait() {
+				return nil
+			}
+		}
+	}
+
+	if err := register(); err != nil {
+		return err
+	}
+	defer func() {
+		if reg.ID == "" {
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.DeregisterTimeout)
+		defer cancel()
+		err := c.Deregister(dctx, reg.Service, reg.ID)
+		if err != nil {
+			c.log.Warn("deregistration failed; the instance expires with its TTL", "service", reg.Service, "id", reg.ID, "err", err)
+		}
+		emit(Event{Kind: EventDeregistered, Err: err})
+	}()
+
+	next := opts.Interval
+	for {
+		if !sleep(ctx, next) {
+			return nil
+		}
+		err := c.Heartbeat(ctx, reg.Service, reg.ID)
+		switch {
+		case err == nil:
+			failures = 0
+			next = opts.Interval
+			continue
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrNotFound):
+			c.log.Warn("instance expired; registering again", "service", reg.Service, "id", reg.ID)
+			emit(Event{Kind: EventExpired, Err: err})
+			if err := register(); err != nil {
+				return err
+			}
+			next = opts.Interval
+		case !retryable(err):
+			return err
+		default:
+			c.log.Warn("heartbeat failed; retrying", "service", reg.Service, "id", reg.ID, "err", err)
+			emit(Event{Kind: EventRetry, Err: err})
+			next = backoff(failures, opts.MaxBackoff)
+			failures++
+		}
+	}
+}
+
+// backoff returns the wait before retry n (from 0): uniformly random in
+// [0, min(max, 100ms * 2^n)] ("full jitter").
+func backoff(n int, max time.Duration) time.Duration {
+	d := max
+	if n < 30 {
+		d = min(max, baseBackoff<<n)
+	}
+	return rand.N(d + 1)
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

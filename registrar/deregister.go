@@ -1,0 +1,101 @@
+package registrar
+
+import (
+	"context"
+	"net/http"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+// deregister serves DELETE /v1/services/{name}/instances/{id}: it deletes
+// the instance key and revokes its lease. 404 when there is no such
+// instance; 204 otherwise.
+func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
+	name, id := req.PathValue("name"), req.PathValue("id")
+	if err := checkName("name", name); err != nil {
+		return err
+	}
+	if err := checkName("id", id); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
+	defer cancel()
+	resp, err := r.cfg.Client.Delete(ctx, r.ks.InstanceKey(name, id), clientv3.WithPrevKV())
+	if err != nil {
+		return etcdUnavailable("delete instance", err)
+	}
+	if resp.Deleted == 0 {
+		return errNotFound("instance %s of service %s is not registered", id, name)
+	}
+	if lease := clientv3.LeaseID(resp.PrevKvs[0].Lease); lease != 0 {
+		r.revoke(lease, "deregistered")
+	}
+	r.log.Info("deregistered", "service", name, "id", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteService serves DELETE /v1/services/{name} (admin): it removes a
+// service that has no live instances, and frees its VIP, in one
+// transaction. 409 while instances live; 404 for an unknown service.
+func (r *Registrar) deleteService(w http.ResponseWriter, req *http.Request) error {
+	name := req.PathValue("name")
+	if err := checkName("name", name); err != nil {
+		return err
+	}
+	svcKey, instPrefix := r.ks.ServiceKey(name), r.ks.ServiceInstancesPrefix(name)
+	for range maxTxnAttempts {
+		ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
+		resp, err := r.cfg.Client.Get(ctx, svcKey)
+		cancel()
+		if err != nil {
+			return etcdUnavailable("read service", err)
+		}
+		if len(resp.Kvs) == 0 {
+			return errNotFound("service %s does not exist", name)
+		}
+		kv := resp.Kvs[0]
+		ops := []clientv3.Op{clientv3.OpDelete(svcKey)}
+		var vip string
+		if svc, err := catalog.DecodeService(kv.Value); err == nil {
+			vip = svc.VIP.String()
+			vipKey := r.ks.VIPKey(svc.VIP)
+			// Free the VIP only if it is still this service's.
+			ops = append(ops, clientv3.OpTxn(
+				[]clientv3.Cmp{clientv3.Compare(clientv3.Value(vipKey), "=", name)},
+				[]clientv3.Op{clientv3.OpDelete(vipKey)}, nil))
+		}
+		tresp, err := r.commit(req.Context(), []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(svcKey), "=", kv.ModRevision),
+			clientv3.Compare(clientv3.CreateRevision(instPrefix), "=", 0).WithPrefix(),
+		}, ops...)
+		if err != nil {
+			return etcdUnavailable("delete service", err)
+		}
+		if tresp.Succeeded {
+			r.log.Info("service deleted", "service", name, "vip", vip)
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		n, err := r.countInstances(req.Context(), instPrefix)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return errConflict("instances", "service %s has %d live instances; deregister them or let them expire first", name, n)
+		}
+	}
+	return &httpError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "service " + name + " kept changing; try again"}
+}
+
+func (r *Registrar) countInstances(ctx context.Context, prefix string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	resp, err := r.cfg.Client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, etcdUnavailable("count instances", err)
+	}
+	return resp.Count, nil
+}

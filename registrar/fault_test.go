@@ -1,0 +1,71 @@
+package registrar_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netsel/netsel/internal/testenv"
+	"github.com/netsel/netsel/registrar"
+	"github.com/netsel/netsel/registrar/api"
+)
+
+// TestEtcdUnreachable cuts the network between the registrar and etcd:
+// every call that needs etcd answers 503 with Retry-After before the
+// request deadline, and works again once the network is back.
+func TestEtcdUnreachable(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
+	const reqTimeout = 3 * time.Second
+	reg := testenv.StartRegistrar(t, "http://"+proxy.Addr(), func(c *registrar.Config) {
+		c.RequestTimeout = reqTimeout
+		c.EtcdTimeout = time.Second
+	})
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		_, ok := reg.Registrar.Index().Snapshot().Service("web")
+		return ok
+	}, "index never saw web")
+	time.Sleep(600 * time.Millisecond) // let the last renewal age out of the 500ms cache
+
+	proxy.Cut()
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/v1/services/web/instances"},
+		{"PUT", "/v1/services/web/instances/a/heartbeat"},
+		{"GET", "/v1/services/web"},
+		{"DELETE", "/v1/services/web/instances/a"},
+		{"DELETE", "/v1/services/web"},
+		{"GET", "/v1/health"},
+	} {
+		start := time.Now()
+		var body any
+		if c.method == "POST" {
+			body = api.RegisterRequest{ID: "b", Address: "127.0.0.1", Port: 80}
+		}
+		r := do(t, c.method, reg.URL+c.path, body)
+		took := time.Since(start)
+		t.Logf("%s %s: %d in %v", c.method, c.path, r.status, took)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s with etcd cut: %d (Retry-After %q) %s; want 503 with Retry-After",
+				c.method, c.path, r.status, r.header.Get("Retry-After"), r.body)
+		}
+		if took > reqTimeout+500*time.Millisecond {
+			t.Errorf("%s %s took %v, past the %v request deadline", c.method, c.path, took, reqTimeout)
+		}
+	}
+	// Reads from the index still work.
+	if r := do(t, "GET", reg.URL+"/v1/services/web?stale", nil); r.status != http.StatusOK {
+		t.Errorf("stale read with etcd cut: %d %s", r.status, r.body)
+	}
+
+	proxy.Restore()
+	testenv.Eventually(t, 15*time.Second, func() bool {
+		return do(t, "PUT", reg.URL+"/v1/services/web/instances/a/heartbeat", nil).status == http.StatusOK
+	}, "heartbeat never recovered after etcd came back")
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "b", Address: "127.0.0.1", Port: 80})
+	// The failed attempts left nothing: a and b, each on one live lease.
+	if n := len(leases(t, etcd.Client)); n != 2 {
+		t.Errorf("%d leases after recovery, want 2", n)
+	}
+}

@@ -1,0 +1,148 @@
+package registrar
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/registrar/api"
+)
+
+// listServices serves GET /v1/services from the index; with ?index= it is a
+// blocking query (see blocking.go).
+func (r *Registrar) listServices(w http.ResponseWriter, req *http.Request) error {
+	q, err := parseBlocking(req)
+	if err != nil {
+		return err
+	}
+	snap := r.ix.Snapshot()
+	if q.blocking {
+		snap = r.waitList(req.Context(), q)
+	}
+	list := api.ServiceList{Services: []api.ServiceSummary{}, Index: snap.Revision()}
+	for _, name := range snap.Names() {
+		e, _ := snap.Service(name)
+		s := api.ServiceSummary{Name: name, Instances: len(e.Instances), Index: e.ModRevision}
+		if e.Service != nil {
+			s.VIP, s.Ports = e.Service.VIP, apiPorts(e.Service.Ports)
+		}
+		list.Services = append(list.Services, s)
+	}
+	setIndex(w, list.Index)
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// getService serves GET /v1/services/{name}: by default a consistent read
+// from etcd; with ?stale from the index; with ?index= a blocking query
+// answered from the index.
+func (r *Registrar) getService(w http.ResponseWriter, req *http.Request) error {
+	name := req.PathValue("name")
+	if err := checkName("name", name); err != nil {
+		return err
+	}
+	q, err := parseBlocking(req)
+	if err != nil {
+		return err
+	}
+	var (
+		entry *catalog.Entry
+		index int64
+	)
+	switch {
+	case q.blocking:
+		entry, index = r.waitService(req.Context(), name, q)
+	case req.URL.Query().Has("stale"):
+		snap := r.ix.Snapshot()
+		entry, index = serviceAt(snap, name)
+	default:
+		ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
+		defer cancel()
+		e, rev, err := catalog.LoadService(ctx, r.cfg.Client, r.ks, name, r.skipped)
+		if err != nil {
+			return etcdUnavailable("read service", err)
+		}
+		entry, index = e, rev
+		if e != nil {
+			index = e.ModRevision
+		}
+	}
+	setIndex(w, index)
+	if entry == nil || entry.Service == nil {
+		return errNotFound("service %s does not exist", name)
+	}
+	writeJSON(w, http.StatusOK, serviceView(entry))
+	return nil
+}
+
+// serviceAt returns the entry of name in snap and its index: the entry's
+// revision, or the snapshot's when the service does not exist.
+func serviceAt(snap *catalog.Snapshot, name string) (*catalog.Entry, int64) {
+	if e, ok := snap.Service(name); ok {
+		return e, e.ModRevision
+	}
+	return nil, snap.Revision()
+}
+
+func serviceView(e *catalog.Entry) api.ServiceView {
+	v := api.ServiceView{
+		Name:      e.Name,
+		VIP:       e.Service.VIP,
+		Ports:     apiPorts(e.Service.Ports),
+		Created:   e.Service.Created,
+		Instances: make([]api.InstanceView, 0, len(e.Instances)),
+		Index:     e.ModRevision,
+	}
+	for _, in := range e.Instances {
+		v.Instances = append(v.Instances, api.InstanceView{
+			ID:         in.ID,
+			Address:    in.Address,
+			Port:       in.Port,
+			Ports:      in.Ports,
+			Weight:     in.Weight,
+			Tags:       in.Tags,
+			Meta:       in.Meta,
+			Zone:       in.Zone,
+			Registered: in.Registered,
+		})
+	}
+	return v
+}
+
+func apiPorts(ps []catalog.Port) []api.Port {
+	out := make([]api.Port, len(ps))
+	for i, p := range ps {
+		out[i] = api.Port{Name: p.Name, Port: p.Port, Protocol: p.Protocol}
+	}
+	return out
+}
+
+func setIndex(w http.ResponseWriter, index int64) {
+	w.Header().Set(api.IndexHeader, strconv.FormatInt(index, 10))
+}
+
+// healthTimeout bounds the etcd probe of /v1/health.
+const healthTimeout = 2 * time.Second
+
+// health serves GET /v1/health: 200 when etcd answers a linearizable read
+// and the index has read the keyspace, 503 otherwise.
+func (r *Registrar) health(w http.ResponseWriter, req *http.Request) error {
+	h := api.Health{Status: "ok", Etcd: "ok", Index: "synced", Revision: r.ix.Snapshot().Revision()}
+	ctx, cancel := context.WithTimeout(req.Context(), min(healthTimeout, r.cfg.EtcdTimeout))
+	defer cancel()
+	if _, err := r.cfg.Client.Get(ctx, r.ks.Prefix()+"health", clientOptsCountOnly...); err != nil {
+		h.Status, h.Etcd = "unavailable", err.Error()
+	}
+	if !r.ix.Snapshot().Synced() {
+		h.Status, h.Index = "unavailable", "syncing"
+	}
+	status := http.StatusOK
+	if h.Status != "ok" {
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, h)
+	return nil
+}

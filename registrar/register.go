@@ -1,0 +1,198 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/registrar/api"
+)
+
+// maxTxnAttempts bounds the transactions of one registration that lose a
+// race (another registrar took the VIP or changed the service) and retry.
+const maxTxnAttempts = 32
+
+// register serves POST /v1/services/{name}/instances.
+func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
+	var body api.RegisterRequest
+	if err := decodeBody(w, req, &body); err != nil {
+		r.metrics.registrations.WithLabelValues("rejected").Inc()
+		return err
+	}
+	in, ttl, err := r.instanceFrom(req.PathValue("name"), &body, time.Now())
+	if err != nil {
+		r.metrics.registrations.WithLabelValues("rejected").Inc()
+		return err
+	}
+	res, err := r.put(req.Context(), in, ttl)
+	if err != nil {
+		result := "failed"
+		var he *httpError
+		if errors.As(err, &he) && he.status < 500 {
+			result = "rejected"
+		}
+		r.metrics.registrations.WithLabelValues(result).Inc()
+		return err
+	}
+	result := "new"
+	if res.replaced {
+		result = "renewed"
+	}
+	r.metrics.registrations.WithLabelValues(result).Inc()
+	port, ports := virtualPorts(res.service, in)
+	r.log.Info("registered", "service", in.Service, "id", in.ID, "address", in.Address, "port", in.Port,
+		"vip", res.service.VIP, "ttl", ttl, "lease", fmt.Sprintf("%x", res.lease), "again", res.replaced)
+	writeJSON(w, http.StatusOK, api.RegisterResponse{
+		ID:    in.ID,
+		VIP:   res.service.VIP,
+		Port:  port,
+		Ports: ports,
+		TTL:   api.Duration(ttl),
+		Lease: int64(res.lease),
+	})
+	return nil
+}
+
+// putResult is the outcome of a successful put.
+type putResult struct {
+	service  *catalog.Service
+	lease    clientv3.LeaseID
+	replaced bool // the id was registered already; its old lease is revoked
+}
+
+// put stores in under a new lease of ttl, creating its service (and VIP)
+// when it has none, all in one transaction. On any failure it revokes the
+// lease, so nothing of the attempt is left in etcd.
+func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Duration) (*putResult, error) {
+	val, err := catalog.EncodeInstance(in)
+	if err != nil {
+		return nil, fmt.Errorf("encode instance: %w", err)
+	}
+	lease, err := r.grant(ctx, ttl)
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			r.revoke(lease, "registration failed")
+		}
+	}()
+
+	name := in.Service
+	instKey := r.ks.InstanceKey(name, in.ID)
+	putInst := clientv3.OpPut(instKey, string(val), clientv3.WithLease(lease), clientv3.WithPrevKV())
+	tried := map[netip.Addr]bool{}
+	for range maxTxnAttempts {
+		entry, err := r.loadService(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		var (
+			svc  *catalog.Service
+			cmps []clientv3.Cmp
+			ops  []clientv3.Op
+		)
+		if entry != nil && entry.Service != nil {
+			svc = entry.Service
+			if err := checkPorts(svc, in); err != nil {
+				return nil, err
+			}
+			cmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(r.ks.ServiceKey(name)), "=", svc.ModRevision)}
+			ops = []clientv3.Op{putInst}
+		} else {
+			vip, err := r.vips.pick(r.ix.Snapshot(), tried)
+			if err != nil {
+				return nil, &httpError{status: http.StatusServiceUnavailable, field: "vip", msg: err.Error(), retryAfter: 5}
+			}
+			svc = &catalog.Service{Name: name, VIP: vip, Ports: servicePorts(in), Created: in.Registered}
+			sval, err := catalog.EncodeService(svc)
+			if err != nil {
+				return nil, fmt.Errorf("encode service: %w", err)
+			}
+			vipKey := r.ks.VIPKey(vip)
+			cmps = []clientv3.Cmp{
+				clientv3.Compare(clientv3.CreateRevision(vipKey), "=", 0),
+				clientv3.Compare(clientv3.CreateRevision(r.ks.ServiceKey(name)), "=", 0),
+			}
+			ops = []clientv3.Op{
+				clientv3.OpPut(vipKey, name),
+				clientv3.OpPut(r.ks.ServiceKey(name), string(sval)),
+				putInst,
+			}
+			tried[vip] = true
+		}
+		resp, err := r.commit(ctx, cmps, ops...)
+		if err != nil {
+			return nil, etcdUnavailable("register txn", err)
+		}
+		if !resp.Succeeded {
+			// Another registrar took the VIP, created the service or
+			// changed it: read again and retry.
+			r.metrics.vipConflicts.Inc()
+			continue
+		}
+		done = true
+		res := &putResult{service: svc, lease: lease}
+		instResp := resp.Responses[len(resp.Responses)-1].GetResponsePut()
+		if prev := instResp.GetPrevKv(); prev != nil {
+			res.replaced = true
+			if old := clientv3.LeaseID(prev.Lease); old != 0 && old != lease {
+				r.revoke(old, "re-registered")
+			}
+		}
+		return res, nil
+	}
+	return nil, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
+		msg: fmt.Sprintf("service %s changed under %d attempts to register; try again", name, maxTxnAttempts)}
+}
+
+// commit runs If(cmps).Then(ops) under EtcdTimeout.
+func (r *Registrar) commit(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	return r.cfg.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+}
+
+// loadService reads service name and its instances consistently.
+func (r *Registrar) loadService(ctx context.Context, name string) (*catalog.Entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	entry, _, err := catalog.LoadService(ctx, r.cfg.Client, r.ks, name, r.skipped)
+	if err != nil {
+		return nil, etcdUnavailable("read service", err)
+	}
+	return entry, nil
+}
+
+func (r *Registrar) skipped(key string, err error) {
+	r.log.Warn("skipping undecodable value", "key", key, "err", err)
+}
+
+// grant creates a lease of ttl.
+func (r *Registrar) grant(ctx context.Context, ttl time.Duration) (clientv3.LeaseID, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	resp, err := r.cfg.Client.Grant(ctx, int64(ttl/time.Second))
+	if err != nil {
+		return 0, etcdUnavailable("grant lease", err)
+	}
+	return resp.ID, nil
+}
+
+// revoke revokes lease with a fresh, short context: it runs on failure
+// paths, after the request's own context may have ended. A lease that
+// cannot be revoked expires by itself.
+func (r *Registrar) revoke(lease clientv3.LeaseID, why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.EtcdTimeout, 2*time.Second))
+	defer cancel()
+	if _, err := r.cfg.Client.Revoke(ctx, lease); err != nil && !isLeaseNotFound(err) {
+		r.log.Warn("revoking lease failed; it will expire by itself", "lease", fmt.Sprintf("%x", lease), "why", why, "err", err)
+	}
+}

@@ -1,0 +1,247 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// errRenewerClosed is returned by renew after close.
+var errRenewerClosed = errors.New("lease renewer closed")
+
+// renewer renews leases on one long-lived LeaseKeepAlive stream shared by
+// every heartbeat. Requests are pipelined: a heartbeat queues its lease and
+// waits for the answer, without a round trip of its own to set up a stream
+// (as clientv3's KeepAliveOnce does) and without renewing forever (as
+// clientv3's KeepAlive does). Heartbeats of one lease that arrive while a
+// renewal of it is under way, or within cacheFor of the last, share it.
+// When the stream breaks it is opened again and unanswered requests are
+// sent again; a heartbeat waits at most for its own context.
+type renewer struct {
+	lc       pb.LeaseClient
+	log      *slog.Logger
+	metrics  *metrics
+	cacheFor time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	wake   chan struct{}
+
+	mu sync.Mutex
+	// pending holds, per lease, the renewals asked for and not yet
+	// answered, oldest first; the stream answers one lease's requests in
+	// order, so a response resolves the head.
+	pending map[int64][]*renewal
+	// queue holds the leases of renewals not yet sent on the current stream.
+	queue []int64
+	// recent holds the last answered renewal of each lease for cacheFor.
+	recent map[int64]*renewal
+	closed bool
+}
+
+// renewal is one keep-alive request and its answer.
+type renewal struct {
+	at   time.Time // when it was asked for: the lease lives at least TTL from here
+	done chan struct{}
+	ttl  int64 // seconds; <= 0: the lease is gone
+	err  error
+}
+
+func newRenewer(ctx context.Context, client *clientv3.Client, log *slog.Logger, m *metrics, cacheFor time.Duration) *renewer {
+	ctx, cancel := context.WithCancel(ctx)
+	rn := &renewer{
+		lc:       pb.NewLeaseClient(client.ActiveConnection()),
+		log:      log,
+		metrics:  m,
+		cacheFor: cacheFor,
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		pending:  map[int64][]*renewal{},
+		recent:   map[int64]*renewal{},
+	}
+	go rn.run()
+	return rn
+}
+
+// renew renews lease and returns its new TTL in seconds (<= 0 when the lease
+// no longer exists) and whether the answer came from a renewal made within
+// cacheFor.
+func (rn *renewer) renew(ctx context.Context, lease int64) (ttl int64, cached bool, err error) {
+	now := time.Now()
+	rn.mu.Lock()
+	if rn.closed {
+		rn.mu.Unlock()
+		return 0, false, errRenewerClosed
+	}
+	if r := rn.recent[lease]; r != nil && now.Sub(r.at) < rn.cacheFor {
+		rn.mu.Unlock()
+		return r.ttl, true, nil
+	}
+	var r *renewal
+	q := rn.pending[lease]
+	if n := len(q); n > 0 && now.Sub(q[n-1].at) < rn.cacheFor {
+		r = q[n-1] // join the renewal under way
+	} else {
+		r = &renewal{at: now, done: make(chan struct{})}
+		rn.pending[lease] = append(q, r)
+		rn.queue = append(rn.queue, lease)
+		select {
+		case rn.wake <- struct{}{}:
+		default:
+		}
+	}
+	rn.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.ttl, false, r.err
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	}
+}
+
+// close stops the renewer and fails the renewals waiting.
+func (rn *renewer) close() {
+	rn.cancel()
+	<-rn.done
+}
+
+func (rn *renewer) run() {
+	defer close(rn.done)
+	defer rn.failAll(errRenewerClosed)
+	backoff := 50 * time.Millisecond
+	for rn.ctx.Err() == nil {
+		start := time.Now()
+		err := rn.stream()
+		if rn.ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 5*time.Second {
+			backoff = 50 * time.Millisecond
+		}
+		rn.log.Warn("lease keep-alive stream ended; opening another", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-rn.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// stream runs one keep-alive stream until it fails.
+func (rn *renewer) stream() error {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(rn.ctx))
+	defer cancel()
+	ks, err := rn.lc.LeaseKeepAlive(ctx)
+	if err != nil {
+		return err
+	}
+	rn.metrics.renewStreams.Inc()
+
+	// Everything unanswered is sent again on the new stream.
+	rn.mu.Lock()
+	rn.queue = rn.queue[:0]
+	for lease, q := range rn.pending {
+		for range q {
+			rn.queue = append(rn.queue, lease)
+		}
+	}
+	rn.mu.Unlock()
+
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			resp, err := ks.Recv()
+			if err != nil {
+				recvErr <- err
+				cancel()
+				return
+			}
+			rn.answer(resp)
+		}
+	}()
+
+	prune := time.NewTicker(time.Second)
+	defer prune.Stop()
+	var batch []int64
+	for {
+		rn.mu.Lock()
+		batch = append(batch[:0], rn.queue...)
+		rn.queue = rn.queue[:0]
+		rn.mu.Unlock()
+		for _, lease := range batch {
+			if err := ks.Send(&pb.LeaseKeepAliveRequest{ID: lease}); err != nil {
+				cancel()
+				<-recvErr
+				return err
+			}
+		}
+		rn.metrics.renewRequests.Add(float64(len(batch)))
+		select {
+		case <-rn.wake:
+		case <-prune.C:
+			rn.prune()
+		case err := <-recvErr:
+			return err
+		}
+	}
+}
+
+// answer resolves the oldest pending renewal of the response's lease.
+func (rn *renewer) answer(resp *pb.LeaseKeepAliveResponse) {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	q := rn.pending[resp.ID]
+	if len(q) == 0 {
+		return // asked for on an earlier stream and answered there
+	}
+	r := q[0]
+	if len(q) == 1 {
+		delete(rn.pending, resp.ID)
+	} else {
+		rn.pending[resp.ID] = q[1:]
+	}
+	r.ttl = resp.TTL
+	close(r.done)
+	if rn.cacheFor > 0 {
+		rn.recent[resp.ID] = r
+	}
+}
+
+// prune forgets answers older than cacheFor.
+func (rn *renewer) prune() {
+	now := time.Now()
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	for lease, r := range rn.recent {
+		if now.Sub(r.at) >= rn.cacheFor {
+			delete(rn.recent, lease)
+		}
+	}
+}
+
+func (rn *renewer) failAll(err error) {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	rn.closed = true
+	for lease, q := range rn.pending {
+		for _, r := range q {
+			r.err = err
+			close(r.done)
+		}
+		delete(rn.pending, lease)
+	}
+}
+
+func isLeaseNotFound(err error) bool {
+	return errors.Is(err, rpctypes.ErrLeaseNotFound)
+}

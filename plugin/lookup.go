@@ -153,8 +153,8 @@ func (n *Netsel) lookupPTR(snap *catalog.Snapshot, qname, owner string, qtype ui
 func (n *Netsel) soa(zone string, snap *catalog.Snapshot) *dns.SOA {
 	return &dns.SOA{
 		Hdr:     dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: n.ttl},
-		Ns:      dnsutil.Join("ns.dns", zone),
-		Mbox:    dnsutil.Join("hostmaster", zone),
+		Ns:      n.soaNames[zone].ns,
+		Mbox:    n.soaNames[zone].mbox,
 		Serial:  uint32(snap.Revision()),
 		Refresh: 7200,
 		Retry:   1800,

@@ -6,12 +6,13 @@ package netsel
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/plugin/pkg/dnsutil"
 	"github.com/coredns/coredns/plugin/pkg/fall"
-	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 )
 
@@ -26,6 +27,8 @@ type Netsel struct {
 	ttl     uint32
 	ptrZone string                  // the zone PTR targets are in
 	caches  map[string]*recordCache // per forward zone
+	// soaNames are the SOA's name server and mailbox, per zone.
+	soaNames map[string]struct{ ns, mbox string }
 
 	shared atomic.Pointer[sharedIndex] // set at startup
 }
@@ -34,7 +37,9 @@ type Netsel struct {
 func (n *Netsel) setZones(zones []string) {
 	n.Zones = zones
 	n.caches = make(map[string]*recordCache, len(zones))
+	n.soaNames = make(map[string]struct{ ns, mbox string }, len(zones))
 	for _, z := range zones {
+		n.soaNames[z] = struct{ ns, mbox string }{dnsutil.Join("ns.dns", z), dnsutil.Join("hostmaster", z)}
 		if isReverse(z) {
 			continue
 		}
@@ -50,16 +55,19 @@ func (n *Netsel) setZones(zones []string) {
 
 // ServeDNS implements plugin.Handler.
 func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	state := request.Request{W: w, Req: r}
 	if len(r.Question) != 1 {
 		return dns.RcodeFormatError, nil
 	}
-	qname := state.Name()
-	zone := plugin.Zones(n.Zones).Matches(qname)
-	if zone == "" || state.QClass() != dns.ClassINET {
+	q := r.Question[0]
+	// The name as unpacked is in presentation form already; lower-casing
+	// it is all request.Request.Name would add, and this allocates only
+	// for names with upper case.
+	qname := strings.ToLower(q.Name)
+	zone := n.match(qname)
+	if zone == "" || q.Qclass != dns.ClassINET {
 		return plugin.NextOrFailure(n.Name(), n.Next, ctx, w, r)
 	}
-	qtype := state.QType()
+	qtype := q.Qtype
 	server := metrics.WithServer(ctx)
 
 	s := n.shared.Load()
@@ -72,7 +80,7 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		return dns.RcodeRefused, nil
 	}
 	snap := s.ix.Snapshot()
-	res := n.lookup(snap, zone, qname, state.QName(), qtype)
+	res := n.lookup(snap, zone, qname, q.Name, qtype)
 	if res.rcode == dns.RcodeNameError && n.Fall.Through(qname) {
 		countRequest(server, qtype, resultFallthrough)
 		return plugin.NextOrFailure(n.Name(), n.Next, ctx, w, r)
@@ -91,6 +99,21 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	// TC when it has to drop records.
 	w.WriteMsg(m)
 	return res.rcode, nil
+}
+
+// match returns the longest zone that qname (lower-case, fully qualified)
+// is in, or "". It is plugin.Zones.Matches without the allocations.
+func (n *Netsel) match(qname string) string {
+	zone := ""
+	for _, z := range n.Zones {
+		if len(z) <= len(zone) || !strings.HasSuffix(qname, z) {
+			continue
+		}
+		if len(qname) == len(z) || z == "." || qname[len(qname)-len(z)-1] == '.' {
+			zone = z
+		}
+	}
+	return zone
 }
 
 // Name implements plugin.Handler.

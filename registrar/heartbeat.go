@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/netsel/netsel/registrar/api"
 )
 
@@ -79,18 +81,14 @@ func (r *Registrar) indexedLease(name, id string) (int64, bool) {
 // storedLease reads the lease of instance id of service name from etcd; 0
 // when the instance does not exist.
 func (r *Registrar) storedLease(ctx context.Context, name, id string) (int64, error) {
-	e, err := r.loadService(ctx, name)
+	resp, err := r.cfg.Client.Get(ctx, r.ks.InstanceKey(name, id), clientv3.WithKeysOnly())
 	if err != nil {
-		return 0, err
+		return 0, etcdUnavailable("read instance", err)
 	}
-	if e == nil {
+	if len(resp.Kvs) == 0 {
 		return 0, nil
 	}
-	in, ok := e.Instance(id)
-	if !ok {
-		return 0, nil
-	}
-	return in.Lease, nil
+	return resp.Kvs[0].Lease, nil
 }
 
 // renewLease renews lease; a zero lease (no instance) reads as expired.

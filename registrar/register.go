@@ -89,9 +89,15 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 	instKey := r.ks.InstanceKey(name, in.ID)
 	putInst := clientv3.OpPut(instKey, string(val), clientv3.WithLease(lease), clientv3.WithPrevKV())
 	tried := map[netip.Addr]bool{}
-	for range maxTxnAttempts {
-		entry, err := r.loadService(ctx, name)
-		if err != nil {
+	for attempt := range maxTxnAttempts {
+		// The first attempt trusts the index (the transaction checks it);
+		// after a conflict, read the service record from etcd.
+		var current *catalog.Service
+		if attempt == 0 {
+			if e, ok := r.ix.Snapshot().Service(name); ok {
+				current = e.Service
+			}
+		} else if current, err = r.serviceRecord(ctx, name); err != nil {
 			return nil, err
 		}
 		var (
@@ -99,8 +105,8 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 			cmps []clientv3.Cmp
 			ops  []clientv3.Op
 		)
-		if entry != nil && entry.Service != nil {
-			svc = entry.Service
+		if current != nil {
+			svc = current
 			if err := checkPorts(svc, in); err != nil {
 				return nil, err
 			}
@@ -160,15 +166,28 @@ func (r *Registrar) commit(ctx context.Context, cmps []clientv3.Cmp, ops ...clie
 	return r.cfg.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 }
 
-// loadService reads service name and its instances consistently.
-func (r *Registrar) loadService(ctx context.Context, name string) (*catalog.Entry, error) {
+// serviceRecord reads the record of service name from etcd: nil when
+// there is none.
+func (r *Registrar) serviceRecord(ctx context.Context, name string) (*catalog.Service, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
 	defer cancel()
-	entry, _, err := catalog.LoadService(ctx, r.cfg.Client, r.ks, name, r.skipped)
+	resp, err := r.cfg.Client.Get(ctx, r.ks.ServiceKey(name))
 	if err != nil {
 		return nil, etcdUnavailable("read service", err)
 	}
-	return entry, nil
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	svc, err := catalog.DecodeService(resp.Kvs[0].Value)
+	if err == nil && svc.Name != name {
+		err = fmt.Errorf("record names service %q", svc.Name)
+	}
+	if err != nil {
+		r.skipped(r.ks.ServiceKey(name), err)
+		return nil, &httpError{status: http.StatusInternalServerError, msg: "the stored record of service " + name + " is unreadable; an admin must fix or delete it", cause: err}
+	}
+	svc.ModRevision = resp.Kvs[0].ModRevision
+	return svc, nil
 }
 
 func (r *Registrar) skipped(key string, err error) {

@@ -9,11 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -77,7 +75,7 @@ func quietLogger(stderr io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func cmdServices(args []string, stdout, stderr io.Writer) error {
+func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("services", "services [flags]", stderr)
 	var cf clientFlags
 	cf.register(fs)
@@ -88,7 +86,7 @@ func cmdServices(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	list, err := c.Services(ctx)
 	if err != nil {
@@ -105,7 +103,7 @@ func cmdServices(args []string, stdout, stderr io.Writer) error {
 	return tw.Flush()
 }
 
-func cmdInstances(args []string, stdout, stderr io.Writer) error {
+func cmdInstances(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("instances", "instances NAME [flags]", stderr)
 	var cf clientFlags
 	cf.register(fs)
@@ -116,7 +114,7 @@ func cmdInstances(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	svc, err := c.Service(ctx, fs.Arg(0))
 	if err != nil {
@@ -185,7 +183,7 @@ func (p portsFlag) Set(s string) error {
 	return nil
 }
 
-func cmdRegister(args []string, stdout, stderr io.Writer) error {
+func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then deregisters it", stderr)
 	var cf clientFlags
 	cf.register(fs)
@@ -212,7 +210,7 @@ func cmdRegister(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *once {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		a, err := c.Register(ctx, reg)
 		if err != nil {
@@ -224,8 +222,6 @@ func cmdRegister(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v\n", reg.Service, a.ID, a.VIP, a.Port, time.Duration(a.TTL))
 		return nil
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return c.Keepalive(ctx, reg, client.KeepaliveOptions{
 		Interval: *interval,
 		OnEvent: func(ev client.Event) {
@@ -248,7 +244,7 @@ func cmdRegister(args []string, stdout, stderr io.Writer) error {
 	})
 }
 
-func cmdDeregister(args []string, stdout, stderr io.Writer) error {
+func cmdDeregister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("deregister", "deregister NAME ID [flags]", stderr)
 	var cf clientFlags
 	cf.register(fs)
@@ -259,7 +255,7 @@ func cmdDeregister(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := c.Deregister(ctx, fs.Arg(0), fs.Arg(1)); err != nil {
 		return err
@@ -268,7 +264,27 @@ func cmdDeregister(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func cmdWatch(args []string, stdout, stderr io.Writer) error {
+func cmdDeleteService(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("delete-service", "delete-service NAME [flags]\n\nRemoves a service with no live instances and frees its VIP (admin)", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	c, err := cf.client(quietLogger(stderr))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := c.DeleteService(ctx, fs.Arg(0)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "deleted service %s and freed its VIP\n", fs.Arg(0))
+	return nil
+}
+
+func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("watch", "watch [NAME] [flags]\n\nPrints the service (or the list of services) now and after every change, until interrupted", stderr)
 	var cf clientFlags
 	cf.register(fs)
@@ -280,8 +296,6 @@ func cmdWatch(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	name := fs.Arg(0)
 	var index int64
 	for ctx.Err() == nil {

@@ -7,15 +7,19 @@
 //	netsel instances NAME         show a service and its live instances
 //	netsel register NAME ...      register an instance and keep it alive
 //	netsel deregister NAME ID     remove an instance now
+//	netsel delete-service NAME    remove an empty service, free its VIP
 //	netsel watch [NAME]           print changes as they happen
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 const usage = `netsel — service registration and discovery over etcd.
@@ -26,6 +30,7 @@ Usage:
   netsel instances NAME           show a service, its VIP and its live instances
   netsel register NAME [flags]    register an instance and heartbeat until Ctrl-C
   netsel deregister NAME ID       deregister an instance now
+  netsel delete-service NAME      remove a service with no instances and free its VIP
   netsel watch [NAME]             print the service (or all services) on every change
 
 Run "netsel COMMAND -h" for the flags of a command.
@@ -33,11 +38,15 @@ Client commands talk to the registrar at $NETSEL_REGISTRAR (default http://127.0
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run dispatches to a command and returns the process exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+// run dispatches to a command and returns the process exit code. Commands
+// that run until interrupted stop when ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -45,17 +54,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "serve":
-		err = serve(args, stderr)
+		err = serve(ctx, args, stderr)
 	case "services":
-		err = cmdServices(args, stdout, stderr)
+		err = cmdServices(ctx, args, stdout, stderr)
 	case "instances":
-		err = cmdInstances(args, stdout, stderr)
+		err = cmdInstances(ctx, args, stdout, stderr)
 	case "register":
-		err = cmdRegister(args, stdout, stderr)
+		err = cmdRegister(ctx, args, stdout, stderr)
 	case "deregister":
-		err = cmdDeregister(args, stdout, stderr)
+		err = cmdDeregister(ctx, args, stdout, stderr)
+	case "delete-service":
+		err = cmdDeleteService(ctx, args, stdout, stderr)
 	case "watch":
-		err = cmdWatch(args, stdout, stderr)
+		err = cmdWatch(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

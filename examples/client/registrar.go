@@ -61,6 +61,12 @@ func checkRegistrar(ck *checker, c *client.Client) {
 		}
 		return "gone; heartbeat now 404", nil
 	})
+	ck.check("delete probe service", func(ctx context.Context) (string, error) {
+		if err := c.DeleteService(ctx, probeService); err != nil {
+			return "", err
+		}
+		return "service and its VIP freed", nil
+	})
 }
 
 func hasInstance(svc *api.ServiceView, id string) bool {

@@ -76,7 +76,8 @@ func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, 
 	go serveEcho(echoLn, &self, log)
 	log.Info("echo service listening", "http", httpLn.Addr(), "echo", echoLn.Addr())
 
-	c, err := client.New(client.Config{URLs: strings.Split(registrars, ","), Logger: log})
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := client.New(client.Config{URLs: strings.Split(registrars, ","), Logger: quiet})
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,15 @@ func runFresh(args []string) error {
 	defer conn.Close()
 
 	ctx := context.Background()
+	svc := &catalog.Service{Name: "fresh", VIP: serviceVIP(65000), Created: time.Now(),
+		Ports: []catalog.Port{{Name: catalog.DefaultPortName, Port: 9000, Protocol: catalog.ProtocolTCP}}}
+	sb, err := catalog.EncodeService(svc)
+	if err != nil {
+		return err
+	}
+	if _, err := cli.Put(ctx, ks.ServiceKey(svc.Name), string(sb)); err != nil {
+		return err
+	}
 	var lat []time.Duration
 	for i := range *n {
 		in := &catalog.Instance{ID: fmt.Sprintf("f%d", i), Service: "fresh", Address: instanceAddr(i, 0, 1),

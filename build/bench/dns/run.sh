@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# DNS benchmark of the netsel CoreDNS plugin against hosts, etcd, cache+etcd
+# and a bare miekg/dns server answering from a Go map, on one machine, with
+# dnsperf. Prints a markdown report on stdout; see RESULTS.md.
+#
+#   build/bench/dns/run.sh            # DUR=10 RUNS=3 CLIENTS=4 by default
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+DUR=${DUR:-10}          # seconds per dnsperf run
+RUNS=${RUNS:-3}         # runs per case; medians are reported
+CLIENTS=${CLIENTS:-4}   # dnsperf -c
+FRESH=${FRESH:-1000}    # registrations for the freshness probe
+W=$(mktemp -d /tmp/netsel-dnsbench.XXXXXX)
+ETCD=http://127.0.0.1:23790
+
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$W"
+}
+trap cleanup EXIT
+start() { # log-name command...
+	local log=$1; shift
+	"$@" >"$W/$log.log" 2>&1 &
+	pids+=($!)
+	echo $! >"$W/$log.pid"
+}
+wait_answer() { # port name type
+	for _ in $(seq 600); do
+		if dig +tries=1 +time=1 @127.0.0.1 -p "$1" "$2" "$3" 2>/dev/null | grep -q 'status: NOERROR' &&
+			[ -n "$(dig +short +tries=1 +time=1 @127.0.0.1 -p "$1" "$2" "$3")" ]; then return 0; fi
+		sleep 0.1
+	done
+	echo "no answer from port $1 for $2 $3" >&2
+	exit 1
+}
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$(cat "$W/$1.pid")/status"; }
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+# perf PORT QUERYFILE -> "qps mean_ms p99_ms", medians over RUNS runs
+perf() {
+	: >"$W/runs"
+	for _ in $(seq "$RUNS"); do
+		dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DUR" -c "$CLIENTS" -T 1 -v >"$W/out" 2>&1
+		qps=$(awk '/Queries per second/ {print $4}' "$W/out")
+		lost=$(awk '/Queries lost/ {print $3}' "$W/out")
+		[ "$lost" = 0 ] || echo "warning: port $1 lost $lost queries" >&2
+		echo "$qps $("$W/dnsbench" latency <"$W/out")" >>"$W/runs"
+	done
+	printf '%s %s %s\n' "$(cut -d' ' -f1 "$W/runs" | median)" "$(cut -d' ' -f2 "$W/runs" | median)" "$(cut -d' ' -f3 "$W/runs" | median)"
+}
+
+go build -o "$W/coredns" ./build/coredns
+go build -o "$W/dnsbench" ./build/bench/dns
+
+start etcd "$W/dnsbench" etcd -listen 127.0.0.1:23790 -peer 127.0.0.1:23800 -dir "$W/etcd"
+for _ in $(seq 100); do grep -q ready "$W/etcd.log" && break; sleep 0.1; done
+"$W/dnsbench" load -etcd $ETCD -services 1000 -instances 3 -skydns -out "$W"
+
+corefile() { # name port body
+	printf 'netsel.:%s {\n    bind 127.0.0.1\n%s\n}\n' "$2" "$3" >"$W/Corefile.$1"
+	start "$1" "$W/coredns" -conf "$W/Corefile.$1"
+}
+corefile netsel 25301 "    netsel {
+        endpoint $ETCD
+    }"
+corefile hosts 25302 "    hosts $W/hosts netsel. {
+        reload 0
+    }"
+corefile etcd 25303 "    etcd netsel. {
+        endpoint $ETCD
+        path /skydns
+    }"
+corefile cache-etcd 25304 "    cache 30
+    etcd netsel. {
+        endpoint $ETCD
+        path /skydns
+    }"
+start map "$W/dnsbench" mapserve -addr 127.0.0.1:25305 -services 1000 -instances 3
+for port in 25301 25302 25303 25304 25305; do wait_answer $port svc00999.netsel. A; done
+
+echo "## DNS: 1,000 services x 3 instances (dnsperf -l $DUR -c $CLIENTS -T 1, median of $RUNS runs)"
+echo
+echo "| server | A QPS | A mean ms | A p99 ms | SRV QPS | SRV mean ms | SRV p99 ms |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+for c in "netsel:25301" "hosts:25302" "etcd:25303" "cache-etcd:25304" "map:25305"; do
+	name=${c%%:*} port=${c##*:}
+	read -r aq am ap <<<"$(perf "$port" "$W/a.txt")"
+	if [ "$name" = hosts ]; then
+		sq=n/a sm=n/a sp=n/a # hosts has no SRV records
+	else
+		read -r sq sm sp <<<"$(perf "$port" "$W/srv.txt")"
+	fi
+	printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$name" "$aq" "$am" "$ap" "$([ "$sq" = n/a ] && echo n/a || printf '%.0f' "$sq")" "$sm" "$sp"
+done
+echo
+echo "RSS after the runs (MB): netsel $(rss_mb netsel), hosts $(rss_mb hosts), etcd $(rss_mb etcd), cache-etcd $(rss_mb cache-etcd), map $(rss_mb map)"
+echo
+
+echo "## netsel at scale"
+echo
+echo "| instances | services | A QPS | A p99 ms | SRV QPS | SRV p99 ms | RSS MB after sync | RSS MB after runs |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for s in 3334:25306 33334:25307; do
+	n=${s%%:*} port=${s##*:}
+	mkdir -p "$W/s$n"
+	"$W/dnsbench" load -etcd $ETCD -prefix "/netsel$n/" -services "$n" -instances 3 -out "$W/s$n"
+	corefile "netsel$n" "$port" "    netsel {
+        endpoint $ETCD
+        prefix /netsel$n/
+    }"
+	wait_answer "$port" "svc$(printf %05d $((n - 1))).netsel." SRV
+	rss0=$(rss_mb "netsel$n")
+	read -r aq _ ap <<<"$(perf "$port" "$W/s$n/a.txt")"
+	read -r sq _ sp <<<"$(perf "$port" "$W/s$n/srv.txt")"
+	printf '| %d | %d | %.0f | %s | %.0f | %s | %s | %s |\n' $((n * 3)) "$n" "$aq" "$ap" "$sq" "$sp" "$rss0" "$(rss_mb "netsel$n")"
+	kill "$(cat "$W/netsel$n.pid")"
+done
+echo
+
+echo "## Freshness"
+echo
+echo "Time from the start of an instance's etcd write to the first DNS answer with it (netsel, 1,000 services loaded):"
+echo
+"$W/dnsbench" fresh -etcd $ETCD -dns 127.0.0.1:25301 -n "$FRESH"

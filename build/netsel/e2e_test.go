@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netsel/netsel/internal/testenv"
+)
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startStack runs the whole stack in-process on free loopback ports and
+// returns its flags; it is stopped, gracefully, when the test ends.
+func startStack(t *testing.T) serveFlags {
+	t.Helper()
+	var f serveFlags
+	f.dataDir = filepath.Join(t.TempDir(), "etcd")
+	f.etcdListen = freeAddr(t)
+	f.etcdPeer = freeAddr(t)
+	f.prefix = "/netsel/"
+	f.registrar = freeAddr(t)
+	f.vipCIDR = "127.78.0.0/16" // apart from a developer's running NetSel
+	f.dns = freeAddr(t)
+	f.zone = "netsel."
+	f.http = freeAddr(t)
+	f.vipProxy = true
+	f.stopTimeout = 20 * time.Second
+
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runStack(ctx, f, logger) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("runStack: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("stack did not stop within 30s")
+		}
+		if t.Failed() {
+			t.Logf("stack logs:\n%s", logs.String())
+		}
+	})
+	testenv.Eventually(t, 60*time.Second, func() bool {
+		return strings.Contains(logs.String(), "netsel ready")
+	}, "stack not ready; logs:\n%s", &logs)
+	return f
+}
+
+// goBuild builds a package of this module into dir and returns the binary.
+func goBuild(t *testing.T, dir, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = "../.."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func TestStackRunsTheExamples(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the examples")
+	}
+	f := startStack(t)
+	bin := t.TempDir()
+	service := goBuild(t, bin, "./examples/service")
+	client := goBuild(t, bin, "./examples/client")
+	registrar := "http://" + f.registrar
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var svcLogs syncBuffer
+	svc := exec.CommandContext(ctx, service, "-registrar", registrar, "-interval", "1s", "-ttl", "5s")
+	svc.Stdout, svc.Stderr = &svcLogs, &svcLogs
+	svc.Cancel = func() error { return svc.Process.Signal(os.Interrupt) }
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(svcLogs.String(), "msg=registered")
+	}, "service did not register; logs:\n%s", &svcLogs)
+
+	out, err := exec.CommandContext(ctx, client, "-registrar", registrar, "-dns", f.dns, "-http", f.http).CombinedOutput()
+	t.Logf("client:\n%s", out)
+	if err != nil || !bytes.Contains(out, []byte("all checks passed")) {
+		t.Fatalf("client example failed: %v", err)
+	}
+
+	// The CLI lists what the service registered.
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"instances", "-registrar", registrar, "echo"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("netsel instances: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "echo  vip 127.78.") {
+		t.Errorf("netsel instances output:\n%s", stdout.String())
+	}
+
+	// Ctrl-C on the service deregisters it at once.
+	svc.Process.Signal(os.Interrupt)
+	if err := svc.Wait(); err != nil {
+		t.Errorf("service exit: %v\n%s", err, svcLogs.String())
+	}
+	if !strings.Contains(svcLogs.String(), "deregistered") {
+		t.Errorf("service did not deregister on interrupt:\n%s", svcLogs.String())
+	}
+	stdout.Reset()
+	run(context.Background(), []string{"services", "-registrar", registrar}, &stdout, &stderr)
+	if !strings.Contains(stdout.String(), "echo") || !strings.Contains(stdout.String(), " 0\n") {
+		t.Errorf("after deregistration, netsel services:\n%s", stdout.String())
+	}
+}
+
+func TestCLI(t *testing.T) {
+	f := startStack(t)
+	registrar := "http://" + f.registrar
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string
+		stderrOK func(string) bool
+	}{
+		{"help", []string{"help"}, 0, "netsel services", nil},
+		{"unknown command", []string{"frobnicate"}, 2, "", func(s string) bool { return strings.Contains(s, `unknown command "frobnicate"`) }},
+		{"register once", []string{"register", "-registrar", registrar, "-once", "-port", "8080", "-id", "a1", "web"}, 0, "registered web/a1: vip 127.78.", nil},
+		{"register bad port", []string{"register", "-registrar", registrar, "-once", "-port", "0", "web"}, 1, "", func(s string) bool { return strings.Contains(s, "port") }},
+		{"register bad name", []string{"register", "-registrar", registrar, "-once", "-port", "80", "Web_1"}, 1, "", func(s string) bool { return strings.Contains(s, "name") }},
+		{"services", []string{"services", "-registrar", registrar}, 0, "web", nil},
+		{"instances", []string{"instances", "-registrar", registrar, "web"}, 0, "a1", nil},
+		{"instances unknown", []string{"instances", "-registrar", registrar, "nope"}, 1, "", nil},
+		{"instances missing arg", []string{"instances", "-registrar", registrar}, 2, "", nil},
+		{"deregister", []string{"deregister", "-registrar", registrar, "web", "a1"}, 0, "deregistered web/a1", nil},
+		{"delete service", []string{"delete-service", "-registrar", registrar, "web"}, 0, "deleted service web", nil},
+		{"registrar down", []string{"services", "-registrar", "http://" + freeAddr(t)}, 1, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, &stdout, &stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.stdout) {
+				t.Errorf("stdout %q does not contain %q", stdout.String(), tt.stdout)
+			}
+			if tt.stderrOK != nil && !tt.stderrOK(stderr.String()) {
+				t.Errorf("unexpected stderr: %s", stderr.String())
+			}
+		})
+	}
+}
+
+func TestWatchPrintsChanges(t *testing.T) {
+	f := startStack(t)
+	registrar := "http://" + f.registrar
+	// Watch runs until interrupted; run it on a pipe and stop reading once
+	// the change shows.
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	watchDone := make(chan int)
+	go func() {
+		watchDone <- run(ctx, []string{"watch", "-registrar", registrar, "-wait", "10s"}, pw, io.Discard)
+	}()
+	lines := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := pr.Read(buf)
+			if err != nil {
+				return
+			}
+			lines <- string(buf[:n])
+		}
+	}()
+	var seen strings.Builder
+	deadline := time.After(10 * time.Second)
+	registered := false
+	for !strings.Contains(seen.String(), "watched  vip") {
+		select {
+		case l := <-lines:
+			seen.WriteString(l)
+			if !registered && strings.Contains(seen.String(), "---") {
+				registered = true
+				var out, errb bytes.Buffer
+				if code := run(context.Background(), []string{"register", "-registrar", registrar, "-once", "-port", "81", "watched"}, &out, &errb); code != 0 {
+					t.Fatalf("register: %s", errb.String())
+				}
+			}
+		case <-deadline:
+			t.Fatalf("watch did not print the new service; output:\n%s", seen.String())
+		}
+	}
+	cancel()
+	go io.Copy(io.Discard, pr)
+	select {
+	case code := <-watchDone:
+		if code != 0 {
+			t.Errorf("watch exit %d after cancel, want 0", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("watch did not stop when its context ended")
+	}
+}

@@ -70,7 +70,10 @@ func candidates(v *view, port string) []candidate {
 // f.tries instances. The returned release must be called when the
 // connection is done.
 func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.Uint64) (net.Conn, func(), error) {
-	cs := candidates(v, port)
+	cs, ok := v.byPort[port]
+	if !ok {
+		cs = candidates(v, port)
+	}
 	if len(cs) == 0 {
 		return nil, nil, errNoInstance
 	}
@@ -84,12 +87,17 @@ func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.U
 			errs = append(errs, err)
 			continue
 		}
+		if !f.leastConn {
+			return conn, noop, nil
+		}
 		n := f.counter(c.addr)
 		n.Add(1)
 		return conn, func() { n.Add(-1) }, nil
 	}
 	return nil, nil, fmt.Errorf("dialing %d of %d instances: %w", len(errs), len(cs), errors.Join(errs...))
 }
+
+func noop() {}
 
 // start returns the index of the first candidate to try.
 func (f *forwarder) start(cs []candidate, rr *atomic.Uint64) int {

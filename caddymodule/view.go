@@ -29,6 +29,9 @@ type view struct {
 	dials []string
 	// weights maps each dial address to its instance's weight.
 	weights map[string]int
+	// byPort holds, for each port name of the service, the instances that
+	// serve it, for the layer-4 proxies.
+	byPort map[string][]candidate
 }
 
 // viewCache holds the last view of each service that was asked for.
@@ -70,6 +73,12 @@ func newView(e *catalog.Entry, hs *healthState) *view {
 		v.instances = append(v.instances, in)
 		v.dials = append(v.dials, d)
 		v.weights[d] = in.Weight
+	}
+	if e.Service != nil {
+		v.byPort = make(map[string][]candidate, len(e.Service.Ports))
+		for _, p := range e.Service.Ports {
+			v.byPort[p.Name] = candidates(v, p.Name)
+		}
 	}
 	return v
 }

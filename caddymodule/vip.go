@@ -46,6 +46,8 @@ type vipListener struct {
 	ln      net.Listener
 	rr      atomic.Uint64
 	done    chan struct{}
+
+	accepted, refused prometheus.Counter
 }
 
 func newVIPProxy(ctx caddy.Context, app *App, cfg *VIPProxyConfig, logger *zap.Logger) (*vipProxy, error) {
@@ -123,15 +125,27 @@ func (vp *vipProxy) reconcile(old, snap *catalog.Snapshot) {
 	} else {
 		names = catalog.Changed(old, snap)
 	}
+	if len(names) == 0 {
+		return
+	}
+	// What each service holds now, gathered once per reconcile.
+	held := map[string][]netip.AddrPort{}
+	for ap, l := range vp.listeners {
+		held[l.service] = append(held[l.service], ap)
+	}
+	for ap, svc := range vp.failed {
+		held[svc] = append(held[svc], ap)
+	}
 	for _, name := range names {
 		want := wantedPorts(snap, name)
-		for ap, l := range vp.listeners {
-			if l.service == name && !want[ap] {
+		for _, ap := range held[name] {
+			if want[ap] {
+				continue
+			}
+			if l, ok := vp.listeners[ap]; ok && l.service == name {
 				vp.close(ap, l)
 			}
-		}
-		for ap, svc := range vp.failed {
-			if svc == name && !want[ap] {
+			if vp.failed[ap] == name {
 				delete(vp.failed, ap)
 			}
 		}
@@ -179,7 +193,11 @@ func (vp *vipProxy) listen(ap netip.AddrPort, name string) {
 	lnAny, err := addr.Listen(vp.ctx, 0, net.ListenConfig{})
 	if err == nil {
 		if ln, ok := lnAny.(net.Listener); ok {
-			l := &vipListener{service: name, port: int(ap.Port()), ln: ln, done: make(chan struct{})}
+			l := &vipListener{
+				service: name, port: int(ap.Port()), ln: ln, done: make(chan struct{}),
+				accepted: vp.accepted.WithLabelValues(name),
+				refused:  vp.refused.WithLabelValues(name),
+			}
 			vp.listeners[ap] = l
 			vp.open.Inc()
 			if _, was := vp.failed[ap]; was {
@@ -244,13 +262,13 @@ func (vp *vipProxy) handle(l *vipListener, c net.Conn) {
 		port, _ = portName(v.entry.Service, l.port)
 	}
 	if port == "" {
-		vp.refused.WithLabelValues(l.service).Inc()
+		l.refused.Inc()
 		refuse(c)
 		return
 	}
 	up, release, err := vp.fwd.dial(context.Background(), v, port, &l.rr)
 	if err != nil {
-		vp.refused.WithLabelValues(l.service).Inc()
+		l.refused.Inc()
 		if err != errNoInstance {
 			vp.logger.Warn("no instance reachable; resetting client connection",
 				zap.String("service", l.service), zap.String("port", port+"/"+strconv.Itoa(l.port)), zap.Error(err))
@@ -259,6 +277,6 @@ func (vp *vipProxy) handle(l *vipListener, c net.Conn) {
 		return
 	}
 	defer release()
-	vp.accepted.WithLabelValues(l.service).Inc()
+	l.accepted.Inc()
 	pipe(c, up, c)
 }

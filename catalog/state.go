@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -19,9 +20,34 @@ type state struct {
 }
 
 type svcState struct {
-	service   *Service
-	instances map[string]*Instance
+	service *Service
+	// instances are sorted by ID and kept sorted as events arrive, so
+	// publishing a changed service is a copy, not a sort.
+	instances []*Instance
 	modRev    int64
+}
+
+// find returns the position of id in s.instances and whether it is there.
+func (s *svcState) find(id string) (int, bool) {
+	i := sort.Search(len(s.instances), func(i int) bool { return s.instances[i].ID >= id })
+	return i, i < len(s.instances) && s.instances[i].ID == id
+}
+
+// remove deletes instance id, if present.
+func (s *svcState) remove(id string) {
+	if i, ok := s.find(id); ok {
+		s.instances = slices.Delete(s.instances, i, i+1)
+	}
+}
+
+// put adds or replaces in.
+func (s *svcState) put(in *Instance) {
+	i, ok := s.find(in.ID)
+	if ok {
+		s.instances[i] = in
+		return
+	}
+	s.instances = slices.Insert(s.instances, i, in)
 }
 
 func newState(ks Keyspace, onSkip func(string, error)) *state {
@@ -31,7 +57,7 @@ func newState(ks Keyspace, onSkip func(string, error)) *state {
 func (st *state) svc(name string) *svcState {
 	s := st.services[name]
 	if s == nil {
-		s = &svcState{instances: map[string]*Instance{}}
+		s = &svcState{}
 		st.services[name] = s
 	}
 	return s
@@ -66,18 +92,20 @@ func (st *state) apply(kv *mvccpb.KeyValue, deleted bool, rev int64) {
 		st.touch(key.Service, s, rev)
 	case KindInstance:
 		s := st.svc(key.Service)
-		delete(s.instances, key.ID)
-		if !deleted {
+		if deleted {
+			s.remove(key.ID)
+		} else {
 			in, err := DecodeInstance(kv.Value)
 			if err == nil && (in.ID != key.ID || in.Service != key.Service) {
 				err = errNameMismatch
 			}
 			if err != nil {
+				s.remove(key.ID)
 				st.onSkip(string(kv.Key), err)
 			} else {
 				in.Lease = kv.Lease
 				in.ModRevision = kv.ModRevision
-				s.instances[key.ID] = in
+				s.put(in)
 			}
 		}
 		st.touch(key.Service, s, rev)
@@ -99,13 +127,7 @@ func (st *state) touch(name string, s *svcState, rev int64) {
 
 // entry builds the immutable Entry of s.
 func (s *svcState) entry(name string) *Entry {
-	e := &Entry{Name: name, Service: s.service, ModRevision: s.modRev}
-	e.Instances = make([]*Instance, 0, len(s.instances))
-	for _, in := range s.instances {
-		e.Instances = append(e.Instances, in)
-	}
-	sort.Slice(e.Instances, func(i, j int) bool { return e.Instances[i].ID < e.Instances[j].ID })
-	return e
+	return &Entry{Name: name, Service: s.service, ModRevision: s.modRev, Instances: slices.Clone(s.instances)}
 }
 
 // sameAs reports whether e holds exactly what s holds, judged by revisions.
@@ -119,9 +141,9 @@ func (s *svcState) sameAs(e *Entry) bool {
 	if len(s.instances) != len(e.Instances) {
 		return false
 	}
-	for _, in := range e.Instances {
-		cur, ok := s.instances[in.ID]
-		if !ok || cur.ModRevision != in.ModRevision {
+	for i, in := range e.Instances {
+		cur := s.instances[i]
+		if cur.ID != in.ID || cur.ModRevision != in.ModRevision {
 			return false
 		}
 	}

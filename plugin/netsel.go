@@ -71,7 +71,13 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	server := metrics.WithServer(ctx)
 
 	s := n.shared.Load()
-	if s == nil || !s.ix.Snapshot().Synced() {
+	if s == nil {
+		countRequest(server, qtype, resultNotReady)
+		return dns.RcodeServerFailure, nil
+	}
+	snap := s.ix.Snapshot()
+	if !snap.Synced() {
+		// Until etcd has been read in full, an NXDOMAIN could be false.
 		countRequest(server, qtype, resultNotReady)
 		return dns.RcodeServerFailure, nil
 	}
@@ -79,7 +85,6 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
-	snap := s.ix.Snapshot()
 	res := n.lookup(snap, zone, qname, q.Name, qtype)
 	if res.rcode == dns.RcodeNameError && n.Fall.Through(qname) {
 		countRequest(server, qtype, resultFallthrough)

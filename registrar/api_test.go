@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar"
 	"github.com/netsel/netsel/registrar/api"
@@ -141,7 +142,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	}, "health never 200")
 	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
 	do(t, "POST", reg.URL+"/v1/services/web/instances", `{"port":1}`)
-	do(t, "PUT", reg.URL+"/v1/services/web/instances/a/heartbeat", nil)
+	if r := do(t, "PUT", reg.URL+"/v1/services/web/instances/a/heartbeat", nil); r.status != http.StatusOK {
+		t.Errorf("heartbeat: %d %s", r.status, r.body)
+	}
 	for series, want := range map[string]float64{
 		`netsel_registrar_registrations_total{result="new"}`:                                                        1,
 		`netsel_registrar_registrations_total{result="rejected"}`:                                                   1,
@@ -157,5 +160,62 @@ func TestHealthAndMetrics(t *testing.T) {
 	body := string(do(t, "GET", reg.URL+"/metrics", nil).body)
 	if !strings.Contains(body, "netsel_registrar_http_request_duration_seconds_bucket") {
 		t.Error("no latency histogram in /metrics")
+	}
+}
+
+// TestShutdownEndsBlockingQueries: stopping the server answers waiting
+// blocking queries at once instead of holding the shutdown.
+func TestShutdownEndsBlockingQueries(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		_, ok := reg.Registrar.Index().Snapshot().Service("web")
+		return ok
+	}, "index never saw web")
+	r := do(t, "GET", reg.URL+"/v1/services/web?stale", nil)
+	idx := r.header.Get(api.IndexHeader)
+	got := make(chan int, 1)
+	go func() {
+		got <- do(t, "GET", reg.URL+"/v1/services/web?index="+idx+"&wait=60s", nil).status
+	}()
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		return metric(t, reg.URL, "netsel_registrar_blocking_queries") == 1
+	}, "blocking query never started waiting")
+	start := time.Now()
+	reg.Stop()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("shutdown took %v with a blocking query waiting", took)
+	}
+	select {
+	case s := <-got:
+		if s != http.StatusOK {
+			t.Errorf("blocking query answered %d at shutdown, want 200", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking query not answered at shutdown")
+	}
+}
+
+// TestHeartbeatBeforeIndex: an instance the index has not seen yet is
+// still renewed, by reading its lease from etcd. The index given here never
+// runs, so every lookup takes that path.
+func TestHeartbeatBeforeIndex(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL, func(c *registrar.Config) {
+		c.Index = catalog.NewIndex(c.Client, c.Keyspace, catalog.IndexOptions{})
+	})
+	a := register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80, TTL: api.Duration(20 * time.Second)})
+	if r := do(t, "PUT", reg.URL+"/v1/services/web/instances/a/heartbeat", nil); r.status != http.StatusOK {
+		t.Fatalf("heartbeat: %d %s", r.status, r.body)
+	}
+	// Registering again must not take a second VIP although the index is
+	// empty: the transaction sees the service exists.
+	b := register(t, reg.URL, "web", api.RegisterRequest{ID: "b", Address: "127.0.0.1", Port: 80})
+	if b.VIP != a.VIP {
+		t.Errorf("second instance got VIP %v, first %v", b.VIP, a.VIP)
+	}
+	if r := do(t, "PUT", reg.URL+"/v1/services/web/instances/zz/heartbeat", nil); r.status != http.StatusNotFound {
+		t.Errorf("heartbeat of an unknown instance: %d", r.status)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar"
-	"github.com/netsel/netsel/registrar/api"
 )
 
 // Benchmarks run 64 concurrent clients (b.SetParallelism) against one
@@ -83,12 +83,18 @@ func BenchmarkHeartbeat(b *testing.B) {
 			etcd := testenv.StartEtcd(b)
 			reg := testenv.StartRegistrar(b, etcd.URL, func(c *registrar.Config) { c.RenewCacheFor = tc.cache })
 			const instances = 2000
-			for i := range instances {
-				url := reg.URL + "/v1/services/hb/instances"
-				if s := benchDo(b, "POST", url, fmt.Sprintf(`{"id":"i%d","address":"127.0.0.1","port":80,"ttl":"1h"}`, i)); s != 200 {
-					b.Fatalf("register: %d", s)
-				}
+			var wg sync.WaitGroup
+			for w := range 16 {
+				wg.Go(func() {
+					for i := w; i < instances; i += 16 {
+						url := reg.URL + "/v1/services/hb/instances"
+						if s := benchDo(b, "POST", url, fmt.Sprintf(`{"id":"i%d","address":"127.0.0.1","port":80,"ttl":"1h"}`, i)); s != 200 {
+							b.Errorf("register: %d", s)
+						}
+					}
+				})
 			}
+			wg.Wait()
 			testenv.Eventually(b, 10*time.Second, func() bool {
 				e, ok := reg.Registrar.Index().Snapshot().Service("hb")
 				return ok && len(e.Instances) == instances
@@ -155,4 +161,31 @@ func BenchmarkRawKeepAliveOnce(b *testing.B) {
 	})
 }
 
-var _ = api.IndexHeader
+// BenchmarkRenewStream: the registrar's renewer alone (no HTTP): 64
+// goroutines renewing 2,000 leases on the one shared stream, without the
+// renewal cache. Compare with BenchmarkRawKeepAliveOnce.
+func BenchmarkRenewStream(b *testing.B) {
+	etcd := testenv.StartEtcd(b)
+	reg := testenv.StartRegistrar(b, etcd.URL, func(c *registrar.Config) { c.RenewCacheFor = -1 })
+	ctx := context.Background()
+	const instances = 2000
+	ls := make([]int64, instances)
+	for i := range ls {
+		l, err := etcd.Client.Grant(ctx, 3600)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ls[i] = int64(l.ID)
+	}
+	var n atomic.Int64
+	setParallel(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ttl, err := reg.Registrar.RenewForTest(ctx, ls[n.Add(1)%instances])
+			if err != nil || ttl <= 0 {
+				b.Fatalf("renew: %d %v", ttl, err)
+			}
+		}
+	})
+}

@@ -7,12 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/netsel/netsel/catalog"
 )
-
-var clientOptsCountOnly = []clientv3.OpOption{clientv3.WithCountOnly()}
 
 // blockingQuery is the ?index=N&wait=D of a read, as Consul's blocking
 // queries: answer once what was asked for has changed after index N (an

@@ -29,6 +29,7 @@ func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
 	if resp.Deleted == 0 {
 		return errNotFound("instance %s of service %s is not registered", id, name)
 	}
+	r.noteWrite(resp.Header.Revision)
 	if lease := clientv3.LeaseID(resp.PrevKvs[0].Lease); lease != 0 {
 		r.revoke(lease, "deregistered")
 	}

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/netsel/netsel/registrar/api"
 )
 
@@ -81,7 +79,9 @@ func (r *Registrar) indexedLease(name, id string) (int64, bool) {
 // storedLease reads the lease of instance id of service name from etcd; 0
 // when the instance does not exist.
 func (r *Registrar) storedLease(ctx context.Context, name, id string) (int64, error) {
-	resp, err := r.cfg.Client.Get(ctx, r.ks.InstanceKey(name, id), clientv3.WithKeysOnly())
+	// Not WithKeysOnly: etcd 3.7 answers keys-only ranges from its index,
+	// without the lease.
+	resp, err := r.cfg.Client.Get(ctx, r.ks.InstanceKey(name, id))
 	if err != nil {
 		return 0, etcdUnavailable("read instance", err)
 	}

@@ -6,20 +6,29 @@ import (
 	"strconv"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/registrar/api"
 )
 
-// listServices serves GET /v1/services from the index; with ?index= it is a
-// blocking query (see blocking.go).
+// listServices serves GET /v1/services from the index, once the index shows
+// this registrar's own latest write (so a client sees what it just
+// registered); with ?stale at once; with ?index= it is a blocking query (see
+// blocking.go).
 func (r *Registrar) listServices(w http.ResponseWriter, req *http.Request) error {
 	q, err := parseBlocking(req)
 	if err != nil {
 		return err
 	}
 	snap := r.ix.Snapshot()
-	if q.blocking {
+	switch {
+	case q.blocking:
 		snap = r.waitList(req.Context(), q)
+	case !req.URL.Query().Has("stale") && snap.Revision() < r.lastWrite.Load():
+		ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
+		snap, _ = r.ix.WaitRevision(ctx, r.lastWrite.Load())
+		cancel()
 	}
 	list := api.ServiceList{Services: []api.ServiceSummary{}, Index: snap.Revision()}
 	for _, name := range snap.Names() {
@@ -132,7 +141,7 @@ func (r *Registrar) health(w http.ResponseWriter, req *http.Request) error {
 	h := api.Health{Status: "ok", Etcd: "ok", Index: "synced", Revision: r.ix.Snapshot().Revision()}
 	ctx, cancel := context.WithTimeout(req.Context(), min(healthTimeout, r.cfg.EtcdTimeout))
 	defer cancel()
-	if _, err := r.cfg.Client.Get(ctx, r.ks.Prefix()+"health", clientOptsCountOnly...); err != nil {
+	if _, err := r.cfg.Client.Get(ctx, r.ks.Prefix()+"health", clientv3.WithCountOnly()); err != nil {
 		h.Status, h.Etcd = "unavailable", err.Error()
 	}
 	if !r.ix.Snapshot().Synced() {

@@ -108,6 +108,9 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 		if current != nil {
 			svc = current
 			if err := checkPorts(svc, in); err != nil {
+				if attempt == 0 {
+					continue // the index may lag: judge by etcd's record
+				}
 				return nil, err
 			}
 			cmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(r.ks.ServiceKey(name)), "=", svc.ModRevision)}
@@ -163,7 +166,22 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 func (r *Registrar) commit(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
 	defer cancel()
-	return r.cfg.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := r.cfg.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err == nil && resp.Succeeded {
+		r.noteWrite(resp.Header.Revision)
+	}
+	return resp, err
+}
+
+// noteWrite records the revision of a write this registrar made, so that
+// its own list reads wait for the index to show it (read-your-writes).
+func (r *Registrar) noteWrite(rev int64) {
+	for {
+		cur := r.lastWrite.Load()
+		if rev <= cur || r.lastWrite.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 // serviceRecord reads the record of service name from etcd: nil when

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netsel/netsel/catalog"
@@ -35,6 +36,8 @@ type Registrar struct {
 	metrics *metrics
 	vips    *allocator
 	handler http.Handler
+	// lastWrite is the etcd revision of this registrar's latest write.
+	lastWrite atomic.Int64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

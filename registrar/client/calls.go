@@ -12,7 +12,7 @@ import (
 
 // Registration is what a service registers. Set ID to keep one identity
 // across restarts of the registrar, the network or the service; Keepalive
-// keeps the ID the registrar generated when it is empty.
+// picks one (NewID) when it is empty and keeps it.
 type Registration struct {
 	// Service is the service name (a DNS label).
 	Service string

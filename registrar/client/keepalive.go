@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"time"
@@ -86,6 +88,11 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 			opts.OnEvent(e)
 		}
 	}
+	if reg.ID == "" {
+		// Pick the id here, not at the registrar, so that retrying a
+		// registration whose answer was lost cannot add a second instance.
+		reg.ID = NewID()
+	}
 	if reg.TTL > 0 && opts.Interval >= reg.TTL {
 		c.log.Warn("heartbeat interval is not shorter than the TTL; the instance will flap", "interval", opts.Interval, "ttl", reg.TTL)
 	}
@@ -100,7 +107,6 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 		for {
 			a, err := c.Register(ctx, reg)
 			if err == nil {
-				reg.ID = a.ID // keep the identity from now on
 				failures = 0
 				c.log.Info("registered", "service", reg.Service, "id", a.ID, "vip", a.VIP, "port", a.Port)
 				emit(Event{Kind: EventRegistered, Assignment: a})
@@ -124,9 +130,6 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 		return err
 	}
 	defer func() {
-		if reg.ID == "" {
-			return
-		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.DeregisterTimeout)
 		defer cancel()
 		err := c.Deregister(dctx, reg.Service, reg.ID)
@@ -165,6 +168,13 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 			failures++
 		}
 	}
+}
+
+// NewID returns a random instance id: 16 hex digits, a valid DNS label.
+func NewID() string {
+	var b [8]byte
+	crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // backoff returns the wait before retry n (from 0): uniformly random in

@@ -39,17 +39,16 @@ wait_answer() { # port name type
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$(cat "$W/$1.pid")/status"; }
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-# perf PORT QUERYFILE -> "qps mean_ms p99_ms", medians over RUNS runs
-perf() {
-	: >"$W/runs"
-	for _ in $(seq "$RUNS"); do
-		dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DUR" -c "$CLIENTS" -T 1 -v >"$W/out" 2>&1
-		qps=$(awk '/Queries per second/ {print $4}' "$W/out")
-		lost=$(awk '/Queries lost/ {print $3}' "$W/out")
-		[ "$lost" = 0 ] || echo "warning: port $1 lost $lost queries" >&2
-		echo "$qps $("$W/dnsbench" latency <"$W/out")" >>"$W/runs"
-	done
-	printf '%s %s %s\n' "$(cut -d' ' -f1 "$W/runs" | median)" "$(cut -d' ' -f2 "$W/runs" | median)" "$(cut -d' ' -f3 "$W/runs" | median)"
+# once PORT QUERYFILE OUT: one dnsperf run, appending "qps mean_ms p99_ms" to OUT
+once() {
+	dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DUR" -c "$CLIENTS" -T 1 -v >"$W/out" 2>&1
+	lost=$(awk '/Queries lost/ {print $3}' "$W/out")
+	[ "$lost" = 0 ] || echo "warning: port $1 lost $lost queries" >&2
+	echo "$(awk '/Queries per second/ {print $4}' "$W/out") $("$W/dnsbench" latency <"$W/out")" >>"$3"
+}
+# medians OUT -> "qps mean_ms p99_ms", each the median over the runs in OUT
+medians() {
+	printf '%.0f %s %s\n' "$(cut -d' ' -f1 "$1" | median)" "$(cut -d' ' -f2 "$1" | median)" "$(cut -d' ' -f3 "$1" | median)"
 }
 
 go build -o "$W/coredns" ./build/coredns
@@ -81,19 +80,28 @@ corefile cache-etcd 25304 "    cache 30
 start map "$W/dnsbench" mapserve -addr 127.0.0.1:25305 -services 1000 -instances 3
 for port in 25301 25302 25303 25304 25305; do wait_answer $port svc00999.netsel. A; done
 
-echo "## DNS: 1,000 services x 3 instances (dnsperf -l $DUR -c $CLIENTS -T 1, median of $RUNS runs)"
+# Runs are interleaved (run 1 of every case, then run 2, ...) so that load
+# from other processes on the machine falls on every case alike.
+cases="netsel:25301:a netsel:25301:srv hosts:25302:a etcd:25303:a etcd:25303:srv cache-etcd:25304:a cache-etcd:25304:srv map:25305:a map:25305:srv"
+for _ in $(seq "$RUNS"); do
+	for c in $cases; do
+		IFS=: read -r name port q <<<"$c"
+		once "$port" "$W/$q.txt" "$W/res.$name.$q"
+	done
+done
+
+echo "## DNS: 1,000 services x 3 instances (dnsperf -l $DUR -c $CLIENTS -T 1, median of $RUNS interleaved runs)"
 echo
 echo "| server | A QPS | A mean ms | A p99 ms | SRV QPS | SRV mean ms | SRV p99 ms |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-for c in "netsel:25301" "hosts:25302" "etcd:25303" "cache-etcd:25304" "map:25305"; do
-	name=${c%%:*} port=${c##*:}
-	read -r aq am ap <<<"$(perf "$port" "$W/a.txt")"
-	if [ "$name" = hosts ]; then
-		sq=n/a sm=n/a sp=n/a # hosts has no SRV records
+for name in netsel hosts etcd cache-etcd map; do
+	read -r aq am ap <<<"$(medians "$W/res.$name.a")"
+	if [ -f "$W/res.$name.srv" ]; then
+		read -r sq sm sp <<<"$(medians "$W/res.$name.srv")"
 	else
-		read -r sq sm sp <<<"$(perf "$port" "$W/srv.txt")"
+		sq=n/a sm=n/a sp=n/a # hosts has no SRV records
 	fi
-	printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$name" "$aq" "$am" "$ap" "$([ "$sq" = n/a ] && echo n/a || printf '%.0f' "$sq")" "$sm" "$sp"
+	echo "| $name | $aq | $am | $ap | $sq | $sm | $sp |"
 done
 echo
 echo "RSS after the runs (MB): netsel $(rss_mb netsel), hosts $(rss_mb hosts), etcd $(rss_mb etcd), cache-etcd $(rss_mb cache-etcd), map $(rss_mb map)"
@@ -113,9 +121,13 @@ for s in 3334:25306 33334:25307; do
     }"
 	wait_answer "$port" "svc$(printf %05d $((n - 1))).netsel." SRV
 	rss0=$(rss_mb "netsel$n")
-	read -r aq _ ap <<<"$(perf "$port" "$W/s$n/a.txt")"
-	read -r sq _ sp <<<"$(perf "$port" "$W/s$n/srv.txt")"
-	printf '| %d | %d | %.0f | %s | %.0f | %s | %s | %s |\n' $((n * 3)) "$n" "$aq" "$ap" "$sq" "$sp" "$rss0" "$(rss_mb "netsel$n")"
+	for _ in $(seq "$RUNS"); do
+		once "$port" "$W/s$n/a.txt" "$W/res.s$n.a"
+		once "$port" "$W/s$n/srv.txt" "$W/res.s$n.srv"
+	done
+	read -r aq _ ap <<<"$(medians "$W/res.s$n.a")"
+	read -r sq _ sp <<<"$(medians "$W/res.s$n.srv")"
+	echo "| $((n * 3)) | $n | $aq | $ap | $sq | $sp | $rss0 | $(rss_mb "netsel$n") |"
 	kill "$(cat "$W/netsel$n.pid")"
 done
 echo

@@ -113,7 +113,6 @@ func cmdListenerLatency(args []string) error {
 	etcd := fs.String("etcd", "http://127.0.0.1:23790", "etcd client URL")
 	n := fs.Int("n", 20, "services to register")
 	target := fs.String("target", "127.0.0.1:18090", "instance address (an echo server)")
-	base := fs.Int("port", 19000, "first virtual port")
 	if err := parse("listener-latency", &fs, args); err != nil {
 		return err
 	}
@@ -128,7 +127,10 @@ func cmdListenerLatency(args []string) error {
 	for i := range *n {
 		name := fmt.Sprintf("lat%d-%d", stamp, i)
 		vip := netip.AddrFrom4([4]byte{127, 77, 201, byte(1 + i%250)})
-		port := *base + int(stamp%500)*40 + i
+		port, err := freePort(vip)
+		if err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		t0, err := register(ctx, cli, ks, name, "i1", vip, port, netip.MustParseAddrPort(*target))
 		cancel()
@@ -157,4 +159,14 @@ func cmdListenerLatency(args []string) error {
 	slices.Sort(lat)
 	fmt.Printf("median %v max %v (n=%d)\n", lat[len(lat)/2].Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), len(lat))
 	return nil
+}
+
+// freePort returns a port free on ip at the time of the call.
+func freePort(ip netip.Addr) (int, error) {
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, 0).String())
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

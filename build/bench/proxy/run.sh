@@ -18,6 +18,12 @@ CONN_DUR=${CONN_DUR:-3s}
 TMP=$(mktemp -d /tmp/netsel-bench-proxy.XXXXXX)
 PIDS=()
 cleanup() {
+	status=$?
+	if [ "$status" -ne 0 ]; then
+		cp "$TMP/log" /tmp/netsel-bench-proxy.log 2>/dev/null || true
+		echo "failed; the servers' log is in /tmp/netsel-bench-proxy.log; its last lines:" >&2
+		tail -20 "$TMP/log" >&2 || true
+	fi
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$TMP"
@@ -155,7 +161,8 @@ for run in $(seq 1 "$RUNS"); do
 	sample conn_haproxy "$("$TMP/nsbench" connrate -addr 127.0.0.1:18202 -d "$CONN_DUR")"
 done
 echo "listener open latency (etcd write -> first connection through the new VIP):"
-"$TMP/nsbench" listener-latency -etcd http://$ETCD -n 30 -target $ECHO
+"$TMP/nsbench" listener-latency -etcd http://$ETCD -n 30 -target $ECHO || echo "listener-latency failed" >&2
+uptime >&2
 
 python3 - "$RES" <<'PY'
 import sys, statistics, collections
@@ -167,8 +174,11 @@ m = {k: statistics.median(v) for k, v in d.items()}
 print("\nmedians over %d runs:" % len(d["http_a_static"]))
 for k in d:
     print(f"  {k:22s} {m[k]:>12.2f}   samples {d[k]}")
-r = lambda a, b: m[a] / m[b]
-print("\nratios:")
+def r(a, b):
+    # median of the per-run ratios: each run measures a and b back to back,
+    # which cancels most of the drift of a shared machine's load
+    return statistics.median(x / y for x, y in zip(d[a], d[b]))
+print("\nratios (median of per-run ratios):")
 print(f"  (b) netsel / (a) static HTTP           {r('http_b_netsel','http_a_static'):.3f}  (target >= 0.97)")
 print(f"  (b2) dynamic only / (a) static HTTP    {r('http_b2_dynamic_only','http_a_static'):.3f}")
 print(f"  (c) VIP / (d) io.Copy throughput       {r('tcp_c_vip_gbps','tcp_d_iocopy_gbps'):.3f}  (target >= 0.95)")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -29,8 +30,12 @@ func cmdEtcd(args []string) error {
 		return err
 	}
 	defer srv.Close()
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-srv.Err():
+		return fmt.Errorf("embedded etcd stopped: %w", err)
+	}
 }
 
 // cmdHTTP serves a 2-byte answer to every request.

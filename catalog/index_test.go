@@ -125,6 +125,23 @@ func TestIndexListsAndWatches(t *testing.T) {
 	}
 	testenv.Eventually(t, time.Second, func() bool { _, ok := ix.Snapshot().Service("db"); return !ok },
 		"deleted service still in the index")
+	if _, ok := ix.Snapshot().ByVIP(netip.MustParseAddr("127.77.0.2")); ok {
+		t.Error("VIP of a deleted service still resolves")
+	}
+	putService(t, c, "api", "127.77.0.3")
+	testenv.Eventually(t, time.Second, func() bool {
+		e, ok := ix.Snapshot().ByVIP(netip.MustParseAddr("127.77.0.3"))
+		return ok && e.Name == "api"
+	}, "VIP of a new service does not resolve")
+	// An instance change keeps VIP lookups pointing at the new entry.
+	putInstance(t, c, "web", "f")
+	testenv.Eventually(t, time.Second, func() bool {
+		e, ok := ix.Snapshot().ByVIP(netip.MustParseAddr("127.77.0.1"))
+		return ok && len(e.Instances) == 5
+	}, "ByVIP serves a stale entry after an instance change")
+	if svcs, insts := ix.Snapshot().Len(); svcs != 2 || insts != 5 {
+		t.Errorf("Len = %d services, %d instances; want 2, 5", svcs, insts)
+	}
 }
 
 func TestIndexSkipsBadValues(t *testing.T) {

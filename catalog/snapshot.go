@@ -35,7 +35,7 @@ type Snapshot struct {
 	revision  int64
 	synced    bool
 	services  map[string]*Entry
-	vips      map[netip.Addr]*Entry
+	vips      map[netip.Addr]string
 	instances int
 	next      chan struct{}
 }
@@ -43,7 +43,7 @@ type Snapshot struct {
 func newSnapshot() *Snapshot {
 	return &Snapshot{
 		services: map[string]*Entry{},
-		vips:     map[netip.Addr]*Entry{},
+		vips:     map[netip.Addr]string{},
 		next:     make(chan struct{}),
 	}
 }
@@ -63,7 +63,11 @@ func (s *Snapshot) Service(name string) (*Entry, bool) {
 
 // ByVIP returns the entry of the service that owns vip.
 func (s *Snapshot) ByVIP(vip netip.Addr) (*Entry, bool) {
-	e, ok := s.vips[vip]
+	name, ok := s.vips[vip]
+	if !ok {
+		return nil, false
+	}
+	e, ok := s.services[name]
 	return e, ok
 }
 

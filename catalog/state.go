@@ -175,21 +175,51 @@ func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
 		for name, e := range prev.services {
 			next.services[name] = e
 		}
+		next.instances = prev.instances
+		vipsChanged := false
 		for name := range st.dirty {
+			old := prev.services[name]
+			var cur *Entry
 			if s, ok := st.services[name]; ok {
-				next.services[name] = s.entry(name)
+				cur = s.entry(name)
+				next.services[name] = cur
 			} else {
 				delete(next.services, name)
 			}
+			next.instances += entryLen(cur) - entryLen(old)
+			if entryVIP(old) != entryVIP(cur) {
+				vipsChanged = true
+			}
+		}
+		clear(st.dirty)
+		if !vipsChanged {
+			next.vips = prev.vips
+			return next
 		}
 	}
 	clear(st.dirty)
-	next.vips = make(map[netip.Addr]*Entry, len(next.services))
-	for _, e := range next.services {
+	next.vips = make(map[netip.Addr]string, len(next.services))
+	next.instances = 0
+	for name, e := range next.services {
 		next.instances += len(e.Instances)
 		if e.Service != nil {
-			next.vips[e.Service.VIP] = e
+			next.vips[e.Service.VIP] = name
 		}
 	}
 	return next
+}
+
+func entryLen(e *Entry) int {
+	if e == nil {
+		return 0
+	}
+	return len(e.Instances)
+}
+
+// entryVIP returns the VIP of e, or the zero Addr.
+func entryVIP(e *Entry) netip.Addr {
+	if e == nil || e.Service == nil {
+		return netip.Addr{}
+	}
+	return e.Service.VIP
 }

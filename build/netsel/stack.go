@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"net/netip"
 
@@ -38,6 +37,3 @@ type stackConfig struct {
 	// Logger is the runner's logger.
 	Logger *slog.Logger
 }
-
-// A part is one component the runner starts; stop shuts it down gracefully.
-type part func(ctx context.Context, c stackConfig) (stop func(), err error)

@@ -1,0 +1,390 @@
+//go:build linux
+
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// EtcdBinary is the etcd server the process helpers run: Debian's
+// etcd-server package (etcd 3.4), which CI installs.
+const EtcdBinary = "/usr/bin/etcd"
+
+// EtcdCluster is a cluster of etcd server processes on loopback: real
+// separate processes that a test can stop, kill, pause and start again on
+// the same data directories and ports. Every member is killed when the test
+// ends.
+type EtcdCluster struct {
+	Members []*EtcdMember
+	t       testing.TB
+}
+
+// EtcdMember is one etcd server process of an EtcdCluster.
+type EtcdMember struct {
+	// Name is the member's name, e.g. "m0".
+	Name string
+	// ClientURL is where clients reach it, e.g. http://127.0.0.1:40123.
+	ClientURL string
+	// PeerURL is where the other members reach it.
+	PeerURL string
+	// Dir is its data directory, kept across Stop and Start.
+	Dir string
+
+	t    testing.TB
+	args []string
+	log  *tailBuffer
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+	paused bool
+}
+
+// StartEtcdProcess starts a single-member etcd cluster of EtcdBinary on
+// free loopback ports and waits until it serves. It skips the test when the
+// binary is missing.
+func StartEtcdProcess(t testing.TB) *EtcdCluster { return StartEtcdCluster(t, 1) }
+
+// StartEtcdCluster starts an n-member etcd cluster of EtcdBinary on free
+// loopback ports, each member with its data in a temporary directory, and
+// waits until it has a leader. It skips the test when the binary is missing.
+func StartEtcdCluster(t testing.TB, n int) *EtcdCluster {
+	t.Helper()
+	if _, err := os.Stat(EtcdBinary); err != nil {
+		t.Skipf("%s not found (install Debian's etcd-server package to run this test): %v", EtcdBinary, err)
+	}
+	if n < 1 {
+		t.Fatalf("StartEtcdCluster: %d members", n)
+	}
+	ports := freePorts(t, 2*n)
+	c := &EtcdCluster{t: t}
+	var initial []string
+	for i := range n {
+		m := &EtcdMember{
+			Name:      fmt.Sprintf("m%d", i),
+			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			Dir:       filepath.Join(t.TempDir(), "etcd"),
+			t:         t,
+			log:       &tailBuffer{max: 64 << 10},
+		}
+		initial = append(initial, m.Name+"="+m.PeerURL)
+		c.Members = append(c.Members, m)
+	}
+	token := fmt.Sprintf("netsel-test-%d-%d", os.Getpid(), ports[0])
+	for _, m := range c.Members {
+		m.args = []string{
+			"--name", m.Name,
+			"--data-dir", m.Dir,
+			"--listen-client-urls", m.ClientURL,
+			"--advertise-client-urls", m.ClientURL,
+			"--listen-peer-urls", m.PeerURL,
+			"--initial-advertise-peer-urls", m.PeerURL,
+			"--initial-cluster", strings.Join(initial, ","),
+			"--initial-cluster-state", "new",
+			"--initial-cluster-token", token,
+			"--heartbeat-interval", "100",
+			"--election-timeout", "1000",
+			"--pre-vote",
+			"--logger", "zap",
+			"--log-outputs", "stderr",
+			"--log-level", "warn",
+		}
+	}
+	t.Cleanup(func() {
+		for _, m := range c.Members {
+			m.Kill()
+		}
+		if t.Failed() {
+			for _, m := range c.Members {
+				t.Logf("etcd member %s (%s) log, last lines:\n%s", m.Name, m.ClientURL, m.log.String())
+			}
+		}
+	})
+	for _, m := range c.Members {
+		if err := m.start(); err != nil {
+			t.Fatalf("start etcd member %s: %v", m.Name, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.WaitLeader(ctx); err != nil {
+		t.Fatalf("etcd cluster of %d: %v", n, err)
+	}
+	return c
+}
+
+// Endpoints returns the client URLs of every member.
+func (c *EtcdCluster) Endpoints() []string {
+	eps := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		eps[i] = m.ClientURL
+	}
+	return eps
+}
+
+// URL returns the client URL of the first member: the one URL of a
+// single-member cluster.
+func (c *EtcdCluster) URL() string { return c.Members[0].ClientURL }
+
+// Client returns a client of every member, closed when the test ends.
+func (c *EtcdCluster) Client() *clientv3.Client {
+	c.t.Helper()
+	return NewClient(c.t, c.Endpoints()...)
+}
+
+// Leader returns the member that is the leader according to the running
+// members it asks through the maintenance Status API, or an error when no
+// running member reports one.
+func (c *EtcdCluster) Leader(ctx context.Context) (*EtcdMember, error) {
+	var errs []error
+	for _, m := range c.Members {
+		if !m.Running() {
+			continue
+		}
+		st, err := m.status(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+			continue
+		}
+		if st.Leader == 0 {
+			errs = append(errs, fmt.Errorf("%s: no leader", m.Name))
+			continue
+		}
+		if st.Leader == st.Header.MemberId {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("no running member is the leader: %w", errors.Join(errs...))
+}
+
+// WaitLeader polls Leader until a member leads or ctx ends.
+func (c *EtcdCluster) WaitLeader(ctx context.Context) (*EtcdMember, error) {
+	for {
+		m, err := c.Leader(ctx)
+		if err == nil {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a leader: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// status asks m alone for its status, within a second.
+func (m *EtcdMember) status(ctx context.Context) (*clientv3.StatusResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL}, DialTimeout: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	return cli.Status(ctx, m.ClientURL)
+}
+
+// Running reports whether m's process is running (paused counts).
+func (m *EtcdMember) Running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return false
+	}
+	select {
+	case <-m.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Start starts m again on its data directory and ports after Stop or Kill,
+// and waits until it answers on its client URL. In a cluster that has lost
+// its quorum it may answer without a leader yet; use WaitLeader.
+func (m *EtcdMember) Start() {
+	m.t.Helper()
+	if err := m.start(); err != nil {
+		m.t.Fatalf("restart etcd member %s: %v", m.Name, err)
+	}
+}
+
+func (m *EtcdMember) start() error {
+	m.mu.Lock()
+	if m.cmd != nil {
+		select {
+		case <-m.exited:
+		default:
+			m.mu.Unlock()
+			return errors.New("already running")
+		}
+	}
+	cmd := exec.Command(EtcdBinary, m.args...)
+	cmd.Stdout = m.log
+	cmd.Stderr = m.log
+	// Kill etcd if the test binary dies without cleaning up (a timeout
+	// panic). Pdeathsig fires when the thread that started the child ends,
+	// so that thread stays locked to the goroutine waiting for the child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	exited := make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			close(exited)
+			return
+		}
+		started <- nil
+		cmd.Wait()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("run %s: %w", EtcdBinary, err)
+	}
+	m.cmd, m.exited, m.paused = cmd, exited, false
+	m.mu.Unlock()
+
+	// Wait until it answers (a member answers Status without a leader).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("exited at start (%v); log:\n%s", cmd.ProcessState, m.log.String())
+		default:
+		}
+		if _, err := m.status(context.Background()); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("not answering on %s after 20s: %v; log:\n%s", m.ClientURL, err, m.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop stops m gracefully (SIGTERM; SIGKILL after 10s) and waits for it to
+// exit. A leader stopped this way hands its leadership over first.
+func (m *EtcdMember) Stop() { m.signal(syscall.SIGTERM, 10*time.Second) }
+
+// Kill kills m (SIGKILL) and waits for it to exit: a crash, with no
+// leadership hand-over. Killing a member that is not running does nothing.
+func (m *EtcdMember) Kill() { m.signal(syscall.SIGKILL, 0) }
+
+// Pause freezes m's process (SIGSTOP): its connections stay open but
+// nothing answers, as with a hung server or a network black hole.
+func (m *EtcdMember) Pause() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil && !m.paused {
+		if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			m.t.Errorf("pause etcd member %s: %v", m.Name, err)
+			return
+		}
+		m.paused = true
+	}
+}
+
+// Resume lets a paused m run again (SIGCONT).
+func (m *EtcdMember) Resume() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil && m.paused {
+		if err := m.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			m.t.Errorf("resume etcd member %s: %v", m.Name, err)
+			return
+		}
+		m.paused = false
+	}
+}
+
+// signal sends sig to m and waits for it to exit, killing it after grace.
+func (m *EtcdMember) signal(sig syscall.Signal, grace time.Duration) {
+	m.mu.Lock()
+	cmd, exited, paused := m.cmd, m.exited, m.paused
+	m.paused = false
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	cmd.Process.Signal(sig)
+	if paused && sig != syscall.SIGKILL {
+		cmd.Process.Signal(syscall.SIGCONT) // a stopped process handles no SIGTERM
+	}
+	if grace > 0 {
+		select {
+		case <-exited:
+			return
+		case <-time.After(grace):
+			m.t.Logf("etcd member %s did not stop within %v; killing it", m.Name, grace)
+			cmd.Process.Kill()
+		}
+	}
+	<-exited
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+// The listeners are held until all are picked, so no port repeats.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		lns = append(lns, ln)
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (w *tailBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if over := len(w.b) - w.max; over > 0 {
+		w.b = append(w.b[:0], w.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (w *tailBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
+}

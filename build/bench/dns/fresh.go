@@ -16,18 +16,24 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/registrar/client"
 )
 
-// runFresh measures, n times, the time from the start of an instance's
-// write to etcd to the first DNS answer that has it, polling the DNS
-// server as fast as it answers.
+// runFresh measures, n times, the time from a registration's HTTP 200 (with
+// -registrar) or from the start of an instance's write to etcd (without) to
+// the first DNS answer that has it, polling the DNS server as fast as it
+// answers.
 func runFresh(args []string) error {
 	fs := flag.NewFlagSet("fresh", flag.ExitOnError)
 	etcd := fs.String("etcd", "http://127.0.0.1:23790", "etcd URL")
 	prefix := fs.String("prefix", catalog.DefaultPrefix, "netsel keyspace prefix")
 	addr := fs.String("dns", "127.0.0.1:25301", "DNS server")
 	n := fs.Int("n", 1000, "registrations")
+	registrar := fs.String("registrar", "", "register through this registrar's REST API and time from its HTTP 200")
 	fs.Parse(args)
+	if *registrar != "" {
+		return freshViaRegistrar(*registrar, *addr, *n)
+	}
 
 	ks, err := catalog.NewKeyspace(*prefix)
 	if err != nil {
@@ -81,9 +87,53 @@ func runFresh(args []string) error {
 		}
 		lat = append(lat, time.Since(start))
 	}
+	printFreshness("etcd put start", lat)
+	return nil
+}
+
+func printFreshness(from string, lat []time.Duration) {
 	slices.Sort(lat)
-	fmt.Printf("freshness over %d registrations: p50 %v p99 %v max %v\n", len(lat),
+	fmt.Printf("freshness (from %s) over %d registrations: p50 %v p99 %v max %v\n", from, len(lat),
 		lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+}
+
+// freshViaRegistrar registers n instances through the registrar and times
+// each from the HTTP 200 to the first DNS answer with it.
+func freshViaRegistrar(registrar, addr string, n int) error {
+	rc, err := client.New(client.Config{URLs: []string{registrar}})
+	if err != nil {
+		return err
+	}
+	c := &dns.Client{Net: "udp", Timeout: time.Second}
+	conn, err := c.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	var lat []time.Duration
+	for i := range n {
+		id := fmt.Sprintf("r%d", i)
+		if _, err := rc.Register(ctx, client.Registration{Service: "freshreg", ID: id,
+			Address: instanceAddr(i, 0, 1).String(), Port: 9000, TTL: time.Hour}); err != nil {
+			return err
+		}
+		start := time.Now()
+		q := new(dns.Msg)
+		q.SetQuestion(id+".freshreg.netsel.", dns.TypeA)
+		for {
+			q.Id = dns.Id()
+			r, _, err := c.ExchangeWithConn(q, conn)
+			if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+				break
+			}
+			if time.Since(start) > 10*time.Second {
+				return fmt.Errorf("%s not answered after 10 s", q.Question[0].Name)
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	printFreshness("the registration's HTTP 200", lat)
 	return nil
 }
 

@@ -24,6 +24,14 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 	// DefaultEtcdTimeout bounds one etcd call.
 	DefaultEtcdTimeout = 5 * time.Second
+	// DefaultReadHeaderTimeout, DefaultReadTimeout, DefaultWriteTimeout
+	// and DefaultIdleTimeout are the HTTP server's limits.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	// DefaultMaxHeaderBytes bounds a request's headers.
+	DefaultMaxHeaderBytes = 64 << 10
 	// DefaultBlockingWait and MaxBlockingWait are the default and the
 	// largest ?wait= of a blocking query, as Consul's.
 	DefaultBlockingWait = 5 * time.Minute
@@ -49,9 +57,32 @@ type Config struct {
 	// none, and the bounds of one that does (60s, 5s, 1h).
 	DefaultTTL, MinTTL, MaxTTL time.Duration
 	// TokenFile, when set, names a file of bearer tokens; writes then need
-	// "Authorization: Bearer <token>". One token a line, optionally followed by
-	// its scopes: "<token> [register|admin,...]"; "#" starts a comment.
+	// "Authorization: Bearer <token>" with a token whose actions and service
+	// patterns cover the request. One token a line:
+	//	TOKEN [actions=read|register|admin,...] [services=GLOB,...] [name=LABEL]
+	// "#" starts a comment line. ReloadTokens reads it again.
 	TokenFile string
+	// AuthReads makes the GET endpoints of /v1 need a token too (any token:
+	// every action includes read). By default reads are open. /v1/health
+	// and /metrics stay open. It needs TokenFile.
+	AuthReads bool
+	// TLSCertFile and TLSKeyFile, when set, make Serve answer HTTPS with
+	// this PEM certificate chain and key. ReloadTLS reads them again.
+	TLSCertFile, TLSKeyFile string
+	// TLSClientCAFile, when set, makes Serve require a client certificate
+	// signed by one of the PEM CAs in it (mutual TLS). It needs TLSCertFile.
+	TLSClientCAFile string
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound
+	// how long a client may take to send a request's headers, its whole
+	// request, how long writing an answer may take, and how long an idle
+	// keep-alive connection stays open (10s, 30s, 30s, 2m; WriteTimeout is
+	// at least RequestTimeout + 1s). Blocking
+	// queries extend the read and write deadlines of their own request by
+	// their wait. The TLS handshake is bounded by the smallest of them.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (default 64 KiB); larger
+	// ones are answered 431.
+	MaxHeaderBytes int
 	// Logger receives the registrar's logs (default slog.Default()).
 	Logger *slog.Logger
 	// RequestTimeout bounds a non-blocking request (default 10s).
@@ -104,8 +135,45 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.EtcdTimeout = DefaultEtcdTimeout
 	}
 	cfg.EtcdTimeout = min(cfg.EtcdTimeout, cfg.RequestTimeout)
+	if err := cfg.securityDefaults(); err != nil {
+		return cfg, err
+	}
 	if cfg.RenewCacheFor == 0 {
 		cfg.RenewCacheFor = 500 * time.Millisecond
 	}
 	return cfg, nil
+}
+
+// securityDefaults checks the auth and TLS settings and fills in the HTTP
+// server's limits.
+func (cfg *Config) securityDefaults() error {
+	if cfg.AuthReads && cfg.TokenFile == "" {
+		return errors.New("registrar: AuthReads needs a TokenFile")
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return errors.New("registrar: TLSCertFile and TLSKeyFile go together")
+	}
+	if cfg.TLSClientCAFile != "" && cfg.TLSCertFile == "" {
+		return errors.New("registrar: TLSClientCAFile needs TLSCertFile and TLSKeyFile")
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout},
+		{&cfg.ReadTimeout, DefaultReadTimeout},
+		{&cfg.WriteTimeout, DefaultWriteTimeout},
+		{&cfg.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	cfg.ReadHeaderTimeout = min(cfg.ReadHeaderTimeout, cfg.ReadTimeout)
+	// An answer may take the whole RequestTimeout to compute.
+	cfg.WriteTimeout = max(cfg.WriteTimeout, cfg.RequestTimeout+time.Second)
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return nil
 }

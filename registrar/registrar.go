@@ -33,6 +33,7 @@ type Registrar struct {
 	ix      *catalog.Index
 	renewer *renewer
 	tokens  *tokens
+	tls     *serverTLS
 	metrics *metrics
 	vips    *allocator
 	handler http.Handler
@@ -63,6 +64,10 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		if r.tokens, err = loadTokens(cfg.TokenFile); err != nil {
 			return nil, fmt.Errorf("registrar: %w", err)
 		}
+		r.checkTokenFileMode()
+	}
+	if r.tls, err = loadServerTLS(cfg); err != nil {
+		return nil, fmt.Errorf("registrar: %w", err)
 	}
 	r.vips = newAllocator(cfg.VIPCIDR)
 
@@ -77,7 +82,8 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.renewer = newRenewer(bg, cfg.Client, r.log, r.metrics, cfg.RenewCacheFor)
 	r.handler = r.routes()
 	r.log.Info("registrar ready", "prefix", r.ks.Prefix(), "vip_range", cfg.VIPCIDR.String(),
-		"default_ttl", cfg.DefaultTTL, "auth", r.tokens != nil)
+		"default_ttl", cfg.DefaultTTL, "auth", r.tokens != nil, "auth_reads", cfg.AuthReads,
+		"tls", r.tls != nil, "mtls", cfg.TLSClientCAFile != "")
 	return r, nil
 }
 
@@ -102,28 +108,20 @@ func (r *Registrar) Close() error {
 // shutdownGrace bounds how long Serve waits for requests in flight.
 const shutdownGrace = 10 * time.Second
 
-// Serve answers HTTP requests on ln until ctx ends, then shuts the server
+// Serve answers HTTP requests on ln (HTTPS when Config has a TLS
+// certificate) until ctx ends, then shuts the server
 // down gracefully: it stops accepting, ends blocking queries early with
 // their current answer, and waits up to 10s for requests in flight. It
 // returns nil after a clean shutdown. Serve does not call Close.
 func (r *Registrar) Serve(ctx context.Context, ln net.Listener) error {
 	drain := make(chan struct{})
-	srv := &http.Server{
-		Handler:           r.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      MaxBlockingWait + time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext: func(net.Listener) context.Context {
-			return context.WithValue(context.Background(), drainKey{}, (<-chan struct{})(drain))
-		},
-		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
-	}
+	srv := r.httpServer(func(net.Listener) context.Context {
+		return context.WithValue(context.Background(), drainKey{}, (<-chan struct{})(drain))
+	})
 	srv.RegisterOnShutdown(func() { close(drain) })
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	r.log.Info("registrar listening", "addr", ln.Addr().String())
+	go func() { errc <- r.serveOn(srv, ln) }()
+	r.log.Info("registrar listening", "addr", ln.Addr().String(), "scheme", r.scheme())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("registrar: serve %s: %w", ln.Addr(), err)

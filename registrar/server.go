@@ -3,6 +3,8 @@ package registrar
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -16,26 +18,35 @@ type handlerFunc func(w http.ResponseWriter, req *http.Request) error
 // the recover, metrics and deadline middleware.
 func (r *Registrar) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, scope Scope, h handlerFunc) {
-		mux.Handle(pattern, r.endpoint(scope, h))
+	handle := func(pattern string, action Action, h handlerFunc) {
+		mux.Handle(pattern, r.endpoint(action, h))
 	}
-	handle("POST /v1/services/{name}/instances", ScopeRegister, r.register)
-	handle("PUT /v1/services/{name}/instances/{id}/heartbeat", ScopeRegister, r.heartbeat)
-	handle("DELETE /v1/services/{name}/instances/{id}", ScopeRegister, r.deregister)
-	handle("DELETE /v1/services/{name}", ScopeAdmin, r.deleteService)
-	handle("GET /v1/services", "", r.listServices)
-	handle("GET /v1/services/{name}", "", r.getService)
+	handle("POST /v1/services/{name}/instances", ActionRegister, r.register)
+	handle("PUT /v1/services/{name}/instances/{id}/heartbeat", ActionRegister, r.heartbeat)
+	handle("DELETE /v1/services/{name}/instances/{id}", ActionRegister, r.deregister)
+	handle("DELETE /v1/services/{name}", ActionAdmin, r.deleteService)
+	handle("GET /v1/services", ActionRead, r.listServices)
+	handle("GET /v1/services/{name}", ActionRead, r.getService)
 	handle("GET /v1/health", "", r.health)
 	mux.Handle("GET /metrics", r.metrics.handler())
 	return r.middleware(mux)
 }
 
-// endpoint adapts h: it checks the token for scope (when not empty) and
-// answers h's error as JSON.
-func (r *Registrar) endpoint(scope Scope, h handlerFunc) http.Handler {
+// endpoint adapts h: it authorizes the request for action (when not empty;
+// reads only with Config.AuthReads) and answers h's error as JSON. Writes
+// are authorized for the service they name; reads are not scoped to
+// services.
+func (r *Registrar) endpoint(action Action, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if scope != "" {
-			if err := r.tokens.authorize(req, scope); err != nil {
+		if action != "" && (action != ActionRead || r.cfg.AuthReads) {
+			service := ""
+			if action != ActionRead {
+				service = req.PathValue("name")
+			}
+			if err := r.tokens.authorize(req, action, service); err != nil {
+				if err.status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="netsel"`)
+				}
 				r.writeError(w, req, err)
 				return
 			}
@@ -86,13 +97,56 @@ func (r *Registrar) middleware(mux *http.ServeMux) http.Handler {
 			r.writeError(sw, req, &httpError{status: status, msg: http.StatusText(status) + ": " + req.Method + " " + req.URL.Path})
 			return
 		}
-		if !blocking {
+		if blocking {
+			// The server's read and write deadlines would cut a blocking
+			// query short (a passed read deadline cancels the request's
+			// context): give this request room for the longest wait.
+			rc := http.NewResponseController(w)
+			d := time.Now().Add(MaxBlockingWait + r.cfg.WriteTimeout)
+			rc.SetReadDeadline(d)  //nolint:errcheck // not over a net.Conn (httptest)
+			rc.SetWriteDeadline(d) //nolint:errcheck
+		} else {
 			ctx, cancel := context.WithTimeout(req.Context(), r.cfg.RequestTimeout)
 			defer cancel()
 			req = req.WithContext(ctx)
 		}
 		mux.ServeHTTP(sw, req)
 	})
+}
+
+// httpServer returns the server Serve runs: the registrar's handler behind
+// the timeouts and header limit of Config, and TLS when configured.
+func (r *Registrar) httpServer(base func(net.Listener) context.Context) *http.Server {
+	srv := &http.Server{
+		Handler:           r.handler,
+		ReadHeaderTimeout: r.cfg.ReadHeaderTimeout,
+		ReadTimeout:       r.cfg.ReadTimeout,
+		WriteTimeout:      r.cfg.WriteTimeout,
+		IdleTimeout:       r.cfg.IdleTimeout,
+		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
+		BaseContext:       base,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+	}
+	if r.tls != nil {
+		srv.TLSConfig = r.tls.config()
+	}
+	return srv
+}
+
+// serveOn runs srv on ln, over TLS when configured, until it is shut down.
+func (r *Registrar) serveOn(srv *http.Server, ln net.Listener) error {
+	if r.tls != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
+}
+
+// scheme is the URL scheme the registrar serves.
+func (r *Registrar) scheme() string {
+	if r.tls != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // statusWriter remembers the status code written through it.

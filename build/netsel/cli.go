@@ -23,6 +23,9 @@ import (
 type clientFlags struct {
 	registrar string
 	tokenFile string
+	caFile    string
+	certFile  string
+	keyFile   string
 	json      bool
 }
 
@@ -33,6 +36,9 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&f.registrar, "registrar", def, "comma-separated registrar URLs ($NETSEL_REGISTRAR)")
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("NETSEL_TOKEN_FILE"), "file holding the bearer token for writes ($NETSEL_TOKEN_FILE)")
+	fs.StringVar(&f.caFile, "ca", os.Getenv("NETSEL_CA_FILE"), "CA bundle that signed the registrar's certificate ($NETSEL_CA_FILE)")
+	fs.StringVar(&f.certFile, "cert", os.Getenv("NETSEL_CERT_FILE"), "client certificate, when the registrar requires one ($NETSEL_CERT_FILE)")
+	fs.StringVar(&f.keyFile, "key", os.Getenv("NETSEL_KEY_FILE"), "client key for -cert ($NETSEL_KEY_FILE)")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
 }
 
@@ -45,7 +51,14 @@ func (f *clientFlags) client(logger *slog.Logger) (*client.Client, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	return client.New(client.Config{URLs: strings.Split(f.registrar, ","), Token: token, Logger: logger})
+	return client.New(client.Config{
+		URLs:     strings.Split(f.registrar, ","),
+		Token:    token,
+		Logger:   logger,
+		CAFile:   f.caFile,
+		CertFile: f.certFile,
+		KeyFile:  f.keyFile,
+	})
 }
 
 // parse parses a client command's flags, wanting between min and max

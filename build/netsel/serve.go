@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -30,10 +32,17 @@ type serveFlags struct {
 	etcdKey     string
 	etcdCA      string
 	etcdUser    string
+	etcdTLSCert string
+	etcdTLSKey  string
+	etcdTLSCA   string
 	prefix      string
 	registrar   string
 	vipCIDR     string
 	tokenFile   string
+	authReads   bool
+	tlsCert     string
+	tlsKey      string
+	tlsClientCA string
 	dns         string
 	zone        string
 	http        string
@@ -55,14 +64,21 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.etcd, "etcd", "", "comma-separated client URLs of an external etcd cluster; empty runs etcd embedded")
 	fs.StringVar(&f.etcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
 	fs.StringVar(&f.etcdPeer, "etcd-peer", "127.0.0.1:2380", "peer address of the embedded etcd")
-	fs.StringVar(&f.etcdCert, "etcd-cert", "", "client certificate for an external etcd (TLS)")
-	fs.StringVar(&f.etcdKey, "etcd-key", "", "client key for an external etcd (TLS)")
-	fs.StringVar(&f.etcdCA, "etcd-ca", "", "CA bundle that signed the external etcd's certificate")
+	fs.StringVar(&f.etcdCert, "etcd-cert", "", "client certificate the runner's parts present to etcd (TLS)")
+	fs.StringVar(&f.etcdKey, "etcd-key", "", "key of -etcd-cert")
+	fs.StringVar(&f.etcdCA, "etcd-ca", "", "CA bundle that signed etcd's certificate (embedded etcd: defaults to -etcd-tls-ca)")
 	fs.StringVar(&f.etcdUser, "etcd-user", "", "etcd username; the password is read from $NETSEL_ETCD_PASSWORD")
+	fs.StringVar(&f.etcdTLSCert, "etcd-tls-cert", "", "serve the embedded etcd over HTTPS with this certificate (PEM)")
+	fs.StringVar(&f.etcdTLSKey, "etcd-tls-key", "", "key of -etcd-tls-cert")
+	fs.StringVar(&f.etcdTLSCA, "etcd-tls-ca", "", "CA of the embedded etcd's clients: it then requires client certificates, and the runner's parts trust this CA and present -etcd-cert (default: -etcd-tls-cert)")
 	fs.StringVar(&f.prefix, "prefix", catalog.DefaultPrefix, "etcd key prefix shared by every part")
 	fs.StringVar(&f.registrar, "registrar", "127.0.0.1:9000", "registrar REST API listen address")
 	fs.StringVar(&f.vipCIDR, "vip-cidr", "127.77.0.0/16", "range virtual IPs are allocated from")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file of bearer tokens; when set, registrar writes require one")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file of scoped bearer tokens; when set, registrar writes require one (reloaded on SIGHUP)")
+	fs.BoolVar(&f.authReads, "auth-reads", false, "registrar reads require a token too (needs -token-file)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the registrar over HTTPS with this certificate (PEM; reloaded on SIGHUP)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "key of -tls-cert")
+	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require registrar clients to present a certificate signed by this CA (mutual TLS)")
 	fs.StringVar(&f.dns, "dns", "127.0.0.1:5353", "DNS listen address (UDP and TCP); empty disables DNS")
 	fs.StringVar(&f.zone, "zone", "netsel.", "DNS zone services are answered in")
 	fs.StringVar(&f.http, "http", "127.0.0.1:8081", "HTTP proxy listen address; empty disables it")
@@ -106,6 +122,9 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("-vip-cidr: %w", err)
 	}
+	if err := f.checkTLS(); err != nil {
+		return err
+	}
 	cfg := stackConfig{
 		Keyspace:      ks,
 		RegistrarAddr: f.registrar,
@@ -143,11 +162,20 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 			return fmt.Errorf("etcd data directory: %w", err)
 		}
-		logger.Info("starting embedded etcd", "client", f.etcdListen, "data", f.dataDir)
+		scheme := "http"
+		if f.etcdTLSCert != "" {
+			scheme = "https"
+			f.embeddedEtcdClientTLS(&cfg)
+		}
+		logger.Info("starting embedded etcd", "client", scheme+"://"+f.etcdListen, "data", f.dataDir,
+			"client_cert_auth", f.etcdTLSCA != "")
 		srv, err := embedetcd.Start(ctx, embedetcd.Config{
-			Dir:       f.dataDir,
-			ClientURL: "http://" + f.etcdListen,
-			PeerURL:   "http://" + f.etcdPeer,
+			Dir:           f.dataDir,
+			ClientURL:     scheme + "://" + f.etcdListen,
+			PeerURL:       "http://" + f.etcdPeer,
+			CertFile:      f.etcdTLSCert,
+			KeyFile:       f.etcdTLSKey,
+			TrustedCAFile: f.etcdTLSCA,
 		})
 		if err != nil {
 			return err
@@ -166,7 +194,7 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	stops = append(stops, func() { client.Close() })
 	cfg.Etcd = client
 
-	stopRegistrar, err := startRegistrar(ctx, cfg, f.tokenFile)
+	stopRegistrar, err := startRegistrar(ctx, cfg, f)
 	if err != nil {
 		return err
 	}
@@ -185,7 +213,7 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		}
 		stops = append(stops, s)
 	}
-	logger.Info("netsel ready", "registrar", "http://"+cfg.RegistrarAddr, "dns", cfg.DNSAddr, "http_proxy", cfg.HTTPAddr, "vip_cidr", cfg.VIPCIDR)
+	logger.Info("netsel ready", "registrar", f.registrarURL(), "dns", cfg.DNSAddr, "http_proxy", cfg.HTTPAddr, "vip_cidr", cfg.VIPCIDR)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return nil
@@ -210,13 +238,20 @@ func newEtcdClient(c stackConfig) (*clientv3.Client, error) {
 	return client, nil
 }
 
-func startRegistrar(ctx context.Context, c stackConfig, tokenFile string) (func(), error) {
+// startRegistrar starts the registrar on c.RegistrarAddr with the token
+// file and TLS of f, reloading both on SIGHUP.
+func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), error) {
+	log := c.Logger.With("part", "registrar")
 	r, err := registrar.New(ctx, registrar.Config{
-		Client:    c.Etcd,
-		Keyspace:  c.Keyspace,
-		VIPCIDR:   c.VIPCIDR,
-		TokenFile: tokenFile,
-		Logger:    c.Logger.With("part", "registrar"),
+		Client:          c.Etcd,
+		Keyspace:        c.Keyspace,
+		VIPCIDR:         c.VIPCIDR,
+		TokenFile:       f.tokenFile,
+		AuthReads:       f.authReads,
+		TLSCertFile:     f.tlsCert,
+		TLSKeyFile:      f.tlsKey,
+		TLSClientCAFile: f.tlsClientCA,
+		Logger:          log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registrar: %w", err)
@@ -234,9 +269,28 @@ func startRegistrar(ctx context.Context, c stackConfig, tokenFile string) (func(
 			c.Logger.Error("registrar stopped", "err", err)
 		}
 	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the token file and TLS certificate")
+				if err := r.Reload(); err != nil {
+					log.Error("reload failed; the previous settings stay in force", "err", err)
+				}
+			case <-sctx.Done():
+				return
+			}
+		}
+	}()
 	return func() {
+		signal.Stop(hup)
 		cancel()
 		<-done
+		<-reloaded
 		r.Close()
 	}, nil
 }

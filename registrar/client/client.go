@@ -8,6 +8,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,8 +34,19 @@ type Config struct {
 	// Token, when set, is sent as "Authorization: Bearer <Token>".
 	Token string
 	// HTTPClient sends the requests (default: a client with a 15s
-	// timeout; blocking queries extend it by their wait).
+	// timeout; blocking queries extend it by their wait). When set, it
+	// carries its own TLS configuration and the TLS fields below must be
+	// empty.
 	HTTPClient *http.Client
+	// TLS configures HTTPS to the registrars (default: the system's roots).
+	// CAFile, CertFile and KeyFile are added to a copy of it.
+	TLS *tls.Config
+	// CAFile is a PEM bundle of the CAs that may sign a registrar's
+	// certificate, in place of the system's roots.
+	CAFile string
+	// CertFile and KeyFile are the PEM client certificate and key sent to a
+	// registrar that requires one (mutual TLS).
+	CertFile, KeyFile string
 	// Logger receives the client's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -63,13 +77,58 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.urls = append(c.urls, u)
 	}
-	if c.hc == nil {
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c.hc != nil && tc != nil:
+		return nil, errors.New("netsel client: set TLS on the HTTPClient's transport, or leave HTTPClient nil")
+	case c.hc == nil && tc != nil:
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		c.hc = &http.Client{Transport: tr}
+	case c.hc == nil:
 		c.hc = &http.Client{}
 	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
 	return c, nil
+}
+
+// tlsConfig returns the TLS configuration of cfg's TLS fields, or nil when
+// none is set.
+func (cfg *Config) tlsConfig() (*tls.Config, error) {
+	if cfg.TLS == nil && cfg.CAFile == "" && cfg.CertFile == "" && cfg.KeyFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLS != nil {
+		tc = cfg.TLS.Clone()
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("netsel client: CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("netsel client: CA file %s holds no PEM certificate", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, errors.New("netsel client: CertFile and KeyFile go together")
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("netsel client: client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // ErrNotFound matches (with errors.Is) an *APIError with status 404: for a

@@ -115,8 +115,15 @@ func StartEtcdCluster(t testing.TB, n int) *EtcdCluster {
 			}
 		}
 	})
+	// A member serves clients only once it has joined a quorum: launch
+	// them all before waiting for any.
 	for _, m := range c.Members {
-		if err := m.start(); err != nil {
+		if err := m.launch(); err != nil {
+			t.Fatalf("start etcd member %s: %v", m.Name, err)
+		}
+	}
+	for _, m := range c.Members {
+		if err := m.waitServing(); err != nil {
 			t.Fatalf("start etcd member %s: %v", m.Name, err)
 		}
 	}
@@ -215,16 +222,29 @@ func (m *EtcdMember) Running() bool {
 }
 
 // Start starts m again on its data directory and ports after Stop or Kill,
-// and waits until it answers on its client URL. In a cluster that has lost
-// its quorum it may answer without a leader yet; use WaitLeader.
+// and waits until it serves clients, which takes a quorum: in a cluster
+// where too few members run, start the others first with Launch.
 func (m *EtcdMember) Start() {
 	m.t.Helper()
-	if err := m.start(); err != nil {
+	if err := m.launch(); err != nil {
+		m.t.Fatalf("restart etcd member %s: %v", m.Name, err)
+	}
+	if err := m.waitServing(); err != nil {
 		m.t.Fatalf("restart etcd member %s: %v", m.Name, err)
 	}
 }
 
-func (m *EtcdMember) start() error {
+// Launch starts m again on its data directory and ports after Stop or
+// Kill, without waiting for it to serve.
+func (m *EtcdMember) Launch() {
+	m.t.Helper()
+	if err := m.launch(); err != nil {
+		m.t.Fatalf("restart etcd member %s: %v", m.Name, err)
+	}
+}
+
+// launch starts m's process.
+func (m *EtcdMember) launch() error {
 	m.mu.Lock()
 	if m.cmd != nil {
 		select {
@@ -261,8 +281,14 @@ func (m *EtcdMember) start() error {
 	}
 	m.cmd, m.exited, m.paused = cmd, exited, false
 	m.mu.Unlock()
+	return nil
+}
 
-	// Wait until it answers (a member answers Status without a leader).
+// waitServing waits until m answers the Status call on its client URL.
+func (m *EtcdMember) waitServing() error {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.mu.Unlock()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		select {

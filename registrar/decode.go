@@ -71,6 +71,9 @@ func decodeBody(w http.ResponseWriter, req *http.Request, v any) error {
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		f = strings.Trim(f, `"`)
+		if f == "" {
+			return errBadRequest("body", "unknown field with an empty name")
+		}
 		return errBadRequest(f, "unknown field %q", f)
 	}
 	return errBadRequest("body", "body is not acceptable: %v", err)

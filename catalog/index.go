@@ -30,6 +30,10 @@ type IndexOptions struct {
 	RequestTimeout time.Duration
 	// MaxBackoff caps the wait between failed attempts to list. Defaults to 5 s.
 	MaxBackoff time.Duration
+	// MinPublishInterval is the least time between two snapshots while
+	// changes stream in; the first change after a quiet spell is published
+	// at once. Defaults to 2 ms.
+	MinPublishInterval time.Duration
 }
 
 // Stats are counters of an Index since it was made.
@@ -75,6 +79,9 @@ func NewIndex(client *clientv3.Client, ks Keyspace, opts IndexOptions) *Index {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 5 * time.Second
+	}
+	if opts.MinPublishInterval <= 0 {
+		opts.MinPublishInterval = 2 * time.Millisecond
 	}
 	ix := &Index{client: client, ks: ks, opts: opts, synced: make(chan struct{})}
 	ix.snap.Store(newSnapshot())
@@ -211,55 +218,61 @@ func (ix *Index) list(ctx context.Context, st *state) (int64, error) {
 	return rev, nil
 }
 
-// maxBatch bounds how many queued watch responses are folded into one snapshot.
-const maxBatch = 256
-
-// watch applies events from revision rev+1 until the watch fails or ctx ends.
+// watch applies events from revision rev+1 until the watch fails or ctx
+// ends. The first change after a quiet spell is published at once; during a
+// burst, snapshots are published at most every MinPublishInterval, each
+// folding in every event since the last, so a flood of changes costs one
+// snapshot per interval instead of one per event.
 func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	wch := ix.client.Watch(wctx, ix.ks.Prefix(), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	for {
-		var wr clientv3.WatchResponse
-		var ok bool
-		select {
-		case wr, ok = <-wch:
-		case <-ctx.Done():
-			return ctx.Err()
+	var (
+		lastPublish time.Time
+		timer       = time.NewTimer(time.Hour)
+		timerC      <-chan time.Time // non-nil while a publish is scheduled
+	)
+	timer.Stop()
+	defer timer.Stop()
+	flush := func() {
+		if len(st.dirty) > 0 {
+			ix.publish(st, rev, false)
+			lastPublish = time.Now()
 		}
-		last := rev
-	batch:
-		for n := 0; ; n++ {
+	}
+	for {
+		select {
+		case wr, ok := <-wch:
 			if !ok {
+				flush()
 				return errors.New("watch channel closed")
 			}
 			if err := wr.Err(); err != nil {
-				if last > rev {
-					ix.publish(st, last, false)
-				}
+				flush()
 				return err
 			}
 			for _, ev := range wr.Events {
 				ix.events.Add(1)
 				st.apply(ev.Kv, ev.Type == clientv3.EventTypeDelete, ev.Kv.ModRevision)
 			}
-			if wr.Header.Revision > last {
-				last = wr.Header.Revision
+			if wr.Header.Revision > rev {
+				rev = wr.Header.Revision
 			}
-			if n == maxBatch {
-				break
+			if len(st.dirty) == 0 || timerC != nil {
+				continue
 			}
-			// Fold whatever else is already queued into the same snapshot.
-			select {
-			case wr, ok = <-wch:
-			default:
-				break batch
+			if wait := ix.opts.MinPublishInterval - time.Since(lastPublish); wait > 0 {
+				timer.Reset(wait)
+				timerC = timer.C
+				continue
 			}
+			flush()
+		case <-timerC:
+			timerC = nil
+			flush()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if len(st.dirty) > 0 {
-			ix.publish(st, last, false)
-		}
-		rev = last
 	}
 }
 

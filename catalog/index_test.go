@@ -225,3 +225,35 @@ func TestLoadService(t *testing.T) {
 		t.Fatalf("LoadService(nope) = %+v, %v; want nil, nil", e, err)
 	}
 }
+
+// A burst of changes is folded into few snapshots; the last of them must
+// still be published once the burst stops.
+func TestIndexPublishesTheEndOfABurst(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	putService(t, etcd.Client, "web", "127.77.0.1")
+	ix := startIndex(t, etcd.Client, nil)
+	const n = 300
+	errs := make(chan error, n)
+	for g := 0; g < 30; g++ {
+		go func(g int) {
+			for i := g; i < n; i += 30 {
+				b, _ := catalog.EncodeInstance(&catalog.Instance{ID: fmt.Sprintf("i%03d", i), Service: "web",
+					Address: netip.MustParseAddr("127.0.0.1"), Port: 80, Weight: 1})
+				_, err := etcd.Client.Put(context.Background(), ks.InstanceKey("web", fmt.Sprintf("i%03d", i)), string(b))
+				errs <- err
+			}
+		}(g)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, time.Second, func() bool {
+		e, ok := ix.Snapshot().Service("web")
+		return ok && len(e.Instances) == n
+	}, "index does not hold all %d instances of the burst", n)
+	if s := ix.Stats(); s.Events != n+1 && s.Events != n {
+		t.Errorf("Events = %d, want %d", s.Events, n)
+	}
+}

@@ -31,11 +31,11 @@ func TestBackendDies(t *testing.T) {
 	defer cancel()
 
 	names := []string{"app-0", "app-1", "app-2"}
-	bs := map[string]*backend{}
+	bs := map[string]*testenv.Backend{}
 	var vip netip.AddrPort
 	for _, name := range names {
-		bs[name] = startBackend(t, name)
-		a, err := c.Register(ctx, bs[name].registration("app", name, backendTTL))
+		bs[name] = testenv.StartBackend(t, name)
+		a, err := c.Register(ctx, registration(bs[name], "app", name, backendTTL))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestBackendDies(t *testing.T) {
 		return err == nil && sameSet(got, all)
 	}, "VIP %s never reached all three instances", vip)
 
-	bs["app-1"].kill()
+	bs["app-1"].Kill()
 	killed := time.Now()
 	live := map[string]bool{"app-0": true, "app-2": true}
 	const workers, each = 6, 10

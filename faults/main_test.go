@@ -15,13 +15,13 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar"
 )
 
@@ -87,7 +87,7 @@ type registrarProc struct {
 	Addr string
 	cmd  *exec.Cmd
 	done <-chan struct{}
-	log  *syncBuffer
+	log  *testenv.SyncBuffer
 }
 
 // startRegistrarProc runs a registrar process over etcd on addr (a free
@@ -96,13 +96,13 @@ type registrarProc struct {
 func startRegistrarProc(t *testing.T, etcd, addr string, vips netip.Prefix) *registrarProc {
 	t.Helper()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = testenv.FreeAddr(t)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &registrarProc{URL: "http://" + addr, Addr: addr, log: &syncBuffer{}}
+	p := &registrarProc{URL: "http://" + addr, Addr: addr, log: &testenv.SyncBuffer{}}
 	// The port of a killed process may take a moment to be free again.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -165,22 +165,4 @@ func startLocked(cmd *exec.Cmd) (<-chan struct{}, error) {
 func (p *registrarProc) kill() {
 	p.cmd.Process.Kill()
 	<-p.done
-}
-
-// syncBuffer is a strings.Builder safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -73,9 +73,9 @@ func testOutage(t *testing.T, o outage) {
 	httpAddr := startProxies(t, url)
 	c := newClient(t, reg.URL)
 
-	b0, b1 := startBackend(t, "web-0"), startBackend(t, "web-1")
-	k0 := keepalive(t, c, b0.registration("web", "web-0", outageTTL), outageInterval)
-	k1 := keepalive(t, c, b1.registration("web", "web-1", outageTTL), outageInterval)
+	b0, b1 := testenv.StartBackend(t, "web-0"), testenv.StartBackend(t, "web-1")
+	k0 := keepalive(t, c, registration(b0, "web", "web-0", outageTTL), outageInterval)
+	k1 := keepalive(t, c, registration(b1, "web", "web-1", outageTTL), outageInterval)
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		return k0.registered() != nil && k1.registered() != nil
 	}, "instances never registered")

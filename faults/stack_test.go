@@ -108,7 +108,7 @@ func startDNS(t *testing.T, endpoints ...string) string {
 // address, and the VIP listeners.
 func startProxies(t *testing.T, endpoints ...string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	cfg, err := json.Marshal(map[string]any{
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
 		"apps": map[string]any{
@@ -153,47 +153,9 @@ func caddyIndex(t *testing.T) *catalog.Index {
 	return app.(*caddymodule.App).Index()
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// backend is an HTTP server on loopback answering every request with its
-// name.
-type backend struct {
-	name string
-	addr netip.AddrPort
-	srv  *http.Server
-}
-
-func startBackend(t *testing.T, name string) *backend {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &backend{name: name, addr: netip.MustParseAddrPort(ln.Addr().String())}
-	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, name)
-	})}
-	go b.srv.Serve(ln)
-	t.Cleanup(b.kill)
-	return b
-}
-
-// kill closes the backend's listener and every connection at once, as a
-// crashed process would.
-func (b *backend) kill() { b.srv.Close() }
-
 // registration is the registration of b as instance id of service.
-func (b *backend) registration(service, id string, ttl time.Duration) client.Registration {
-	return client.Registration{Service: service, ID: id, Address: b.addr.Addr().String(), Port: int(b.addr.Port()), TTL: ttl}
+func registration(b *testenv.Backend, service, id string, ttl time.Duration) client.Registration {
+	return client.Registration{Service: service, ID: id, Address: b.Addr.Addr().String(), Port: int(b.Addr.Port()), TTL: ttl}
 }
 
 // httpClient has no keep-alive, so each request opens a new connection

@@ -39,13 +39,13 @@ func testWatchCompacted(t *testing.T, kind etcdKind) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	bs := map[string]*backend{}
+	bs := map[string]*testenv.Backend{}
 	for _, name := range []string{"web-0", "web-1", "web-2", "api-0"} {
-		bs[name] = startBackend(t, name)
+		bs[name] = testenv.StartBackend(t, name)
 	}
 	register := func(service, id string) {
 		t.Helper()
-		if _, err := c.Register(ctx, bs[id].registration(service, id, time.Minute)); err != nil {
+		if _, err := c.Register(ctx, registration(bs[id], service, id, time.Minute)); err != nil {
 			t.Fatalf("register %s: %v", id, err)
 		}
 	}

@@ -5,66 +5,42 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+// stackFlags returns the flags of a stack on free loopback ports, with its
+// VIPs in cidr (apart from a developer's running NetSel).
+func stackFlags(t *testing.T, cidr string) serveFlags {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return serveFlags{
+		dataDir:     filepath.Join(t.TempDir(), "etcd"),
+		etcdListen:  testenv.FreeAddr(t),
+		etcdPeer:    testenv.FreeAddr(t),
+		prefix:      "/netsel/",
+		registrar:   testenv.FreeAddr(t),
+		vipCIDR:     cidr,
+		dns:         testenv.FreeAddr(t),
+		zone:        "netsel.",
+		http:        testenv.FreeAddr(t),
+		vipProxy:    true,
+		stopTimeout: 20 * time.Second,
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startStack runs the whole stack in-process on free loopback ports and
-// returns its flags; it is stopped, gracefully, when the test ends.
-func startStack(t *testing.T) serveFlags {
+// runTestStack runs the stack of f in-process until the test ends, when it
+// is stopped gracefully, and returns once it is ready. It returns the
+// stack's logs.
+func runTestStack(t *testing.T, f serveFlags) *testenv.SyncBuffer {
 	t.Helper()
-	var f serveFlags
-	f.dataDir = filepath.Join(t.TempDir(), "etcd")
-	f.etcdListen = freeAddr(t)
-	f.etcdPeer = freeAddr(t)
-	f.prefix = "/netsel/"
-	f.registrar = freeAddr(t)
-	f.vipCIDR = "127.78.0.0/16" // apart from a developer's running NetSel
-	f.dns = freeAddr(t)
-	f.zone = "netsel."
-	f.http = freeAddr(t)
-	f.vipProxy = true
-	f.stopTimeout = 20 * time.Second
-
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	logs := &testenv.SyncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runStack(ctx, f, logger) }()
@@ -83,8 +59,21 @@ func startStack(t *testing.T) serveFlags {
 		}
 	})
 	testenv.Eventually(t, 60*time.Second, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("stack stopped: %v\n%s", err, logs.String())
+		default:
+		}
 		return strings.Contains(logs.String(), "netsel ready")
-	}, "stack not ready; logs:\n%s", &logs)
+	}, "stack not ready; logs:\n%s", logs)
+	return logs
+}
+
+// startStack runs a plain stack (no TLS, no tokens) and returns its flags.
+func startStack(t *testing.T) serveFlags {
+	t.Helper()
+	f := stackFlags(t, "127.78.0.0/16")
+	runTestStack(t, f)
 	return f
 }
 
@@ -112,7 +101,7 @@ func TestStackRunsTheExamples(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var svcLogs syncBuffer
+	var svcLogs testenv.SyncBuffer
 	svc := exec.CommandContext(ctx, service, "-registrar", registrar, "-interval", "1s", "-ttl", "5s")
 	svc.Stdout, svc.Stderr = &svcLogs, &svcLogs
 	svc.Cancel = func() error { return svc.Process.Signal(os.Interrupt) }
@@ -174,7 +163,7 @@ func TestCLI(t *testing.T) {
 		{"instances missing arg", []string{"instances", "-registrar", registrar}, 2, "", nil},
 		{"deregister", []string{"deregister", "-registrar", registrar, "web", "a1"}, 0, "deregistered web/a1", nil},
 		{"delete service", []string{"delete-service", "-registrar", registrar, "web"}, 0, "deleted service web", nil},
-		{"registrar down", []string{"services", "-registrar", "http://" + freeAddr(t)}, 1, "", nil},
+		{"registrar down", []string{"services", "-registrar", "http://" + testenv.FreeAddr(t)}, 1, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -28,49 +27,11 @@ import (
 // registrar serves HTTPS and authorizes writes with tokenFile.
 func startSecureStack(t *testing.T, certs *testenv.Certs, tokenFile string) serveFlags {
 	t.Helper()
-	var f serveFlags
-	f.dataDir = filepath.Join(t.TempDir(), "etcd")
-	f.etcdListen = freeAddr(t)
-	f.etcdPeer = freeAddr(t)
+	f := stackFlags(t, "127.79.0.0/16")
 	f.etcdTLSCert, f.etcdTLSKey, f.etcdTLSCA = certs.ServerCertFile, certs.ServerKeyFile, certs.CAFile
-	f.prefix = "/netsel/"
-	f.registrar = freeAddr(t)
 	f.tlsCert, f.tlsKey = certs.ServerCertFile, certs.ServerKeyFile
 	f.tokenFile = tokenFile
-	f.vipCIDR = "127.79.0.0/16"
-	f.dns = freeAddr(t)
-	f.zone = "netsel."
-	f.http = freeAddr(t)
-	f.vipProxy = true
-	f.stopTimeout = 20 * time.Second
-
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runStack(ctx, f, logger) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("runStack: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("stack did not stop within 30s")
-		}
-		if t.Failed() {
-			t.Logf("stack logs:\n%s", logs.String())
-		}
-	})
-	testenv.Eventually(t, 60*time.Second, func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("stack stopped: %v\n%s", err, logs.String())
-		default:
-		}
-		return strings.Contains(logs.String(), "netsel ready")
-	}, "stack not ready; logs:\n%s", &logs)
+	logs := runTestStack(t, f)
 	if !strings.Contains(logs.String(), "registrar=https://") {
 		t.Errorf("the ready line does not show an HTTPS registrar:\n%s", logs.String())
 	}
@@ -91,9 +52,8 @@ func TestSecuredStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	backend := startBackend(t, "hello from echo")
-	_, port, _ := net.SplitHostPort(backend)
-	p, _ := strconv.Atoi(port)
+	backend := testenv.StartBackend(t, "hello from echo")
+	p := int(backend.Addr.Port())
 	svc, err := client.New(client.Config{URLs: []string{base}, CAFile: certs.CAFile, Token: "svc-token"})
 	if err != nil {
 		t.Fatal(err)
@@ -203,22 +163,6 @@ func writeTokens(t *testing.T, file, content string) {
 	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// startBackend serves body on a free loopback port until the test ends.
-func startBackend(t *testing.T, body string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) }),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
 }
 
 // TestServeTLSFlagErrors: TLS flags that do not go together are refused

@@ -75,20 +75,28 @@ func runFresh(args []string) error {
 		if _, err := cli.Put(ctx, ks.InstanceKey("fresh", in.ID), string(b)); err != nil {
 			return err
 		}
-		for {
-			q.Id = dns.Id()
-			r, _, err := c.ExchangeWithConn(q, conn)
-			if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
-				break
-			}
-			if time.Since(start) > 10*time.Second {
-				return fmt.Errorf("%s not answered after 10 s", q.Question[0].Name)
-			}
+		if err := pollUntilAnswered(c, conn, q, start); err != nil {
+			return err
 		}
 		lat = append(lat, time.Since(start))
 	}
 	printFreshness("etcd put start", lat)
 	return nil
+}
+
+// pollUntilAnswered repeats q until the server answers it with one record,
+// for at most 10 s after start.
+func pollUntilAnswered(c *dns.Client, conn *dns.Conn, q *dns.Msg, start time.Time) error {
+	for {
+		q.Id = dns.Id()
+		r, _, err := c.ExchangeWithConn(q, conn)
+		if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+			return nil
+		}
+		if time.Since(start) > 10*time.Second {
+			return fmt.Errorf("%s not answered after 10 s", q.Question[0].Name)
+		}
+	}
 }
 
 func printFreshness(from string, lat []time.Duration) {
@@ -121,15 +129,8 @@ func freshViaRegistrar(registrar, addr string, n int) error {
 		start := time.Now()
 		q := new(dns.Msg)
 		q.SetQuestion(id+".freshreg.netsel.", dns.TypeA)
-		for {
-			q.Id = dns.Id()
-			r, _, err := c.ExchangeWithConn(q, conn)
-			if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
-				break
-			}
-			if time.Since(start) > 10*time.Second {
-				return fmt.Errorf("%s not answered after 10 s", q.Question[0].Name)
-			}
+		if err := pollUntilAnswered(c, conn, q, start); err != nil {
+			return err
 		}
 		lat = append(lat, time.Since(start))
 	}

@@ -1,0 +1,75 @@
+package testenv
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// FreeAddr returns a loopback host:port whose port was free a moment ago,
+// for servers that must be told their address before they start.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// SyncBuffer is a strings.Builder safe for concurrent writers, such as the
+// logs of a server under test.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Backend is an HTTP server on loopback that answers every request with its
+// name, standing in for a service instance.
+type Backend struct {
+	Name string
+	Addr netip.AddrPort
+	srv  *http.Server
+}
+
+// StartBackend starts a Backend on a free loopback port; it is stopped when
+// the test ends.
+func StartBackend(t testing.TB, name string) *Backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("backend listen: %v", err)
+	}
+	b := &Backend{Name: name, Addr: netip.MustParseAddrPort(ln.Addr().String())}
+	b.srv = &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) }),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go b.srv.Serve(ln)
+	t.Cleanup(b.Kill)
+	return b
+}
+
+// Kill closes the backend's listener and every connection at once, as a
+// crashed process would.
+func (b *Backend) Kill() { b.srv.Close() }

@@ -84,22 +84,39 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// requestTimeout bounds one request of a client command.
+const requestTimeout = 15 * time.Second
+
+// clientCommand parses the flags of a client command — the shared ones,
+// plus those extra adds — wanting between min and max positional
+// arguments, and returns the flag set, the shared flags and a client.
+func clientCommand(name, synopsis string, args []string, min, max int, stderr io.Writer, extra func(*flag.FlagSet)) (*flag.FlagSet, *clientFlags, *client.Client, error) {
+	fs := newFlagSet(name, synopsis, stderr)
+	cf := &clientFlags{}
+	cf.register(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := parse(fs, args, min, max); err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := cf.client(quietLogger(stderr))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return fs, cf, c, nil
+}
+
 func quietLogger(stderr io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("services", "services [flags]", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := cf.client(quietLogger(stderr))
+	_, cf, c, err := clientCommand("services", "services [flags]", args, 0, 0, stderr, nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	list, err := c.Services(ctx)
 	if err != nil {
@@ -117,17 +134,11 @@ func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func cmdInstances(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("instances", "instances NAME [flags]", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args, 1, 1); err != nil {
-		return err
-	}
-	c, err := cf.client(quietLogger(stderr))
+	fs, cf, c, err := clientCommand("instances", "instances NAME [flags]", args, 1, 1, stderr, nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	svc, err := c.Service(ctx, fs.Arg(0))
 	if err != nil {
@@ -197,33 +208,32 @@ func (p portsFlag) Set(s string) error {
 }
 
 func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then deregisters it", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	var reg client.Registration
-	ports := portsFlag{}
-	fs.StringVar(&reg.ID, "id", "", "instance id (default: one the registrar generates)")
-	fs.StringVar(&reg.Address, "address", "127.0.0.1", "the instance's IP address")
-	fs.IntVar(&reg.Port, "port", 0, "the instance's port (required)")
-	fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")
-	fs.DurationVar(&reg.TTL, "ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
-	fs.IntVar(&reg.Weight, "weight", 1, "relative share of traffic")
-	interval := fs.Duration("interval", 10*time.Second, "time between heartbeats")
-	once := fs.Bool("once", false, "register once and exit; the instance expires after -ttl")
-	if err := parse(fs, args, 1, 1); err != nil {
+	var (
+		reg      client.Registration
+		ports    = portsFlag{}
+		interval time.Duration
+		once     bool
+	)
+	fs, cf, c, err := clientCommand("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then deregisters it",
+		args, 1, 1, stderr, func(fs *flag.FlagSet) {
+			fs.StringVar(&reg.ID, "id", "", "instance id (default: one the registrar generates)")
+			fs.StringVar(&reg.Address, "address", "127.0.0.1", "the instance's IP address")
+			fs.IntVar(&reg.Port, "port", 0, "the instance's port (required)")
+			fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")
+			fs.DurationVar(&reg.TTL, "ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
+			fs.IntVar(&reg.Weight, "weight", 1, "relative share of traffic")
+			fs.DurationVar(&interval, "interval", 10*time.Second, "time between heartbeats")
+			fs.BoolVar(&once, "once", false, "register once and exit; the instance expires after -ttl")
+		})
+	if err != nil {
 		return err
 	}
 	reg.Service = fs.Arg(0)
 	if len(ports) > 0 {
 		reg.Ports = ports
 	}
-	logger := quietLogger(stderr)
-	c, err := cf.client(logger)
-	if err != nil {
-		return err
-	}
-	if *once {
-		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	if once {
+		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		a, err := c.Register(ctx, reg)
 		if err != nil {
@@ -236,7 +246,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return nil
 	}
 	return c.Keepalive(ctx, reg, client.KeepaliveOptions{
-		Interval: *interval,
+		Interval: interval,
 		OnEvent: func(ev client.Event) {
 			switch ev.Kind {
 			case client.EventRegistered:
@@ -258,17 +268,11 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func cmdDeregister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("deregister", "deregister NAME ID [flags]", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args, 2, 2); err != nil {
-		return err
-	}
-	c, err := cf.client(quietLogger(stderr))
+	fs, _, c, err := clientCommand("deregister", "deregister NAME ID [flags]", args, 2, 2, stderr, nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	if err := c.Deregister(ctx, fs.Arg(0), fs.Arg(1)); err != nil {
 		return err
@@ -278,17 +282,11 @@ func cmdDeregister(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func cmdDeleteService(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("delete-service", "delete-service NAME [flags]\n\nRemoves a service with no live instances and frees its VIP (admin)", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args, 1, 1); err != nil {
-		return err
-	}
-	c, err := cf.client(quietLogger(stderr))
+	fs, _, c, err := clientCommand("delete-service", "delete-service NAME [flags]\n\nRemoves a service with no live instances and frees its VIP (admin)", args, 1, 1, stderr, nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	if err := c.DeleteService(ctx, fs.Arg(0)); err != nil {
 		return err
@@ -298,14 +296,11 @@ func cmdDeleteService(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("watch", "watch [NAME] [flags]\n\nPrints the service (or the list of services) now and after every change, until interrupted", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	wait := fs.Duration("wait", 5*time.Minute, "longest wait of one blocking query")
-	if err := parse(fs, args, 0, 1); err != nil {
-		return err
-	}
-	c, err := cf.client(quietLogger(stderr))
+	var wait time.Duration
+	fs, cf, c, err := clientCommand("watch", "watch [NAME] [flags]\n\nPrints the service (or the list of services) now and after every change, until interrupted",
+		args, 0, 1, stderr, func(fs *flag.FlagSet) {
+			fs.DurationVar(&wait, "wait", 5*time.Minute, "longest wait of one blocking query")
+		})
 	if err != nil {
 		return err
 	}
@@ -317,9 +312,9 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			out  any
 		)
 		if name != "" {
-			out, next, err = c.Watch(ctx, name, index, *wait)
+			out, next, err = c.Watch(ctx, name, index, wait)
 		} else {
-			out, next, err = c.WatchServices(ctx, index, *wait)
+			out, next, err = c.WatchServices(ctx, index, wait)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

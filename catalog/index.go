@@ -163,6 +163,7 @@ func (ix *Index) Run(ctx context.Context) error {
 		ix.publish(st, rev, true)
 		ix.syncedOnce.Do(func() { close(ix.synced) })
 
+		watched := time.Now()
 		err = ix.watch(ctx, st, rev)
 		if ctx.Err() != nil {
 			return nil
@@ -170,8 +171,13 @@ func (ix *Index) Run(ctx context.Context) error {
 		ix.failures.Add(1)
 		ix.opts.Logf("netsel catalog: watch of %s from revision %d ended, re-listing: %v", ix.ks.Prefix(), rev+1, err)
 		if errors.Is(err, rpctypes.ErrCompacted) {
-			backoff = 100 * time.Millisecond
 			continue // the data is there; re-list at once
+		}
+		// A watch that lasted a while was healthy: start backing off
+		// afresh. One that failed at once backs off further, so a
+		// persistent fault does not become a loop of full re-lists.
+		if time.Since(watched) > 10*time.Second {
+			backoff = 100 * time.Millisecond
 		}
 		sleep(ctx, backoff)
 		backoff = min(backoff*2, ix.opts.MaxBackoff)

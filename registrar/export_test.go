@@ -8,3 +8,11 @@ func (r *Registrar) RenewForTest(ctx context.Context, lease int64) (int64, error
 	ttl, _, err := r.renewer.renew(ctx, lease)
 	return ttl, err
 }
+
+// RenewerBacklogForTest returns how many renewals the registrar's renewer
+// holds unanswered and how many it has queued to send.
+func (r *Registrar) RenewerBacklogForTest() (pending, queued int) {
+	r.renewer.mu.Lock()
+	defer r.renewer.mu.Unlock()
+	return len(r.renewer.pending), len(r.renewer.queue)
+}

@@ -229,6 +229,7 @@ func (r *Registrar) grant(ctx context.Context, ttl time.Duration) (clientv3.Leas
 func (r *Registrar) revoke(lease clientv3.LeaseID, why string) {
 	ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.EtcdTimeout, 2*time.Second))
 	defer cancel()
+	r.renewer.forget(int64(lease))
 	if _, err := r.cfg.Client.Revoke(ctx, lease); err != nil && !isLeaseNotFound(err) {
 		r.log.Warn("revoking lease failed; it will expire by itself", "lease", fmt.Sprintf("%x", lease), "why", why, "err", err)
 	}

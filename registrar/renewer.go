@@ -20,9 +20,11 @@ var errRenewerClosed = errors.New("lease renewer closed")
 // waits for the answer, without a round trip of its own to set up a stream
 // (as clientv3's KeepAliveOnce does) and without renewing forever (as
 // clientv3's KeepAlive does). Heartbeats of one lease that arrive while a
-// renewal of it is under way, or within cacheFor of the last, share it.
-// When the stream breaks it is opened again and unanswered requests are
-// sent again; a heartbeat waits at most for its own context.
+// renewal of it is under way, or within cacheFor of the last, share it: a
+// lease has at most one unanswered renewal, so what the renewer holds is
+// bounded by the number of leases, however long etcd is away. When the
+// stream breaks it is opened again and unanswered requests are sent again;
+// a heartbeat waits at most for its own context.
 type renewer struct {
 	lc       pb.LeaseClient
 	log      *slog.Logger
@@ -35,10 +37,8 @@ type renewer struct {
 	wake   chan struct{}
 
 	mu sync.Mutex
-	// pending holds, per lease, the renewals asked for and not yet
-	// answered, oldest first; the stream answers one lease's requests in
-	// order, so a response resolves the head.
-	pending map[int64][]*renewal
+	// pending holds, per lease, the renewal asked for and not yet answered.
+	pending map[int64]*renewal
 	// queue holds the leases of renewals not yet sent on the current stream.
 	queue []int64
 	// recent holds the last answered renewal of each lease for cacheFor.
@@ -65,7 +65,7 @@ func newRenewer(ctx context.Context, client *clientv3.Client, log *slog.Logger, 
 		cancel:   cancel,
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
-		pending:  map[int64][]*renewal{},
+		pending:  map[int64]*renewal{},
 		recent:   map[int64]*renewal{},
 	}
 	go rn.run()
@@ -86,13 +86,12 @@ func (rn *renewer) renew(ctx context.Context, lease int64) (ttl int64, cached bo
 		rn.mu.Unlock()
 		return r.ttl, true, nil
 	}
-	var r *renewal
-	q := rn.pending[lease]
-	if n := len(q); n > 0 && now.Sub(q[n-1].at) < rn.cacheFor {
-		r = q[n-1] // join the renewal under way
-	} else {
+	// Join the renewal under way, however old: etcd renews a lease when it
+	// processes the request, which is after this heartbeat arrived.
+	r := rn.pending[lease]
+	if r == nil {
 		r = &renewal{at: now, done: make(chan struct{})}
-		rn.pending[lease] = append(q, r)
+		rn.pending[lease] = r
 		rn.queue = append(rn.queue, lease)
 		select {
 		case rn.wake <- struct{}{}:
@@ -150,10 +149,8 @@ func (rn *renewer) stream() error {
 	// Everything unanswered is sent again on the new stream.
 	rn.mu.Lock()
 	rn.queue = rn.queue[:0]
-	for lease, q := range rn.pending {
-		for range q {
-			rn.queue = append(rn.queue, lease)
-		}
+	for lease := range rn.pending {
+		rn.queue = append(rn.queue, lease)
 	}
 	rn.mu.Unlock()
 
@@ -196,25 +193,28 @@ func (rn *renewer) stream() error {
 	}
 }
 
-// answer resolves the oldest pending renewal of the response's lease.
+// answer resolves the pending renewal of the response's lease.
 func (rn *renewer) answer(resp *pb.LeaseKeepAliveResponse) {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	q := rn.pending[resp.ID]
-	if len(q) == 0 {
-		return // asked for on an earlier stream and answered there
+	r := rn.pending[resp.ID]
+	if r == nil {
+		return // asked for again on a later stream and answered there
 	}
-	r := q[0]
-	if len(q) == 1 {
-		delete(rn.pending, resp.ID)
-	} else {
-		rn.pending[resp.ID] = q[1:]
-	}
+	delete(rn.pending, resp.ID)
 	r.ttl = resp.TTL
 	close(r.done)
 	if rn.cacheFor > 0 {
 		rn.recent[resp.ID] = r
 	}
+}
+
+// forget drops the cached answer of lease, once it has been revoked, so no
+// heartbeat is answered from a renewal of a lease that is gone.
+func (rn *renewer) forget(lease int64) {
+	rn.mu.Lock()
+	delete(rn.recent, lease)
+	rn.mu.Unlock()
 }
 
 // prune forgets answers older than cacheFor.
@@ -233,11 +233,9 @@ func (rn *renewer) failAll(err error) {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
 	rn.closed = true
-	for lease, q := range rn.pending {
-		for _, r := range q {
-			r.err = err
-			close(r.done)
-		}
+	for lease, r := range rn.pending {
+		r.err = err
+		close(r.done)
 		delete(rn.pending, lease)
 	}
 }

@@ -92,7 +92,13 @@ func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.U
 		}
 		n := f.counter(c.addr)
 		n.Add(1)
-		return conn, func() { n.Add(-1) }, nil
+		return conn, func() {
+			// Forget idle addresses, so instances that come and go do
+			// not grow the map.
+			if n.Add(-1) == 0 {
+				f.active.CompareAndDelete(c.addr, n)
+			}
+		}, nil
 	}
 	return nil, nil, fmt.Errorf("dialing %d of %d instances: %w", len(errs), len(cs), errors.Join(errs...))
 }
@@ -106,7 +112,7 @@ func (f *forwarder) start(cs []candidate, rr *atomic.Uint64) int {
 		off := int(rr.Add(1) % uint64(len(cs))) // break ties in turn
 		for i := range cs {
 			j := (off + i) % len(cs)
-			n := f.counter(cs[j].addr).Load()
+			n := f.activeConns(cs[j].addr)
 			if bestN < 0 || n < bestN {
 				best, bestN = j, n
 			}
@@ -123,6 +129,14 @@ func (f *forwarder) start(cs []candidate, rr *atomic.Uint64) int {
 			return i
 		}
 		k -= c.weight
+	}
+	return 0
+}
+
+// activeConns returns the connections open to addr.
+func (f *forwarder) activeConns(addr string) int64 {
+	if n, ok := f.active.Load(addr); ok {
+		return n.(*atomic.Int64).Load()
 	}
 	return 0
 }

@@ -17,7 +17,8 @@ func init() {
 }
 
 // Handler answers 502 Bad Gateway with a body naming the service when the
-// request's service is unknown or has no healthy instance, and otherwise
+// request's service is unknown or has no healthy instance, 503 with
+// Retry-After until the app has first read the catalog from etcd, and otherwise
 // sets {http.netsel.service} and passes the request on, typically to a
 // reverse_proxy with "dynamic netsel". Without it such requests get Caddy's
 // bare 503 for "no upstreams available".
@@ -50,8 +51,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	name := serviceFor(r, h.Service)
-	var msg string
+	status, msg := http.StatusBadGateway, ""
 	switch v := h.app.view(name); {
+	case !h.app.Index().Snapshot().Synced():
+		// Not "unknown service": the catalog has not been read yet.
+		status, msg = http.StatusServiceUnavailable, "netsel: the service catalog is not loaded from etcd yet\n"
+		w.Header().Set("Retry-After", "1")
 	case name == "":
 		msg = "netsel: the request names no service (host " + fmt.Sprintf("%q", r.Host) + ")\n"
 	case v == nil:
@@ -66,7 +71,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusBadGateway)
+	w.WriteHeader(status)
 	_, err := w.Write([]byte(msg))
 	return err
 }

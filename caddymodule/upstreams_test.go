@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -201,4 +202,33 @@ func activeApp(t *testing.T) *App {
 		t.Fatal(err)
 	}
 	return a.(*App)
+}
+
+// Until the app has read the catalog, a request is not for an "unknown
+// service": the guard answers 503 with Retry-After, fast.
+func TestHTTPBeforeSyncIs503(t *testing.T) {
+	deadEtcd := "http://" + testenv.FreeAddr(t) // nothing listens there
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	startCaddy(t, config{etcdURL: deadEtcd, httpAddr: addr, guard: true})
+	client := newClient()
+	var code int
+	var body string
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+		req.Host = "web.netsel"
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		code, body = resp.StatusCode, string(b)
+		if resp.Header.Get("Retry-After") == "" {
+			t.Errorf("503 without Retry-After")
+		}
+		return true
+	}, "proxy at %s never answered", addr)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not loaded from etcd yet") {
+		t.Fatalf("before sync: %d %q, want 503 saying the catalog is not loaded", code, body)
+	}
 }

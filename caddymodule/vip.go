@@ -225,6 +225,26 @@ func (vp *vipProxy) close(ap netip.AddrPort, l *vipListener) {
 	delete(vp.listeners, ap)
 	vp.open.Dec()
 	vp.logger.Debug("VIP listener closed", zap.String("service", l.service), zap.Stringer("addr", ap))
+	vp.forgetMetrics(l.service)
+}
+
+// forgetMetrics drops the per-service series of a service that has no
+// listener left and no failed bind pending, so deleted services do not
+// accumulate series.
+func (vp *vipProxy) forgetMetrics(service string) {
+	for _, other := range vp.listeners {
+		if other.service == service {
+			return
+		}
+	}
+	for _, name := range vp.failed {
+		if name == service {
+			return
+		}
+	}
+	vp.accepted.DeleteLabelValues(service)
+	vp.refused.DeleteLabelValues(service)
+	vp.bindErrors.DeleteLabelValues(service)
 }
 
 func (vp *vipProxy) closeAll() {

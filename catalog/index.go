@@ -226,15 +226,17 @@ func (ix *Index) list(ctx context.Context, st *state) (int64, error) {
 
 // watch applies events from revision rev+1 until the watch fails or ctx
 // ends. The first change after a quiet spell is published at once; during a
-// burst, snapshots are published at most every MinPublishInterval, each
-// folding in every event since the last, so a flood of changes costs one
-// snapshot per interval instead of one per event.
+// burst, snapshots are published at most every MinPublishInterval — or 20
+// times what the last publish took, when that is longer — each folding in
+// every event since the last. A flood of changes to large services thus
+// costs a bounded share of a CPU, not one copy per event.
 func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	wch := ix.client.Watch(wctx, ix.ks.Prefix(), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	var (
 		lastPublish time.Time
+		interval    = ix.opts.MinPublishInterval
 		timer       = time.NewTimer(time.Hour)
 		timerC      <-chan time.Time // non-nil while a publish is scheduled
 	)
@@ -242,8 +244,10 @@ func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 	defer timer.Stop()
 	flush := func() {
 		if len(st.dirty) > 0 {
+			start := time.Now()
 			ix.publish(st, rev, false)
 			lastPublish = time.Now()
+			interval = max(ix.opts.MinPublishInterval, 20*lastPublish.Sub(start))
 		}
 	}
 	for {
@@ -267,7 +271,7 @@ func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 			if len(st.dirty) == 0 || timerC != nil {
 				continue
 			}
-			if wait := ix.opts.MinPublishInterval - time.Since(lastPublish); wait > 0 {
+			if wait := interval - time.Since(lastPublish); wait > 0 {
 				timer.Reset(wait)
 				timerC = timer.C
 				continue

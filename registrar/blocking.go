@@ -48,7 +48,9 @@ func parseBlocking(req *http.Request) (blockingQuery, error) {
 		}
 		bq.wait = min(d, MaxBlockingWait)
 	}
-	bq.wait += rand.N(bq.wait/16 + 1)
+	// Jitter spreads the wake-ups of many clients; it never takes a wait
+	// past MaxBlockingWait, which the server's deadlines are sized for.
+	bq.wait = min(bq.wait+rand.N(bq.wait/16+1), MaxBlockingWait)
 	return bq, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/registrar/api"
 )
@@ -58,8 +60,15 @@ func fieldError(err error) *httpError {
 }
 
 // etcdUnavailable wraps a failed etcd call: 503 with Retry-After, so the
-// client tries again (possibly at another registrar).
+// client tries again (possibly at another registrar). Errors that trying
+// again cannot fix — the registrar's etcd credentials are refused, a
+// request etcd rejects as invalid — are a 500 instead, so clients report
+// them rather than retry for ever.
 func etcdUnavailable(op string, err error) *httpError {
+	if permanentEtcdError(err) {
+		return &httpError{status: http.StatusInternalServerError,
+			msg: "etcd refused the registrar's request: " + rpctypes.ErrorDesc(err), cause: fmt.Errorf("%s: %w", op, err)}
+	}
 	msg := "etcd is unavailable, try again"
 	if errors.Is(err, context.Canceled) {
 		msg = "request canceled"
@@ -96,4 +105,19 @@ func (r *Registrar) writeError(w http.ResponseWriter, req *http.Request, err err
 		r.log.Info("request rejected", "method", req.Method, "path", req.URL.Path, "status", he.status, "err", he)
 	}
 	writeJSON(w, he.status, api.Error{Error: he.msg, Field: he.field})
+}
+
+// permanentEtcdError reports whether err is an etcd error that a retry will
+// not fix.
+func permanentEtcdError(err error) bool {
+	for _, e := range []error{
+		rpctypes.ErrPermissionDenied, rpctypes.ErrAuthFailed, rpctypes.ErrInvalidAuthToken,
+		rpctypes.ErrUserEmpty, rpctypes.ErrAuthNotEnabled, rpctypes.ErrRequestTooLarge,
+		rpctypes.ErrTooManyOps, rpctypes.ErrDuplicateKey, rpctypes.ErrKeyNotFound,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -78,8 +78,18 @@ func (m *metrics) handler() http.Handler {
 }
 
 func (m *metrics) observe(route, method string, code int, d time.Duration, blocking bool) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(code)).Inc()
 	if !blocking {
 		m.latency.WithLabelValues(route).Observe(d.Seconds())
 	}
+}
+
+// methodLabel maps a request method to a label value from a fixed set, so
+// clients cannot create new series by inventing methods.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
+		return method
+	}
+	return "other"
 }

@@ -1,10 +1,16 @@
-local counter = 0
-
+-- wrk script: register a new instance per request, spread over 50 services
+-- (r0..r49). Ids are unique across threads and runs: the wall clock at
+-- setup, the thread number and a counter.
+local threads = 0
+local stamp = os.time()
 setup = function(thread)
-  thread:set("tid", math.random(0, 2^30))
+  threads = threads + 1
+  thread:set("tid", stamp .. "t" .. threads)
 end
+local counter = 0
 request = function()
   counter = counter + 1
-  return wrk.format("POST", "/v1/services/r" .. (counter % 50) .. "/instances", {["Content-Type"]="application/json"},
+  return wrk.format("POST", "/v1/services/r" .. (counter % 50) .. "/instances",
+    {["Content-Type"] = "application/json"},
     '{"id":"w' .. tid .. 'x' .. counter .. '","address":"127.0.0.1","port":8080}')
 end

@@ -84,12 +84,16 @@ func New(cfg Config) (*Client, error) {
 	switch {
 	case c.hc != nil && tc != nil:
 		return nil, errors.New("netsel client: set TLS on the HTTPClient's transport, or leave HTTPClient nil")
-	case c.hc == nil && tc != nil:
+	case c.hc == nil:
+		// One Client may keep thousands of instances alive: keep enough
+		// idle connections that heartbeats reuse them instead of opening
+		// one each (net/http keeps 2 per host by default), and drop idle
+		// ones before a registrar's 2-minute idle timeout does.
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = tc
+		tr.MaxIdleConnsPerHost = 64
+		tr.IdleConnTimeout = 90 * time.Second
 		c.hc = &http.Client{Transport: tr}
-	case c.hc == nil:
-		c.hc = &http.Client{}
 	}
 	if c.log == nil {
 		c.log = slog.Default()

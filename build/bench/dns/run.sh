@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DNS benchmark of the netsel CoreDNS plugin against hosts, etcd, cache+etcd
 # and a bare miekg/dns server answering from a Go map, on one machine, with
-# dnsperf. Prints a markdown report on stdout; see RESULTS.md.
+# dnsperf. Prints a markdown report on stdout; see BENCHMARKS.md.
 #
 #   build/bench/dns/run.sh            # DUR=10 RUNS=3 CLIENTS=4 by default
 set -euo pipefail

@@ -2,7 +2,7 @@
 # Registrar benchmark: registrations/s and heartbeats/s through the NetSel
 # registrar's REST API next to raw etcd Grant+Put and KeepAliveOnce, on one
 # embedded etcd, plus expiry timings under load; then the catalog index's
-# memory and apply/lookup costs. Prints markdown on stdout; see RESULTS.md.
+# memory and apply/lookup costs. Prints markdown on stdout; see BENCHMARKS.md.
 #
 #   build/bench/registrar/run.sh                 # 64 clients, 10 s per case, 3 interleaved runs
 #   build/bench/registrar/run.sh -runs 5 -cpuprofile /tmp/rb   # any flag of the program

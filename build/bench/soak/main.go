@@ -5,7 +5,7 @@
 // and sends HTTP and TCP traffic through both proxies all along, SIGKILLs
 // and restarts the runner and then one etcd member in the middle, samples
 // memory, DNS latency, client errors and the instances in etcd every few
-// seconds, and prints a markdown report. See run.sh and RESULTS.md.
+// seconds, and prints a markdown report. See run.sh and BENCHMARKS.md.
 //
 //	go build -o /tmp/netsel ./build/netsel
 //	go run ./build/bench/soak -netsel /tmp/netsel -duration 2m -instances 2000

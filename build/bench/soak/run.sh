@@ -7,7 +7,7 @@
 # the runner over it, 10,000 instances kept alive through the Go client,
 # DNS, HTTP-proxy and VIP-proxy traffic all along, a SIGKILL + restart of the
 # runner at 25% and a SIGKILL + restart of the etcd leader at 50%. Progress
-# goes to stderr, the markdown report to stdout; see RESULTS.md.
+# goes to stderr, the markdown report to stdout; see BENCHMARKS.md.
 # Extra arguments go to the soak program (go run ./build/bench/soak -h).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -34,7 +35,8 @@ type Config struct {
 
 // Server is a running embedded etcd.
 type Server struct {
-	etcd *embed.Etcd
+	etcd    *embed.Etcd
+	closing *atomic.Bool
 }
 
 // Start starts the server and waits until it serves clients.
@@ -59,7 +61,13 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	if err != nil || purl.Host == "" {
 		return nil, fmt.Errorf("embedded etcd: bad peer URL %q", c.PeerURL)
 	}
+	closing := new(atomic.Bool)
+	lg, err := newLogger(c.LogLevel, closing)
+	if err != nil {
+		return nil, err
+	}
 	cfg := embed.NewConfig()
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	cfg.Name = c.Name
 	cfg.Dir = c.Dir
 	cfg.LogLevel = c.LogLevel
@@ -85,7 +93,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	defer t.Stop()
 	select {
 	case <-e.Server.ReadyNotify():
-		return &Server{etcd: e}, nil
+		return &Server{etcd: e, closing: closing}, nil
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
@@ -113,5 +121,6 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops the server and waits for it to stop.
 func (s *Server) Close() {
+	s.closing.Store(true)
 	s.etcd.Close()
 }

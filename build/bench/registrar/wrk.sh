@@ -19,9 +19,16 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
 
 go build -o "$W/netsel" ./build/netsel
 go build -o "$W/etcdload" ./build/bench/etcdload
+for port in ${ETCD#*:} 23992 ${REG#*:}; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "port $port is taken: stop whatever listens there first" >&2; exit 1
+	fi
+done
 "$W/netsel" -data-dir "$W/data" -etcd-listen $ETCD -etcd-peer 127.0.0.1:23992 -registrar $REG \
 	-dns '' -http '' -vip-proxy=false -log-level error >"$W/netsel.log" 2>&1 &
+runner=$!
 for _ in $(seq 100); do curl -sf http://$REG/v1/health >/dev/null && break; sleep 0.1; done
+kill -0 $runner 2>/dev/null || { echo "the runner exited:" >&2; cat "$W/netsel.log" >&2; exit 1; }
 "$W/etcdload" -mode prereg -registrar http://$REG -n 10000
 
 wrk_rps() { wrk -t2 -c"$C" -d"${DUR}s" -s "$1" "http://$REG" | tee -a "$W/wrk.log" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }

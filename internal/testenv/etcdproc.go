@@ -8,15 +8,14 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/netsel/netsel/internal/childproc"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -49,8 +48,7 @@ type EtcdMember struct {
 	log  *tailBuffer
 
 	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
+	proc   *childproc.Process // nil until first started
 	paused bool
 }
 
@@ -210,15 +208,7 @@ func (m *EtcdMember) status(ctx context.Context) (*clientv3.StatusResponse, erro
 func (m *EtcdMember) Running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cmd == nil {
-		return false
-	}
-	select {
-	case <-m.exited:
-		return false
-	default:
-		return true
-	}
+	return m.proc != nil && m.proc.Running()
 }
 
 // Start starts m again on its data directory and ports after Stop or Kill,
@@ -243,57 +233,32 @@ func (m *EtcdMember) Launch() {
 	}
 }
 
-// launch starts m's process.
+// launch starts m's process; it is killed if the test binary dies without
+// cleaning up (a timeout panic).
 func (m *EtcdMember) launch() error {
 	m.mu.Lock()
-	if m.cmd != nil {
-		select {
-		case <-m.exited:
-		default:
-			m.mu.Unlock()
-			return errors.New("already running")
-		}
+	defer m.mu.Unlock()
+	if m.proc != nil && m.proc.Running() {
+		return errors.New("already running")
 	}
-	cmd := exec.Command(EtcdBinary, m.args...)
-	cmd.Stdout = m.log
-	cmd.Stderr = m.log
-	// Kill etcd if the test binary dies without cleaning up (a timeout
-	// panic). Pdeathsig fires when the thread that started the child ends,
-	// so that thread stays locked to the goroutine waiting for the child.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(exited)
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
-		m.mu.Unlock()
-		return fmt.Errorf("run %s: %w", EtcdBinary, err)
+	proc, err := childproc.Start(EtcdBinary, m.args, m.log)
+	if err != nil {
+		return err
 	}
-	m.cmd, m.exited, m.paused = cmd, exited, false
-	m.mu.Unlock()
+	m.proc, m.paused = proc, false
 	return nil
 }
 
 // waitServing waits until m answers the Status call on its client URL.
 func (m *EtcdMember) waitServing() error {
 	m.mu.Lock()
-	cmd, exited := m.cmd, m.exited
+	proc := m.proc
 	m.mu.Unlock()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		select {
-		case <-exited:
-			return fmt.Errorf("exited at start (%v); log:\n%s", cmd.ProcessState, m.log.String())
+		case <-proc.Exited():
+			return fmt.Errorf("exited at start (%v); log:\n%s", proc.State(), m.log.String())
 		default:
 		}
 		if _, err := m.status(context.Background()); err == nil {
@@ -318,8 +283,8 @@ func (m *EtcdMember) Kill() { m.signal(syscall.SIGKILL, 0) }
 func (m *EtcdMember) Pause() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cmd != nil && !m.paused {
-		if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if m.proc != nil && !m.paused {
+		if err := m.proc.Signal(syscall.SIGSTOP); err != nil {
 			m.t.Errorf("pause etcd member %s: %v", m.Name, err)
 			return
 		}
@@ -331,8 +296,8 @@ func (m *EtcdMember) Pause() {
 func (m *EtcdMember) Resume() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cmd != nil && m.paused {
-		if err := m.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if m.proc != nil && m.paused {
+		if err := m.proc.Signal(syscall.SIGCONT); err != nil {
 			m.t.Errorf("resume etcd member %s: %v", m.Name, err)
 			return
 		}
@@ -343,35 +308,21 @@ func (m *EtcdMember) Resume() {
 // signal sends sig to m and waits for it to exit, killing it after grace.
 func (m *EtcdMember) signal(sig syscall.Signal, grace time.Duration) {
 	m.mu.Lock()
-	cmd, exited, paused := m.cmd, m.exited, m.paused
+	proc, paused := m.proc, m.paused
 	m.paused = false
 	m.mu.Unlock()
-	if cmd == nil {
+	if proc == nil || !proc.Running() {
 		return
 	}
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	cmd.Process.Signal(sig)
+	proc.Signal(sig)
 	if paused && sig != syscall.SIGKILL {
-		cmd.Process.Signal(syscall.SIGCONT) // a stopped process handles no SIGTERM
+		proc.Signal(syscall.SIGCONT) // a stopped process handles no SIGTERM
 	}
-	if grace > 0 {
-		select {
-		case <-exited:
-			return
-		case <-time.After(grace):
-			m.t.Logf("etcd member %s did not stop within %v; killing it", m.Name, grace)
-			cmd.Process.Kill()
-		}
+	if proc.Wait(grace) {
+		m.t.Logf("etcd member %s did not stop within %v; killed it", m.Name, grace)
 	}
-	<-exited
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-// The listeners are held until all are picked, so no port repeats.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var lns []net.Listener

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -24,10 +22,7 @@ type etcdMember struct {
 	name      string
 	clientURL string
 	args      []string
-	logPath   string
-
-	cmd    *exec.Cmd
-	exited chan struct{}
+	child
 }
 
 // startEtcdCluster starts an n-member cluster of bin with data under dir and
@@ -47,7 +42,7 @@ func startEtcdCluster(ctx context.Context, bin, dir string, n int) ([]*etcdMembe
 		m := &etcdMember{
 			name:      fmt.Sprintf("m%d", i),
 			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-			logPath:   filepath.Join(dir, fmt.Sprintf("etcd-m%d.log", i)),
+			child:     child{logPath: filepath.Join(dir, fmt.Sprintf("etcd-m%d.log", i))},
 		}
 		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
 		m.args = []string{
@@ -98,73 +93,10 @@ func killAll(ms []*etcdMember) {
 
 // start launches m's process, appending its output to m.logPath.
 func (m *etcdMember) start(bin string) error {
-	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, m.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Kill etcd if the soak dies; Pdeathsig follows the starting thread,
-	// so that thread stays locked to the goroutine waiting for the child.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer logf.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(exited)
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	if err := m.launch(bin, m.args, ""); err != nil {
 		return fmt.Errorf("etcd member %s: %w", m.name, err)
 	}
-	m.cmd, m.exited = cmd, exited
 	return nil
-}
-
-// running reports whether m's process is alive.
-func (m *etcdMember) running() bool {
-	if m.cmd == nil {
-		return false
-	}
-	select {
-	case <-m.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// pid returns m's process id, or 0 when it is not running.
-func (m *etcdMember) pid() int {
-	if !m.running() {
-		return 0
-	}
-	return m.cmd.Process.Pid
-}
-
-// signal sends sig and waits for m to exit, killing it after grace.
-func (m *etcdMember) signal(sig syscall.Signal, grace time.Duration) {
-	if !m.running() {
-		return
-	}
-	m.cmd.Process.Signal(sig)
-	if grace > 0 {
-		select {
-		case <-m.exited:
-			return
-		case <-time.After(grace):
-			m.cmd.Process.Kill()
-		}
-	}
-	<-m.exited
 }
 
 // status asks m alone for its status.
@@ -184,7 +116,7 @@ func (m *etcdMember) waitServing(ctx context.Context, timeout time.Duration) err
 	deadline := time.Now().Add(timeout)
 	for {
 		if !m.running() {
-			return fmt.Errorf("etcd member %s exited (%v); see %s", m.name, m.cmd.ProcessState, m.logPath)
+			return fmt.Errorf("etcd member %s exited (%v); see %s", m.name, m.exitState(), m.logPath)
 		}
 		_, err := m.status(ctx)
 		if err == nil {

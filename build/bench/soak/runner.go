@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -20,13 +16,10 @@ import (
 type runner struct {
 	bin     string
 	args    []string
-	logPath string
 	regURL  string
 	dnsAddr string
 	httpURL string
-
-	cmd    *exec.Cmd
-	exited chan struct{}
+	child
 	starts int
 }
 
@@ -37,7 +30,7 @@ func newRunner(bin, logPath string, etcdURLs []string, vipCIDR string) (*runner,
 	}
 	r := &runner{
 		bin:     bin,
-		logPath: logPath,
+		child:   child{logPath: logPath},
 		regURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		dnsAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		httpURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
@@ -56,71 +49,12 @@ func newRunner(bin, logPath string, etcdURLs []string, vipCIDR string) (*runner,
 
 // start launches the runner; its output is appended to logPath.
 func (r *runner) start() error {
-	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
 	r.starts++
-	fmt.Fprintf(logf, "---- soak: runner start #%d at %s\n", r.starts, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(r.bin, r.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer logf.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(exited)
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	header := fmt.Sprintf("---- soak: runner start #%d at %s", r.starts, time.Now().Format(time.RFC3339Nano))
+	if err := r.launch(r.bin, r.args, header); err != nil {
 		return fmt.Errorf("start runner: %w", err)
 	}
-	r.cmd, r.exited = cmd, exited
 	return nil
-}
-
-func (r *runner) running() bool {
-	if r.cmd == nil {
-		return false
-	}
-	select {
-	case <-r.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (r *runner) pid() int {
-	if !r.running() {
-		return 0
-	}
-	return r.cmd.Process.Pid
-}
-
-// signal sends sig and waits for the runner to exit (SIGKILL after grace).
-func (r *runner) signal(sig syscall.Signal, grace time.Duration) {
-	if !r.running() {
-		return
-	}
-	r.cmd.Process.Signal(sig)
-	if grace > 0 {
-		select {
-		case <-r.exited:
-			return
-		case <-time.After(grace):
-			r.cmd.Process.Kill()
-		}
-	}
-	<-r.exited
 }
 
 // waitReady waits until the registrar answers /v1/health with 200 and the
@@ -132,7 +66,7 @@ func (r *runner) waitReady(ctx context.Context, probe string, timeout time.Durat
 	regOK, dnsOK := false, false
 	for !regOK || !dnsOK {
 		if !r.running() {
-			return fmt.Errorf("runner exited (%v); see %s", r.cmd.ProcessState, r.logPath)
+			return fmt.Errorf("runner exited (%v); see %s", r.exitState(), r.logPath)
 		}
 		if !regOK {
 			if resp, err := hc.Get(r.regURL + "/v1/health"); err == nil {

@@ -65,7 +65,7 @@ func (s *soak) watchCrashes() {
 		return
 	}
 	if !s.runner.running() {
-		s.event("RUNNER EXITED BY ITSELF (%v); restarting it — see the runner log", s.runner.cmd.ProcessState)
+		s.event("RUNNER EXITED BY ITSELF (%v); restarting it — see the runner log", s.runner.exitState())
 		if err := s.runner.start(); err == nil {
 			s.mu.Lock()
 			s.runnerInc = append(s.runnerInc, time.Now())
@@ -74,7 +74,7 @@ func (s *soak) watchCrashes() {
 	}
 	for i, m := range s.members {
 		if !m.running() {
-			s.event("ETCD MEMBER %s EXITED BY ITSELF (%v); restarting it", m.name, m.cmd.ProcessState)
+			s.event("ETCD MEMBER %s EXITED BY ITSELF (%v); restarting it", m.name, m.exitState())
 			if err := m.start(s.c.etcdBin); err == nil {
 				s.mu.Lock()
 				s.etcdInc[i] = append(s.etcdInc[i], time.Now())

@@ -23,11 +23,17 @@ type Entry struct {
 
 // Instance returns the instance with the given id.
 func (e *Entry) Instance(id string) (*Instance, bool) {
-	i := sort.Search(len(e.Instances), func(i int) bool { return e.Instances[i].ID >= id })
-	if i < len(e.Instances) && e.Instances[i].ID == id {
+	if i, ok := searchInstances(e.Instances, id); ok {
 		return e.Instances[i], true
 	}
 	return nil, false
+}
+
+// searchInstances returns the position of id in ins, sorted by ID, or where
+// it would go, and whether it is there.
+func searchInstances(ins []*Instance, id string) (int, bool) {
+	i := sort.Search(len(ins), func(i int) bool { return ins[i].ID >= id })
+	return i, i < len(ins) && ins[i].ID == id
 }
 
 // Snapshot is an immutable view of the keyspace at one etcd revision.

@@ -3,7 +3,6 @@ package catalog
 import (
 	"net/netip"
 	"slices"
-	"sort"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
@@ -27,22 +26,16 @@ type svcState struct {
 	modRev    int64
 }
 
-// find returns the position of id in s.instances and whether it is there.
-func (s *svcState) find(id string) (int, bool) {
-	i := sort.Search(len(s.instances), func(i int) bool { return s.instances[i].ID >= id })
-	return i, i < len(s.instances) && s.instances[i].ID == id
-}
-
 // remove deletes instance id, if present.
 func (s *svcState) remove(id string) {
-	if i, ok := s.find(id); ok {
+	if i, ok := searchInstances(s.instances, id); ok {
 		s.instances = slices.Delete(s.instances, i, i+1)
 	}
 }
 
 // put adds or replaces in.
 func (s *svcState) put(in *Instance) {
-	i, ok := s.find(in.ID)
+	i, ok := searchInstances(s.instances, in.ID)
 	if ok {
 		s.instances[i] = in
 		return

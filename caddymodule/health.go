@@ -112,7 +112,7 @@ func (hc *healthChecker) round(ctx context.Context, snap *catalog.Snapshot) {
 		sem     = make(chan struct{}, maxParallelChecks)
 	)
 	snap.Range(func(e *catalog.Entry) bool {
-		for _, in := range e.Instances {
+		for _, in := range e.Instances() {
 			kind := hc.cfg.Path
 			if m, ok := in.Meta[metaHealth]; ok {
 				kind = m

@@ -62,10 +62,10 @@ func newView(e *catalog.Entry, hs *healthState) *view {
 	v := &view{
 		entry:     e,
 		health:    hs,
-		instances: make([]*catalog.Instance, 0, len(e.Instances)),
-		weights:   make(map[string]int, len(e.Instances)),
+		instances: make([]*catalog.Instance, 0, e.Len()),
+		weights:   make(map[string]int, e.Len()),
 	}
-	for _, in := range e.Instances {
+	for _, in := range e.Instances() {
 		if !hs.healthy(e.Name, in.ID) {
 			continue
 		}

@@ -136,7 +136,7 @@ func BenchmarkApply(b *testing.B) {
 					snap = st.publish(snap, rev, false)
 				}
 			}
-			if e, ok := snap.Service("svc-0000"); !ok || len(e.Instances) != benchInstances {
+			if e, ok := snap.Service("svc-0000"); !ok || e.Len() != benchInstances {
 				b.Fatal("service svc-0000 lost instances")
 			}
 		})
@@ -163,7 +163,7 @@ func BenchmarkLookup(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			e, ok := ix.Snapshot().Service(names[i%len(names)])
-			if !ok || len(e.Instances) != benchInstances {
+			if !ok || e.Len() != benchInstances {
 				b.Errorf("lookup %s: %v", names[i%len(names)], ok)
 				return
 			}

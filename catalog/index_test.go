@@ -70,7 +70,7 @@ func instanceIDs(ix *catalog.Index, svc string) string {
 		return "<none>"
 	}
 	var ids []string
-	for _, in := range e.Instances {
+	for _, in := range e.Instances() {
 		ids = append(ids, in.ID)
 	}
 	return strings.Join(ids, ",")
@@ -137,7 +137,7 @@ func TestIndexListsAndWatches(t *testing.T) {
 	putInstance(t, c, "web", "f")
 	testenv.Eventually(t, time.Second, func() bool {
 		e, ok := ix.Snapshot().ByVIP(netip.MustParseAddr("127.77.0.1"))
-		return ok && len(e.Instances) == 5
+		return ok && e.Len() == 5
 	}, "ByVIP serves a stale entry after an instance change")
 	if svcs, insts := ix.Snapshot().Len(); svcs != 2 || insts != 5 {
 		t.Errorf("Len = %d services, %d instances; want 2, 5", svcs, insts)
@@ -217,7 +217,7 @@ func TestLoadService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e == nil || e.Service == nil || len(e.Instances) != 1 || e.Instances[0].ID != "a" || rev == 0 {
+	if e == nil || e.Service == nil || e.Len() != 1 || e.Instances()[0].ID != "a" || rev == 0 {
 		t.Fatalf("LoadService = %+v, rev %d", e, rev)
 	}
 	e, _, err = catalog.LoadService(context.Background(), etcd.Client, ks, "nope", nil)
@@ -251,7 +251,7 @@ func TestIndexPublishesTheEndOfABurst(t *testing.T) {
 	}
 	testenv.Eventually(t, time.Second, func() bool {
 		e, ok := ix.Snapshot().Service("web")
-		return ok && len(e.Instances) == n
+		return ok && e.Len() == n
 	}, "index does not hold all %d instances of the burst", n)
 	if s := ix.Stats(); s.Events != n+1 && s.Events != n {
 		t.Errorf("Events = %d, want %d", s.Events, n)

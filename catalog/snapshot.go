@@ -3,6 +3,7 @@ package catalog
 import (
 	"net/netip"
 	"sort"
+	"sync/atomic"
 )
 
 // Entry is everything known about one service in a Snapshot. An Entry is
@@ -14,26 +15,60 @@ type Entry struct {
 	// Service is the persistent record, or nil when instances exist under a
 	// name with no service record (which the registrar never writes).
 	Service *Service
-	// Instances are the live instances, sorted by ID.
-	Instances []*Instance
 	// ModRevision is the etcd revision of the last change to the service or
 	// any of its instances, as far as this reader has seen.
 	ModRevision int64
+
+	// chunks hold the live instances sorted by ID, shared with other
+	// entries of the same service where they did not change.
+	chunks [][]*Instance
+	n      int
+	// flat caches Instances for entries of more than one chunk.
+	flat atomic.Pointer[[]*Instance]
+}
+
+// Len returns the number of live instances.
+func (e *Entry) Len() int { return e.n }
+
+// Instances returns the live instances, sorted by ID. The slice is built on
+// first use and shared by every caller: it must not be modified.
+func (e *Entry) Instances() []*Instance {
+	switch len(e.chunks) {
+	case 0:
+		return nil
+	case 1:
+		return e.chunks[0]
+	}
+	if p := e.flat.Load(); p != nil {
+		return *p
+	}
+	all := make([]*Instance, 0, e.n)
+	for _, ch := range e.chunks {
+		all = append(all, ch...)
+	}
+	e.flat.Store(&all)
+	return all
+}
+
+// Position returns the position of instance id in Instances, and whether
+// the entry has it.
+func (e *Entry) Position(id string) (int, bool) {
+	return searchInstances(e.Instances(), id)
 }
 
 // Instance returns the instance with the given id.
 func (e *Entry) Instance(id string) (*Instance, bool) {
-	if i, ok := searchInstances(e.Instances, id); ok {
-		return e.Instances[i], true
+	c := sort.Search(len(e.chunks), func(k int) bool {
+		ch := e.chunks[k]
+		return ch[len(ch)-1].ID >= id
+	})
+	if c == len(e.chunks) {
+		return nil, false
+	}
+	if i, ok := searchInstances(e.chunks[c], id); ok {
+		return e.chunks[c][i], true
 	}
 	return nil, false
-}
-
-// searchInstances returns the position of id in ins, sorted by ID, or where
-// it would go, and whether it is there.
-func searchInstances(ins []*Instance, id string) (int, bool) {
-	i := sort.Search(len(ins), func(i int) bool { return ins[i].ID >= id })
-	return i, i < len(ins) && ins[i].ID == id
 }
 
 // Snapshot is an immutable view of the keyspace at one etcd revision.

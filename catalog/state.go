@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"net/netip"
-	"slices"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
@@ -19,28 +18,9 @@ type state struct {
 }
 
 type svcState struct {
-	service *Service
-	// instances are sorted by ID and kept sorted as events arrive, so
-	// publishing a changed service is a copy, not a sort.
-	instances []*Instance
+	service   *Service
+	instances instanceList
 	modRev    int64
-}
-
-// remove deletes instance id, if present.
-func (s *svcState) remove(id string) {
-	if i, ok := searchInstances(s.instances, id); ok {
-		s.instances = slices.Delete(s.instances, i, i+1)
-	}
-}
-
-// put adds or replaces in.
-func (s *svcState) put(in *Instance) {
-	i, ok := searchInstances(s.instances, in.ID)
-	if ok {
-		s.instances[i] = in
-		return
-	}
-	s.instances = slices.Insert(s.instances, i, in)
 }
 
 func newState(ks Keyspace, onSkip func(string, error)) *state {
@@ -86,19 +66,19 @@ func (st *state) apply(kv *mvccpb.KeyValue, deleted bool, rev int64) {
 	case KindInstance:
 		s := st.svc(key.Service)
 		if deleted {
-			s.remove(key.ID)
+			s.instances.remove(key.ID)
 		} else {
 			in, err := DecodeInstance(kv.Value)
 			if err == nil && (in.ID != key.ID || in.Service != key.Service) {
 				err = errNameMismatch
 			}
 			if err != nil {
-				s.remove(key.ID)
+				s.instances.remove(key.ID)
 				st.onSkip(string(kv.Key), err)
 			} else {
 				in.Lease = kv.Lease
 				in.ModRevision = kv.ModRevision
-				s.put(in)
+				s.instances.put(in)
 			}
 		}
 		st.touch(key.Service, s, rev)
@@ -113,14 +93,14 @@ func (st *state) touch(name string, s *svcState, rev int64) {
 		s.modRev = rev
 	}
 	st.dirty[name] = true
-	if s.service == nil && len(s.instances) == 0 {
+	if s.service == nil && s.instances.n == 0 {
 		delete(st.services, name)
 	}
 }
 
 // entry builds the immutable Entry of s.
 func (s *svcState) entry(name string) *Entry {
-	return &Entry{Name: name, Service: s.service, ModRevision: s.modRev, Instances: slices.Clone(s.instances)}
+	return &Entry{Name: name, Service: s.service, ModRevision: s.modRev, chunks: s.instances.freeze(), n: s.instances.n}
 }
 
 // sameAs reports whether e holds exactly what s holds, judged by revisions.
@@ -131,16 +111,7 @@ func (s *svcState) sameAs(e *Entry) bool {
 	if s.service != nil && s.service.ModRevision != e.Service.ModRevision {
 		return false
 	}
-	if len(s.instances) != len(e.Instances) {
-		return false
-	}
-	for i, in := range e.Instances {
-		cur := s.instances[i]
-		if cur.ID != in.ID || cur.ModRevision != in.ModRevision {
-			return false
-		}
-	}
-	return true
+	return s.instances.equal(e.Instances())
 }
 
 // publish returns the snapshot that follows prev: entries of services that did
@@ -194,7 +165,7 @@ func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
 	next.vips = make(map[netip.Addr]string, len(next.services))
 	next.instances = 0
 	for name, e := range next.services {
-		next.instances += len(e.Instances)
+		next.instances += e.n
 		if e.Service != nil {
 			next.vips[e.Service.VIP] = name
 		}
@@ -206,7 +177,7 @@ func entryLen(e *Entry) int {
 	if e == nil {
 		return 0
 	}
-	return len(e.Instances)
+	return e.n
 }
 
 // entryVIP returns the VIP of e, or the zero Addr.

@@ -10,7 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc"
+	"go.etcd.io/etcd/server/v3/proxy/grpcproxy/adapter"
 )
 
 // Config says where the embedded etcd keeps its data and listens.
@@ -114,6 +119,19 @@ func (s *Server) ClientURL() string {
 		scheme = "https"
 	}
 	return scheme + "://" + s.etcd.Clients[0].Addr().String()
+}
+
+// InProcessClient returns a client that calls the server directly, without
+// gRPC, sockets or TLS: the cheapest way for parts in the same process to
+// reach it. It carries no credentials, so it suits a server without etcd
+// authentication enabled. The caller closes it before Close.
+func (s *Server) InProcessClient() *clientv3.Client { return v3client.New(s.etcd.Server) }
+
+// InProcessLeaseClient returns the lease API of the server as direct calls,
+// for callers that drive LeaseKeepAlive streams themselves (an
+// InProcessClient has no gRPC connection to build one on).
+func (s *Server) InProcessLeaseClient() pb.LeaseClient {
+	return adapter.LeaseServerToLeaseClient(v3rpc.NewQuotaLeaseServer(s.etcd.Server))
 }
 
 // Err returns a channel that reports a fatal server error.

@@ -87,7 +87,7 @@ func TestBackendDies(t *testing.T) {
 	}
 	// The dead instance is still registered: routing around it was the
 	// proxies' doing, not the catalog's.
-	if en, ok := ix.Snapshot().Service("app"); !ok || len(en.Instances) != 3 {
+	if en, ok := ix.Snapshot().Service("app"); !ok || en.Len() != 3 {
 		t.Errorf("the catalog no longer holds all three instances after the burst: %+v", en)
 	}
 }

@@ -201,10 +201,10 @@ func testOutage(t *testing.T, o outage) {
 		t.Fatalf("service web after the outage: %+v; want VIP %v", e, a0.VIP)
 	}
 	leases := map[string]int64{"web-0": a0.Lease, "web-1": a1.Lease}
-	if len(e.Instances) != 2 {
-		t.Errorf("%d instances after the outage, want web-0 and web-1: %v", len(e.Instances), instanceIDs(e))
+	if e.Len() != 2 {
+		t.Errorf("%d instances after the outage, want web-0 and web-1: %v", e.Len(), instanceIDs(e))
 	}
-	for _, in := range e.Instances {
+	for _, in := range e.Instances() {
 		if want, ok := leases[in.ID]; !ok || in.Lease != want {
 			t.Errorf("instance %s on lease %x, want %x (first registration)", in.ID, in.Lease, want)
 		}
@@ -224,7 +224,7 @@ func testOutage(t *testing.T, o outage) {
 
 func instanceIDs(e *catalog.Entry) []string {
 	var ids []string
-	for _, in := range e.Instances {
+	for _, in := range e.Instances() {
 		ids = append(ids, fmt.Sprintf("%s@%x", in.ID, in.Lease))
 	}
 	return ids

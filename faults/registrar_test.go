@@ -68,10 +68,10 @@ func testRegistrarKilled(t *testing.T, kind etcdKind, failover bool) {
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
-		if e == nil || len(e.Instances) != len(leases) {
+		if e == nil || e.Len() != len(leases) {
 			t.Fatalf("%s: service api is %+v, want %d instances", when, e, len(leases))
 		}
-		for _, in := range e.Instances {
+		for _, in := range e.Instances() {
 			if in.Lease != leases[in.ID] {
 				t.Errorf("%s: instance %s on lease %x, want %x (its first)", when, in.ID, in.Lease, leases[in.ID])
 			}

@@ -3,8 +3,6 @@ package netsel
 import (
 	"math/rand/v2"
 	"net/netip"
-	"slices"
-	"strings"
 
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
 	"github.com/miekg/dns"
@@ -69,9 +67,7 @@ func (n *Netsel) lookup(snap *catalog.Snapshot, zone, qname, owner string, qtype
 		if !ok {
 			return nxdomain
 		}
-		i, ok := slices.BinarySearchFunc(e.Instances, nm.id, func(in *catalog.Instance, id string) int {
-			return strings.Compare(in.ID, id)
-		})
+		i, ok := e.Position(nm.id)
 		if !ok {
 			return nxdomain
 		}

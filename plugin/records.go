@@ -89,7 +89,7 @@ type srvRR struct {
 const srvPriority = 10
 
 func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
-	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, len(e.Instances))}
+	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, e.Len())}
 	srv := func(target string, port, weight, inst int) srvRR {
 		return srvRR{srv: &dns.SRV{
 			Hdr:      dns.RR_Header{Name: rs.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
@@ -99,8 +99,8 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 			Target:   target,
 		}, inst: inst}
 	}
-	targets := make([]string, len(e.Instances))
-	for i, in := range e.Instances {
+	targets := make([]string, e.Len())
+	for i, in := range e.Instances() {
 		targets[i] = in.ID + "." + rs.name
 		rs.inst[i] = instRR{addr: newAddrRR(targets[i], ttl, in.Address)}
 		rs.def = append(rs.def, srv(targets[i], in.Port, in.Weight, i))
@@ -112,7 +112,7 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 		for _, p := range e.Service.Ports {
 			rs.protos[p.Protocol] = true
 			var set []srvRR
-			for i, in := range e.Instances {
+			for i, in := range e.Instances() {
 				if port, ok := in.PortFor(p.Name); ok {
 					set = append(set, srv(targets[i], port, in.Weight, i))
 				}

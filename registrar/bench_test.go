@@ -97,7 +97,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 			wg.Wait()
 			testenv.Eventually(b, 10*time.Second, func() bool {
 				e, ok := reg.Registrar.Index().Snapshot().Service("hb")
-				return ok && len(e.Instances) == instances
+				return ok && e.Len() == instances
 			}, "index never saw every instance")
 			var n atomic.Int64
 			setParallel(b)

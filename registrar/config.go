@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/catalog"
@@ -46,6 +47,11 @@ var DefaultVIPCIDR = netip.MustParsePrefix("127.77.0.0/16")
 type Config struct {
 	// Client is the etcd client. Required; the Registrar does not close it.
 	Client *clientv3.Client
+	// LeaseClient, when set, carries the one keep-alive stream heartbeats
+	// are pipelined on, instead of Client's gRPC connection. The runner sets
+	// it to its embedded etcd's in-process lease server
+	// (embedetcd.Server.InProcessLeaseClient), as Client is then in-process.
+	LeaseClient pb.LeaseClient
 	// Keyspace is the etcd layout. The zero value means the default prefix.
 	Keyspace catalog.Keyspace
 	// Index is a running index of Keyspace. When nil the Registrar creates
@@ -93,6 +99,14 @@ type Config struct {
 	// of that lease without another etcd request (default 500ms; negative
 	// disables).
 	RenewCacheFor time.Duration
+}
+
+// leaseClient returns the lease API the renewer streams keep-alives on.
+func (c *Config) leaseClient() pb.LeaseClient {
+	if c.LeaseClient != nil {
+		return c.LeaseClient
+	}
+	return pb.NewLeaseClient(c.Client.ActiveConnection())
 }
 
 func (c *Config) withDefaults() (Config, error) {

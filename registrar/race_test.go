@@ -90,7 +90,7 @@ func TestConcurrentRegistrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e == nil || e.Service == nil || e.Service.VIP != vip || len(e.Instances) != perService {
+		if e == nil || e.Service == nil || e.Service.VIP != vip || e.Len() != perService {
 			t.Errorf("service %s in etcd: %+v, want VIP %v and %d instances", svc, e, vip, perService)
 		}
 	}

@@ -33,7 +33,7 @@ func (r *Registrar) listServices(w http.ResponseWriter, req *http.Request) error
 	list := api.ServiceList{Services: []api.ServiceSummary{}, Index: snap.Revision()}
 	for _, name := range snap.Names() {
 		e, _ := snap.Service(name)
-		s := api.ServiceSummary{Name: name, Instances: len(e.Instances), Index: e.ModRevision}
+		s := api.ServiceSummary{Name: name, Instances: e.Len(), Index: e.ModRevision}
 		if e.Service != nil {
 			s.VIP, s.Ports = e.Service.VIP, apiPorts(e.Service.Ports)
 		}
@@ -101,10 +101,10 @@ func serviceView(e *catalog.Entry) api.ServiceView {
 		VIP:       e.Service.VIP,
 		Ports:     apiPorts(e.Service.Ports),
 		Created:   e.Service.Created,
-		Instances: make([]api.InstanceView, 0, len(e.Instances)),
+		Instances: make([]api.InstanceView, 0, e.Len()),
 		Index:     e.ModRevision,
 	}
-	for _, in := range e.Instances {
+	for _, in := range e.Instances() {
 		v.Instances = append(v.Instances, api.InstanceView{
 			ID:         in.ID,
 			Address:    in.Address,

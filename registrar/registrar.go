@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		})
 		r.wg.Go(func() { r.ix.Run(bg) })
 	}
-	r.renewer = newRenewer(bg, cfg.Client, r.log, r.metrics, cfg.RenewCacheFor)
+	r.renewer = newRenewer(bg, cfg.leaseClient(), r.log, r.metrics, cfg.RenewCacheFor)
 	r.handler = r.routes()
 	r.log.Info("registrar ready", "prefix", r.ks.Prefix(), "vip_range", cfg.VIPCIDR.String(),
 		"default_ttl", cfg.DefaultTTL, "auth", r.tokens != nil, "auth_reads", cfg.AuthReads,

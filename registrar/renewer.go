@@ -54,10 +54,10 @@ type renewal struct {
 	err  error
 }
 
-func newRenewer(ctx context.Context, client *clientv3.Client, log *slog.Logger, m *metrics, cacheFor time.Duration) *renewer {
+func newRenewer(ctx context.Context, lc pb.LeaseClient, log *slog.Logger, m *metrics, cacheFor time.Duration) *renewer {
 	ctx, cancel := context.WithCancel(ctx)
 	rn := &renewer{
-		lc:       pb.NewLeaseClient(client.ActiveConnection()),
+		lc:       lc,
 		log:      log,
 		metrics:  m,
 		cacheFor: cacheFor,

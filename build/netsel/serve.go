@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/catalog"
@@ -182,17 +183,22 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		}
 		stops = append(stops, srv.Close)
 		cfg.EtcdEndpoints = []string{srv.ClientURL()}
+		if f.etcdUser == "" {
+			cfg.Etcd, cfg.EtcdLease = inProcessEtcd(ctx, srv, logger)
+		}
 	} else {
 		cfg.EtcdEndpoints = strings.Split(f.etcd, ",")
 		logger.Info("using external etcd", "endpoints", cfg.EtcdEndpoints)
 	}
 
-	client, err := newEtcdClient(cfg)
-	if err != nil {
-		return err
+	if cfg.Etcd == nil {
+		client, err := newEtcdClient(cfg)
+		if err != nil {
+			return err
+		}
+		cfg.Etcd = client
 	}
-	stops = append(stops, func() { client.Close() })
-	cfg.Etcd = client
+	stops = append(stops, func() { cfg.Etcd.Close() })
 
 	stopRegistrar, err := startRegistrar(ctx, cfg, f)
 	if err != nil {
@@ -217,6 +223,23 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return nil
+}
+
+// inProcessEtcd returns a client and lease API that call the embedded etcd
+// directly, with no gRPC or socket in between, for the registrar: nil when
+// etcd authentication is on (the in-process client carries no credentials)
+// or its state cannot be read, and the parts then dial srv as any client.
+func inProcessEtcd(ctx context.Context, srv *embedetcd.Server, logger *slog.Logger) (*clientv3.Client, pb.LeaseClient) {
+	c := srv.InProcessClient()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := c.AuthStatus(ctx)
+	if err != nil || st.Enabled {
+		c.Close()
+		logger.Info("the registrar reaches the embedded etcd over its client URL", "auth_enabled", err == nil && st.Enabled, "err", err)
+		return nil, nil
+	}
+	return c, srv.InProcessLeaseClient()
 }
 
 func newEtcdClient(c stackConfig) (*clientv3.Client, error) {
@@ -244,6 +267,7 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 	log := c.Logger.With("part", "registrar")
 	r, err := registrar.New(ctx, registrar.Config{
 		Client:          c.Etcd,
+		LeaseClient:     c.EtcdLease,
 		Keyspace:        c.Keyspace,
 		VIPCIDR:         c.VIPCIDR,
 		TokenFile:       f.tokenFile,

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/catalog"
@@ -20,6 +21,9 @@ type stackConfig struct {
 	EtcdCertFile, EtcdKeyFile, EtcdCAFile string
 	// Etcd is a client the runner already holds, for in-process parts.
 	Etcd *clientv3.Client
+	// EtcdLease is the lease API the registrar streams keep-alives on; nil
+	// means Etcd's own connection.
+	EtcdLease pb.LeaseClient
 	// Keyspace is the keyspace shared by every part.
 	Keyspace catalog.Keyspace
 	// RegistrarAddr is the registrar's listen address (127.0.0.1:9000).

@@ -24,6 +24,7 @@ func main() {
 	c := flag.Int("c", 64, "concurrent goroutines")
 	d := flag.Duration("d", 10*time.Second, "duration of the run")
 	reg := flag.String("registrar", "http://127.0.0.1:9000", "registrar URL for -mode prereg")
+	ttl := flag.Duration("ttl", time.Hour, "TTL of the leases granted (grantput, keepalive) and of the instances registered (prereg); long enough that none expires during a benchmark")
 	flag.Parse()
 	ctx := context.Background()
 	if *mode == "prereg" {
@@ -37,7 +38,7 @@ func main() {
 			go func(w int) {
 				defer wg.Done()
 				for i := w; i < *n; i += 32 {
-					_, err := rc.Register(ctx, client.Registration{Service: fmt.Sprintf("s%d", i%50), ID: fmt.Sprintf("i%d", i), Address: "127.0.0.1", Port: 8080, TTL: 10 * time.Minute})
+					_, err := rc.Register(ctx, client.Registration{Service: fmt.Sprintf("s%d", i%50), ID: fmt.Sprintf("i%d", i), Address: "127.0.0.1", Port: 8080, TTL: *ttl})
 					if err != nil {
 						log.Fatal(err)
 					}
@@ -54,7 +55,7 @@ func main() {
 	var leases []clientv3.LeaseID
 	if *mode == "keepalive" {
 		for i := 0; i < *n; i++ {
-			l, err := cli.Grant(ctx, 600)
+			l, err := cli.Grant(ctx, int64(ttl.Seconds()))
 			if err != nil {
 				log.Fatal(err)
 			}
@@ -71,7 +72,7 @@ func main() {
 			for i := g; time.Now().Before(deadline); i += *c {
 				switch *mode {
 				case "grantput":
-					l, err := cli.Grant(ctx, 60)
+					l, err := cli.Grant(ctx, int64(ttl.Seconds()))
 					if err != nil {
 						log.Fatal(err)
 					}

@@ -1,6 +1,8 @@
 -- wrk script: register a new instance per request, spread over 50 services
--- (r0..r49). Ids are unique across threads and runs: the wall clock at
--- setup, the thread number and a counter.
+-- (r0..r49), each with a TTL of an hour as etcdload's leases have, so that
+-- no expiry of an earlier run's instances weighs on a later run. Ids are
+-- unique across threads and runs: the wall clock at setup, the thread
+-- number and a counter.
 local threads = 0
 local stamp = os.time()
 setup = function(thread)
@@ -12,5 +14,5 @@ request = function()
   counter = counter + 1
   return wrk.format("POST", "/v1/services/r" .. (counter % 50) .. "/instances",
     {["Content-Type"] = "application/json"},
-    '{"id":"w' .. tid .. 'x' .. counter .. '","address":"127.0.0.1","port":8080}')
+    '{"id":"w' .. tid .. 'x' .. counter .. '","address":"127.0.0.1","port":8080,"ttl":"1h"}')
 end

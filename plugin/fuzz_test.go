@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
 	"github.com/netsel/netsel/catalog"
@@ -82,18 +82,44 @@ func FuzzServeDNS(f *testing.F) {
 		if err := r.Unpack(b); err != nil {
 			return
 		}
-		rec := dnstest.NewRecorder(&test.ResponseWriter{})
-		rcode, _ := n.ServeDNS(context.Background(), rec, r)
-		if rec.Msg == nil {
+		// As in CoreDNS's server: the writer is a ScrubWriter, so the wire
+		// path (answerWire) is taken where it applies.
+		cw := &captureWriter{}
+		rcode, _ := n.ServeDNS(context.Background(), request.NewScrubWriter(r, cw), r)
+		if cw.reply == nil {
 			return // the server writes rcode
 		}
-		if rec.Msg.Rcode != rcode {
-			t.Errorf("returned %d, wrote %d", rcode, rec.Msg.Rcode)
+		m := new(dns.Msg)
+		if err := m.Unpack(cw.reply); err != nil {
+			t.Fatalf("reply does not unpack: %v", err)
 		}
-		if _, err := rec.Msg.Pack(); err != nil {
-			t.Errorf("reply does not pack: %v\n%v", err, rec.Msg)
+		if m.Rcode != rcode {
+			t.Errorf("returned %d, wrote %d", rcode, m.Rcode)
+		}
+		if m.Id != r.Id || !m.Response || len(m.Question) != 1 || m.Question[0] != r.Question[0] {
+			t.Errorf("reply does not answer the question:\n%v\nto\n%v", m, r)
 		}
 	})
+}
+
+// captureWriter keeps the reply written to it, in wire form.
+type captureWriter struct {
+	test.ResponseWriter
+	reply []byte
+}
+
+func (w *captureWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	w.reply = b
+	return nil
+}
+
+func (w *captureWriter) Write(b []byte) (int, error) {
+	w.reply = append([]byte(nil), b...)
+	return len(b), nil
 }
 
 // fuzzHandler returns a handler over an index of a small catalog in a real

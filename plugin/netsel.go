@@ -85,6 +85,10 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
+	if n.answerWire(w, r, snap, zone, qname, qtype) {
+		countRequest(server, qtype, resultAnswer)
+		return dns.RcodeSuccess, nil
+	}
 	res := n.lookup(snap, zone, qname, q.Name, qtype)
 	if res.rcode == dns.RcodeNameError && n.Fall.Through(qname) {
 		countRequest(server, qtype, resultFallthrough)

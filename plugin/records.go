@@ -25,10 +25,13 @@ type records struct {
 	def    []srvRR         // the SRV set of <svc>: every instance's main port
 }
 
-// addrRR is an A or an AAAA record; at most one is set.
+// addrRR is an A or an AAAA record; at most one is set. wire is the record
+// packed for answerWire: owned by the question's name for a service VIP,
+// by its own name for an instance's address (SRV glue).
 type addrRR struct {
 	a    *dns.A
 	aaaa *dns.AAAA
+	wire []byte
 }
 
 func newAddrRR(name string, ttl uint32, ip netip.Addr) addrRR {
@@ -45,6 +48,17 @@ func newAddrRR(name string, ttl uint32, ip netip.Addr) addrRR {
 		Hdr:  dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl},
 		AAAA: net.IP(ip.AsSlice()),
 	}}
+}
+
+// withWire returns r with its wire form set; see addrRR.
+func (r addrRR) withWire(ownerIsQuestion bool) addrRR {
+	switch {
+	case r.a != nil:
+		r.wire = packRR(r.a, ownerIsQuestion)
+	case r.aaaa != nil:
+		r.wire = packRR(r.aaaa, ownerIsQuestion)
+	}
+	return r
 }
 
 // qtype is the record type of r, or 0 when r is empty.
@@ -78,10 +92,12 @@ type instRR struct {
 	addr addrRR
 }
 
-// srvRR is one SRV record and the index of its target's instance.
+// srvRR is one SRV record, the index of its target's instance, and the
+// record packed for answerWire, owned by the question's name.
 type srvRR struct {
 	srv  *dns.SRV
 	inst int
+	wire []byte
 }
 
 // Priority of every SRV record: all instances are equally preferred and
@@ -91,22 +107,23 @@ const srvPriority = 10
 func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, e.Len())}
 	srv := func(target string, port, weight, inst int) srvRR {
-		return srvRR{srv: &dns.SRV{
+		rr := &dns.SRV{
 			Hdr:      dns.RR_Header{Name: rs.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
 			Priority: srvPriority,
 			Weight:   uint16(min(max(weight, 0), catalog.MaxWeight)),
 			Port:     uint16(port),
 			Target:   target,
-		}, inst: inst}
+		}
+		return srvRR{srv: rr, inst: inst, wire: packRR(rr, true)}
 	}
 	targets := make([]string, e.Len())
 	for i, in := range e.Instances() {
 		targets[i] = in.ID + "." + rs.name
-		rs.inst[i] = instRR{addr: newAddrRR(targets[i], ttl, in.Address)}
+		rs.inst[i] = instRR{addr: newAddrRR(targets[i], ttl, in.Address).withWire(false)}
 		rs.def = append(rs.def, srv(targets[i], in.Port, in.Weight, i))
 	}
 	if e.Service != nil {
-		rs.vip = newAddrRR(rs.name, ttl, e.Service.VIP)
+		rs.vip = newAddrRR(rs.name, ttl, e.Service.VIP).withWire(true)
 		rs.ports = make(map[string][]srvRR, len(e.Service.Ports))
 		rs.protos = make(map[string]bool, 2)
 		for _, p := range e.Service.Ports {

@@ -81,13 +81,33 @@ corefile cache-etcd 25304 "    cache 30
 start map "$W/dnsbench" mapserve -addr 127.0.0.1:25305 -services 1000 -instances 3
 for port in 25301 25302 25303 25304 25305; do wait_answer $port svc00999.netsel. A; done
 
+# netsel at 10,000 and 100,000 instances, each under its own prefix of the
+# same etcd, served by its own CoreDNS and measured in the same interleaved
+# runs as the 1,000-service case.
+scale="3334:25306 33334:25307"
+for s in $scale; do
+	n=${s%%:*} port=${s##*:}
+	mkdir -p "$W/s$n"
+	"$W/dnsbench" load -etcd $ETCD -prefix "/netsel$n/" -services "$n" -instances 3 -out "$W/s$n"
+	corefile "netsel$n" "$port" "    netsel {
+        endpoint $ETCD
+        prefix /netsel$n/
+    }"
+	wait_answer "$port" "svc$(printf %05d $((n - 1))).netsel." SRV
+	echo "$(rss_mb "netsel$n")" >"$W/rss0.s$n"
+done
+
 # Runs are interleaved (run 1 of every case, then run 2, ...) so that load
 # from other processes on the machine falls on every case alike.
 cases="netsel:25301:a netsel:25301:srv hosts:25302:a etcd:25303:a etcd:25303:srv cache-etcd:25304:a cache-etcd:25304:srv map:25305:a map:25305:srv"
+for s in $scale; do
+	n=${s%%:*} port=${s##*:}
+	cases="$cases s$n:$port:s$n/a s$n:$port:s$n/srv"
+done
 for _ in $(seq "$RUNS"); do
 	for c in $cases; do
 		IFS=: read -r name port q <<<"$c"
-		once "$port" "$W/$q.txt" "$W/res.$name.$q"
+		once "$port" "$W/$q.txt" "$W/res.$name.${q##*/}"
 	done
 done
 
@@ -108,27 +128,18 @@ echo
 echo "RSS after the runs (MB): netsel $(rss_mb netsel), hosts $(rss_mb hosts), etcd $(rss_mb etcd), cache-etcd $(rss_mb cache-etcd), map $(rss_mb map)"
 echo
 
-echo "## netsel at scale"
+echo "## netsel at scale (same interleaved runs)"
 echo
 echo "| instances | services | A QPS | A p99 ms | SRV QPS | SRV p99 ms | RSS MB after sync | RSS MB after runs |"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-for s in 3334:25306 33334:25307; do
-	n=${s%%:*} port=${s##*:}
-	mkdir -p "$W/s$n"
-	"$W/dnsbench" load -etcd $ETCD -prefix "/netsel$n/" -services "$n" -instances 3 -out "$W/s$n"
-	corefile "netsel$n" "$port" "    netsel {
-        endpoint $ETCD
-        prefix /netsel$n/
-    }"
-	wait_answer "$port" "svc$(printf %05d $((n - 1))).netsel." SRV
-	rss0=$(rss_mb "netsel$n")
-	for _ in $(seq "$RUNS"); do
-		once "$port" "$W/s$n/a.txt" "$W/res.s$n.a"
-		once "$port" "$W/s$n/srv.txt" "$W/res.s$n.srv"
-	done
+read -r aq _ ap <<<"$(medians "$W/res.netsel.a")"
+read -r sq _ sp <<<"$(medians "$W/res.netsel.srv")"
+echo "| 3000 | 1000 | $aq | $ap | $sq | $sp | — | $(rss_mb netsel) |"
+for s in $scale; do
+	n=${s%%:*}
 	read -r aq _ ap <<<"$(medians "$W/res.s$n.a")"
 	read -r sq _ sp <<<"$(medians "$W/res.s$n.srv")"
-	echo "| $((n * 3)) | $n | $aq | $ap | $sq | $sp | $rss0 | $(rss_mb "netsel$n") |"
+	echo "| $((n * 3)) | $n | $aq | $ap | $sq | $sp | $(cat "$W/rss0.s$n") | $(rss_mb "netsel$n") |"
 	kill "$(cat "$W/netsel$n.pid")"
 done
 echo

@@ -6,11 +6,16 @@
 # 64 connections / goroutines each, runs interleaved; prints medians and the
 # median of per-run ratios.
 #
-#   build/bench/registrar/wrk.sh            # RUNS=5 DUR=8
+# With EXTERNAL=1 the runner uses a separate etcd process (Debian's
+# /usr/bin/etcd) through -etcd, as with an external cluster: the registrar
+# then reaches etcd over gRPC as the raw client does, instead of in-process.
+#
+#   build/bench/registrar/wrk.sh            # RUNS=5 DUR=8 EXTERNAL=0
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RUNS=${RUNS:-5}
 DUR=${DUR:-8}
+EXTERNAL=${EXTERNAL:-0}
 C=${C:-64}
 W=$(mktemp -d /tmp/netsel-regwrk.XXXXXX)
 ETCD=127.0.0.1:23991
@@ -24,10 +29,18 @@ for port in ${ETCD#*:} 23992 ${REG#*:}; do
 		echo "port $port is taken: stop whatever listens there first" >&2; exit 1
 	fi
 done
-"$W/netsel" -data-dir "$W/data" -etcd-listen $ETCD -etcd-peer 127.0.0.1:23992 -registrar $REG \
+etcdflags=(-data-dir "$W/data" -etcd-listen $ETCD -etcd-peer 127.0.0.1:23992)
+if [ "$EXTERNAL" = 1 ]; then
+	etcd --data-dir "$W/etcd" --listen-client-urls "http://$ETCD" --advertise-client-urls "http://$ETCD" \
+		--listen-peer-urls http://127.0.0.1:23992 --initial-advertise-peer-urls http://127.0.0.1:23992 \
+		--initial-cluster default=http://127.0.0.1:23992 --log-level error >"$W/etcd.log" 2>&1 &
+	etcdflags=(-etcd "http://$ETCD")
+	echo "external etcd: $(etcd --version | head -1)" >&2
+fi
+"$W/netsel" "${etcdflags[@]}" -registrar $REG \
 	-dns '' -http '' -vip-proxy=false -log-level error >"$W/netsel.log" 2>&1 &
 runner=$!
-for _ in $(seq 100); do curl -sf http://$REG/v1/health >/dev/null && break; sleep 0.1; done
+for _ in $(seq 200); do curl -sf http://$REG/v1/health >/dev/null && break; sleep 0.1; done
 kill -0 $runner 2>/dev/null || { echo "the runner exited:" >&2; cat "$W/netsel.log" >&2; exit 1; }
 "$W/etcdload" -mode prereg -registrar http://$REG -n 10000
 

@@ -1,0 +1,183 @@
+package netsel
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/coredns/coredns/request"
+	"github.com/miekg/dns"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+// The answers asked most — a service's A/AAAA (its VIP) and SRV sets — are
+// kept in wire form with the records, and written as bytes: no dns.Msg is
+// built, copied, sized or packed per query. Everything else, and every
+// answer that would not fit the client's buffer, goes the regular way
+// (lookup, then WriteMsg, which CoreDNS's ScrubWriter truncates).
+
+// ptrToQuestion is a compression pointer to the question's name, which
+// starts right after the 12-byte header: answer records are owned by the
+// name as asked.
+var ptrToQuestion = []byte{0xc0, 12}
+
+// packRR returns rr in wire form, uncompressed; with ownerIsQuestion its
+// owner name is ptrToQuestion instead. It returns nil if rr does not pack.
+func packRR(rr dns.RR, ownerIsQuestion bool) []byte {
+	if ownerIsQuestion {
+		rr = dns.Copy(rr)
+		rr.Header().Name = "."
+	}
+	buf := make([]byte, dns.Len(rr))
+	n, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil {
+		return nil
+	}
+	if ownerIsQuestion {
+		return append(append([]byte(nil), ptrToQuestion...), buf[1:n]...) // drop the root label
+	}
+	return buf[:n]
+}
+
+// maxWireUDP is the largest UDP reply answerWire sends, uncompressed: the
+// size above which CoreDNS compresses UDP replies to avoid fragmentation
+// (1220 bytes for IPv6, 1480 for IPv4; the smaller serves both).
+const maxWireUDP = 1220
+
+// bufPool holds reply buffers for writeWire.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// Header flag bits of the second 16-bit word of a DNS header.
+const (
+	flagQR = 1 << 15
+	flagAA = 1 << 10
+	flagRD = 1 << 8
+	flagCD = 1 << 4
+)
+
+// answerWire answers qtype for qname in wire form when it is a service's
+// A/AAAA or SRV (default or named port) question that the cached records
+// answer and the reply fits the client's buffer. It reports whether it
+// wrote the reply; when it did not, the caller answers the regular way.
+func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16) bool {
+	if r.Opcode != dns.OpcodeQuery || qname == zone || isReverse(zone) {
+		return false
+	}
+	// Bytes written must reach the client as they are: with a plugin
+	// before this one wrapping the writer (cache, rewrite, log, metrics,
+	// ...) it must see a dns.Msg.
+	if _, ok := w.(*request.ScrubWriter); !ok {
+		return false
+	}
+	var opt *dns.OPT
+	if len(r.Extra) > 0 {
+		// Only a bare OPT record: options would need CoreDNS's filtering.
+		if opt = r.IsEdns0(); opt == nil || len(r.Extra) != 1 || len(opt.Option) > 0 {
+			return false
+		}
+	}
+	nm := parseName(qname, zone)
+	if nm.kind != nameService && nm.kind != namePort {
+		return false
+	}
+	e, ok := snap.Service(nm.service)
+	if !ok {
+		return false
+	}
+	rs := n.caches[zone].get(snap, e)
+	var (
+		vip []byte
+		set []srvRR
+	)
+	switch {
+	case nm.kind == nameService && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
+		if rs.vip.qtype() != qtype || rs.vip.wire == nil {
+			return false
+		}
+		vip = rs.vip.wire
+	case qtype == dns.TypeSRV && nm.kind == nameService:
+		set = rs.def
+	case qtype == dns.TypeSRV && nm.kind == namePort:
+		set = rs.ports[nm.port+"."+nm.proto]
+	}
+	if vip == nil && len(set) == 0 {
+		return false
+	}
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := (*bp)[:12]
+	flags := uint16(flagQR | flagAA)
+	if r.RecursionDesired {
+		flags |= flagRD
+	}
+	if r.CheckingDisabled {
+		flags |= flagCD
+	}
+	binary.BigEndian.PutUint16(buf[0:], r.Id)
+	binary.BigEndian.PutUint16(buf[2:], flags)
+	binary.BigEndian.PutUint16(buf[4:], 1) // one question
+	binary.BigEndian.PutUint16(buf[8:], 0) // no authority records
+
+	q := r.Question[0]
+	buf = buf[:cap(buf)]
+	off, err := dns.PackDomainName(q.Name, buf, 12, nil, false)
+	if err != nil || off+4 > len(buf) {
+		return false
+	}
+	buf = binary.BigEndian.AppendUint16(buf[:off], q.Qtype)
+	buf = binary.BigEndian.AppendUint16(buf, q.Qclass)
+
+	answers, extras := 0, 0
+	if vip != nil {
+		buf = append(buf, vip...)
+		answers = 1
+	} else {
+		var stack [32]int
+		order := stack[:0]
+		if len(set) > len(stack) {
+			order = make([]int, 0, len(set))
+		}
+		for i := range set {
+			order = append(order, i)
+		}
+		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, i := range order {
+			if set[i].wire == nil {
+				return false
+			}
+			buf = append(buf, set[i].wire...)
+		}
+		for _, i := range order {
+			if g := rs.inst[set[i].inst].addr.wire; g != nil {
+				buf = append(buf, g...)
+				extras++
+			}
+		}
+		answers = len(set)
+	}
+	if opt != nil {
+		// As CoreDNS's SizeAndDo: the client's buffer size, version 0,
+		// the client's DO bit, no options.
+		buf = append(buf, 0) // the root name
+		buf = binary.BigEndian.AppendUint16(buf, dns.TypeOPT)
+		buf = binary.BigEndian.AppendUint16(buf, opt.UDPSize())
+		buf = binary.BigEndian.AppendUint32(buf, opt.Hdr.Ttl&0xff00)
+		buf = binary.BigEndian.AppendUint16(buf, 0)
+		extras++
+	}
+	binary.BigEndian.PutUint16(buf[6:], uint16(answers))
+	binary.BigEndian.PutUint16(buf[10:], uint16(extras))
+	state := request.Request{Req: r, W: w}
+	limit := state.Size()
+	if state.Proto() == "udp" {
+		limit = min(limit, maxWireUDP)
+	}
+	if len(buf) > limit {
+		return false // the regular path compresses, or truncates and sets TC
+	}
+	*bp = buf[:0]
+	w.Write(buf) // as WriteMsg's error, a failed write is the client's loss
+	return true
+}

@@ -1,0 +1,151 @@
+package netsel
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/internal/testenv"
+)
+
+// TestWireMatchesRegular asks the same questions of two CoreDNS servers on
+// one etcd: one with netsel alone, which writes its hot answers in wire
+// form, and one with the prometheus plugin in front, which wraps the writer
+// and so gets every answer the regular way (dns.Msg through CoreDNS's
+// ScrubWriter). The replies must be the same, but for the order of shuffled
+// records and the compression of owner names.
+func TestWireMatchesRegular(t *testing.T) {
+	e := startEnv(t, defaultBlock, "")
+	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), "prometheus "+testenv.FreeAddr(t)))
+
+	e.putService(t, "web", "127.77.0.1",
+		catalog.Port{Name: "http", Port: 80, Protocol: "tcp"},
+		catalog.Port{Name: "dns", Port: 53, Protocol: "udp"})
+	e.putService(t, "v6", "fd00::77")
+	e.putService(t, "many", "127.77.0.2")
+	e.putService(t, "huge", "127.77.0.3")
+	a := inst("web", "a", "127.0.0.10", 8080)
+	a.Ports, a.Weight = map[string]int{"http": 8080, "dns": 5300}, 3
+	e.putInstance(t, a, 0)
+	e.putInstance(t, inst("web", "b", "2001:db8::1", 9090), 0)
+	e.putInstance(t, inst("v6", "x", "2001:db8::2", 443), 0)
+	for i := range 40 { // more than answerWire's shuffle array
+		e.putInstance(t, inst("many", fmt.Sprintf("m%02d", i), fmt.Sprintf("127.0.1.%d", i+1), 8000+i), 0)
+	}
+	var rev int64
+	for i := range 200 { // more than fits 512 bytes of UDP
+		rev = e.putInstance(t, inst("huge", fmt.Sprintf("h%03d", i), fmt.Sprintf("127.0.2.%d", i%250+1), 8000), 0)
+	}
+	for _, addr := range []string{e.udp, regular} {
+		testenv.Eventually(t, 10*time.Second, func() bool {
+			m := query(t, addr, "udp", "web.netsel.", dns.TypeSOA)
+			return len(m.Ns) == 1 && int64(m.Ns[0].(*dns.SOA).Serial) >= rev
+		}, "server %s did not reach revision %d", addr, rev)
+	}
+
+	tests := []struct {
+		name  string
+		qname string
+		qtype uint16
+		edns  uint16 // EDNS0 buffer size; 0 sends no OPT record
+		do    bool
+		tcp   bool
+		wire  bool // answered in wire form, so shorter: owners are compressed
+	}{
+		{"A", "web.netsel.", dns.TypeA, 0, false, false, true},
+		{"A with mixed case", "wEb.NETSEL.", dns.TypeA, 0, false, false, true},
+		{"AAAA", "v6.netsel.", dns.TypeAAAA, 0, false, false, true},
+		{"AAAA of a v4 VIP is NODATA", "web.netsel.", dns.TypeAAAA, 0, false, false, false},
+		{"SRV", "web.netsel.", dns.TypeSRV, 0, false, false, true},
+		{"SRV with EDNS0 and DO", "Web.netsel.", dns.TypeSRV, 1232, true, false, true},
+		{"A with a small EDNS0 buffer", "web.netsel.", dns.TypeA, 100, false, false, true},
+		{"named port SRV", "_http._tcp.web.netsel.", dns.TypeSRV, 0, false, false, true},
+		{"named port SRV of some instances", "_dns._udp.web.netsel.", dns.TypeSRV, 0, false, false, true},
+		{"SRV of 40 instances over UDP is compressed the regular way", "many.netsel.", dns.TypeSRV, 4096, false, false, false},
+		{"SRV of 40 instances over TCP", "many.netsel.", dns.TypeSRV, 0, false, true, true},
+		{"SRV of 200 instances over UDP is truncated", "huge.netsel.", dns.TypeSRV, 0, false, false, false},
+		{"SRV of 200 instances over UDP with EDNS0", "huge.netsel.", dns.TypeSRV, 4096, false, false, false},
+		{"SRV of 200 instances over TCP", "huge.netsel.", dns.TypeSRV, 0, false, true, true},
+		{"instance A", "a.web.netsel.", dns.TypeA, 0, false, false, false},
+		{"unknown name", "nosuch.netsel.", dns.TypeA, 0, false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ask := func(addr, proto string) (*dns.Msg, int) {
+				m := new(dns.Msg)
+				m.SetQuestion(tt.qname, tt.qtype)
+				m.Id = 4242
+				m.CheckingDisabled = true
+				if tt.edns != 0 {
+					m.SetEdns0(tt.edns, tt.do)
+				}
+				co, err := dns.DialTimeout(proto, addr, 2*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer co.Close()
+				co.SetDeadline(time.Now().Add(2 * time.Second))
+				buf := make([]byte, 65535)
+				if err := co.WriteMsg(m); err != nil {
+					t.Fatalf("%s %s: %v", proto, addr, err)
+				}
+				n, err := co.Read(buf)
+				if err != nil {
+					t.Fatalf("%s %s: %v", proto, addr, err)
+				}
+				r := new(dns.Msg)
+				if err := r.Unpack(buf[:n]); err != nil {
+					t.Fatalf("%s %s: reply does not unpack: %v", proto, addr, err)
+				}
+				return r, n
+			}
+			wireAddr, regularAddr, proto := e.udp, regular, "udp"
+			if tt.tcp {
+				wireAddr, regularAddr, proto = e.tcp, regularTCP, "tcp"
+			}
+			got, gotLen := ask(wireAddr, proto)
+			want, wantLen := ask(regularAddr, proto)
+			if tt.wire != (gotLen < wantLen) {
+				t.Errorf("reply of %d bytes, the regular one %d: want the wire form (shorter) %v", gotLen, wantLen, tt.wire)
+			}
+			if got.MsgHdr != want.MsgHdr {
+				t.Errorf("header\n got %+v\nwant %+v", got.MsgHdr, want.MsgHdr)
+			}
+			if !slices.Equal(got.Question, want.Question) {
+				t.Errorf("question %v, want %v", got.Question, want.Question)
+			}
+			for _, s := range []struct {
+				name      string
+				got, want []dns.RR
+			}{{"answer", got.Answer, want.Answer}, {"authority", got.Ns, want.Ns}, {"additional", got.Extra, want.Extra}} {
+				if got.Truncated {
+					// A shuffled set cut to fit: which records stay is chance.
+					if len(s.got) != len(s.want) {
+						t.Errorf("truncated %s section has %d records, want %d", s.name, len(s.got), len(s.want))
+					}
+					continue
+				}
+				if g, w := sortedRRs(s.got), sortedRRs(s.want); !slices.Equal(g, w) {
+					t.Errorf("%s section\n got %q\nwant %q", s.name, g, w)
+				}
+			}
+			if got.Truncated && tt.tcp {
+				t.Errorf("TCP reply truncated")
+			}
+		})
+	}
+}
+
+// sortedRRs returns rrs as text, sorted: shuffled sets compare equal.
+func sortedRRs(rrs []dns.RR) []string {
+	s := make([]string, len(rrs))
+	for i, rr := range rrs {
+		s[i] = rr.String()
+	}
+	slices.Sort(s)
+	return s
+}

@@ -85,7 +85,9 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
-	if n.answerWire(w, r, snap, zone, qname, qtype) {
+	if rep := n.answerWire(w, r, snap, zone, qname, qtype); rep != nil {
+		w.Write(rep.buf) // as with WriteMsg, a failed write is the client's loss
+		replyPool.Put(rep)
 		countRequest(server, qtype, resultAnswer)
 		return dns.RcodeSuccess, nil
 	}

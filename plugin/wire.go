@@ -2,9 +2,11 @@ package netsel
 
 import (
 	"encoding/binary"
+	"net"
 	"math/rand/v2"
 	"sync"
 
+	"github.com/coredns/coredns/plugin/pkg/edns"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
@@ -45,8 +47,17 @@ func packRR(rr dns.RR, ownerIsQuestion bool) []byte {
 // (1220 bytes for IPv6, 1480 for IPv4; the smaller serves both).
 const maxWireUDP = 1220
 
-// bufPool holds reply buffers for writeWire.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// wireReply is a reply answerWire built: buf is the message, order the
+// shuffled positions of its SRV set.
+type wireReply struct {
+	buf   []byte
+	order []int
+}
+
+// replyPool recycles wireReplies: put one back once buf is written.
+var replyPool = sync.Pool{New: func() any {
+	return &wireReply{buf: make([]byte, 0, 1024), order: make([]int, 0, 64)}
+}}
 
 // Header flag bits of the second 16-bit word of a DNS header.
 const (
@@ -56,34 +67,37 @@ const (
 	flagCD = 1 << 4
 )
 
-// answerWire answers qtype for qname in wire form when it is a service's
-// A/AAAA or SRV (default or named port) question that the cached records
-// answer and the reply fits the client's buffer. It reports whether it
-// wrote the reply; when it did not, the caller answers the regular way.
-func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16) bool {
+// answerWire builds the reply to qtype for qname in wire form when it is a
+// service's A/AAAA or SRV (default or named port) question that the cached
+// records answer and the reply fits the client's buffer. It returns nil
+// when it does not, and the caller answers the regular way; else the caller
+// writes the reply's buf and puts the reply back in replyPool. (Writing
+// here would put this frame under the socket write's deep call chain and
+// make every query grow its goroutine's stack.)
+func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16) *wireReply {
 	if r.Opcode != dns.OpcodeQuery || qname == zone || isReverse(zone) {
-		return false
+		return nil
 	}
 	// Bytes written must reach the client as they are: with a plugin
 	// before this one wrapping the writer (cache, rewrite, log, metrics,
 	// ...) it must see a dns.Msg.
 	if _, ok := w.(*request.ScrubWriter); !ok {
-		return false
+		return nil
 	}
 	var opt *dns.OPT
 	if len(r.Extra) > 0 {
 		// Only a bare OPT record: options would need CoreDNS's filtering.
 		if opt = r.IsEdns0(); opt == nil || len(r.Extra) != 1 || len(opt.Option) > 0 {
-			return false
+			return nil
 		}
 	}
 	nm := parseName(qname, zone)
 	if nm.kind != nameService && nm.kind != namePort {
-		return false
+		return nil
 	}
 	e, ok := snap.Service(nm.service)
 	if !ok {
-		return false
+		return nil
 	}
 	rs := n.caches[zone].get(snap, e)
 	var (
@@ -93,7 +107,7 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	switch {
 	case nm.kind == nameService && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
 		if rs.vip.qtype() != qtype || rs.vip.wire == nil {
-			return false
+			return nil
 		}
 		vip = rs.vip.wire
 	case qtype == dns.TypeSRV && nm.kind == nameService:
@@ -102,12 +116,24 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 		set = rs.ports[nm.port+"."+nm.proto]
 	}
 	if vip == nil && len(set) == 0 {
-		return false
+		return nil
 	}
 
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := (*bp)[:12]
+	rep := replyPool.Get().(*wireReply)
+	if !rep.build(r, opt, vip, set, rs.inst) || len(rep.buf) > replyLimit(w, opt) {
+		// Too big: the regular path compresses, or truncates and sets TC.
+		replyPool.Put(rep)
+		return nil
+	}
+	return rep
+}
+
+// build makes rep.buf the reply to r: the VIP record vip, or the SRV set
+// shuffled with its targets' addresses (from inst) as additional records;
+// with opt, an OPT record as CoreDNS's SizeAndDo writes it: the client's
+// buffer size, version 0, the client's DO bit, no options.
+func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, inst []instRR) bool {
+	buf := rep.buf[:12]
 	flags := uint16(flagQR | flagAA)
 	if r.RecursionDesired {
 		flags |= flagRD
@@ -124,6 +150,7 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	buf = buf[:cap(buf)]
 	off, err := dns.PackDomainName(q.Name, buf, 12, nil, false)
 	if err != nil || off+4 > len(buf) {
+		rep.buf = buf[:0]
 		return false
 	}
 	buf = binary.BigEndian.AppendUint16(buf[:off], q.Qtype)
@@ -134,23 +161,21 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 		buf = append(buf, vip...)
 		answers = 1
 	} else {
-		var stack [32]int
-		order := stack[:0]
-		if len(set) > len(stack) {
-			order = make([]int, 0, len(set))
-		}
+		order := rep.order[:0]
 		for i := range set {
 			order = append(order, i)
 		}
 		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		rep.order = order
 		for _, i := range order {
 			if set[i].wire == nil {
+				rep.buf = buf[:0]
 				return false
 			}
 			buf = append(buf, set[i].wire...)
 		}
 		for _, i := range order {
-			if g := rs.inst[set[i].inst].addr.wire; g != nil {
+			if g := inst[set[i].inst].addr.wire; g != nil {
 				buf = append(buf, g...)
 				extras++
 			}
@@ -158,8 +183,6 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 		answers = len(set)
 	}
 	if opt != nil {
-		// As CoreDNS's SizeAndDo: the client's buffer size, version 0,
-		// the client's DO bit, no options.
 		buf = append(buf, 0) // the root name
 		buf = binary.BigEndian.AppendUint16(buf, dns.TypeOPT)
 		buf = binary.BigEndian.AppendUint16(buf, opt.UDPSize())
@@ -169,15 +192,20 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	}
 	binary.BigEndian.PutUint16(buf[6:], uint16(answers))
 	binary.BigEndian.PutUint16(buf[10:], uint16(extras))
-	state := request.Request{Req: r, W: w}
-	limit := state.Size()
-	if state.Proto() == "udp" {
-		limit = min(limit, maxWireUDP)
-	}
-	if len(buf) > limit {
-		return false // the regular path compresses, or truncates and sets TC
-	}
-	*bp = buf[:0]
-	w.Write(buf) // as WriteMsg's error, a failed write is the client's loss
+	rep.buf = buf
 	return true
+}
+
+// replyLimit is the largest reply answerWire may send to w's client: as
+// CoreDNS's request.Size (65535 over TCP, else the EDNS0 buffer size and at
+// least 512), and over UDP at most maxWireUDP.
+func replyLimit(w dns.ResponseWriter, opt *dns.OPT) int {
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+		return dns.MaxMsgSize
+	}
+	size := uint16(0)
+	if opt != nil {
+		size = opt.UDPSize()
+	}
+	return min(int(edns.Size("udp", size)), maxWireUDP)
 }

@@ -2,8 +2,8 @@ package netsel
 
 import (
 	"encoding/binary"
-	"net"
 	"math/rand/v2"
+	"net"
 	"sync"
 
 	"github.com/coredns/coredns/plugin/pkg/edns"

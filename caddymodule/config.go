@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/netsel/netsel/internal/tlsfiles"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -130,6 +131,12 @@ func (a *App) clientConfig() (clientv3.Config, error) {
 		tc, err := info.ClientConfig()
 		if err != nil {
 			return cfg, fmt.Errorf("etcd tls: %w", err)
+		}
+		if a.TLS.CA != "" {
+			// TLSInfo takes a CA file without certificates silently.
+			if tc.RootCAs, err = tlsfiles.CertPool(a.TLS.CA); err != nil {
+				return cfg, fmt.Errorf("etcd tls: CA: %w", err)
+			}
 		}
 		cfg.TLS = tc
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -158,5 +161,24 @@ func TestServiceFor(t *testing.T) {
 		if got := serviceFor(r, tc.template); got != tc.want {
 			t.Errorf("serviceFor(host %q, %q) = %q, want %q", tc.host, tc.template, got, tc.want)
 		}
+	}
+}
+
+// TestJSONConfigEmptyCA checks that an etcd CA file without certificates
+// stops the config at load, as the runner's own flags do, instead of
+// failing every TLS handshake to etcd later.
+func TestJSONConfigEmptyCA(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `{"admin":{"disabled":true,"config":{"persist":false}},"apps":{"netsel":{"endpoints":["https://127.0.0.1:2379"],"tls":{"ca":` + strconv.Quote(ca) + `}}}}`
+	err := caddy.Load([]byte(cfg), true)
+	if err == nil {
+		caddy.Stop()
+		t.Fatal("config with an empty CA file loaded")
+	}
+	if !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("error %q does not say the CA file holds no certificate", err)
 	}
 }

@@ -2,11 +2,11 @@ package registrar
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
+
+	"github.com/netsel/netsel/internal/tlsfiles"
 )
 
 // serverTLS is the registrar's TLS configuration, read from the files of
@@ -42,7 +42,7 @@ func (s *serverTLS) reload() error {
 		NextProtos:   []string{"h2", "http/1.1"},
 	}
 	if s.clientCAFile != "" {
-		pool, err := loadCertPool(s.clientCAFile)
+		pool, err := tlsfiles.CertPool(s.clientCAFile)
 		if err != nil {
 			return fmt.Errorf("TLS client CA: %w", err)
 		}
@@ -63,19 +63,6 @@ func (s *serverTLS) config() *tls.Config {
 			return s.cur.Load(), nil
 		},
 	}
-}
-
-// loadCertPool reads a PEM bundle of CA certificates.
-func loadCertPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", file)
-	}
-	return pool, nil
 }
 
 // ReloadTLS reads the certificate, key and client CA files again; new

@@ -2,11 +2,11 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"github.com/netsel/netsel/internal/tlsfiles"
 )
 
 // etcdTLS returns the TLS configuration for etcd clients, or nil when no
@@ -24,13 +24,9 @@ func etcdTLS(c stackConfig) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	if c.EtcdCAFile != "" {
-		pem, err := os.ReadFile(c.EtcdCAFile)
+		pool, err := tlsfiles.CertPool(c.EtcdCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("etcd CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd CA %s: no certificates found", c.EtcdCAFile)
 		}
 		cfg.RootCAs = pool
 	}

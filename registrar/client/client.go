@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,11 +16,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/netsel/netsel/internal/tlsfiles"
 	"github.com/netsel/netsel/registrar/api"
 )
 
@@ -112,13 +111,9 @@ func (cfg *Config) tlsConfig() (*tls.Config, error) {
 		tc = cfg.TLS.Clone()
 	}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := tlsfiles.CertPool(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("netsel client: CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("netsel client: CA file %s holds no PEM certificate", cfg.CAFile)
 		}
 		tc.RootCAs = pool
 	}

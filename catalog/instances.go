@@ -103,18 +103,22 @@ func (l *instanceList) freeze() [][]*Instance {
 }
 
 // equal reports whether l holds the same instances, by ID and revision, as
-// the sorted slice ins.
-func (l *instanceList) equal(ins []*Instance) bool {
-	if l.n != len(ins) {
+// the n instances in chunks (an Entry's), however each is cut in chunks.
+func (l *instanceList) equal(chunks [][]*Instance, n int) bool {
+	if l.n != n {
 		return false
 	}
-	k := 0
+	c, i := 0, 0 // position in chunks
 	for _, ch := range l.chunks {
 		for _, in := range ch {
-			if in.ID != ins[k].ID || in.ModRevision != ins[k].ModRevision {
+			for i == len(chunks[c]) {
+				c, i = c+1, 0
+			}
+			other := chunks[c][i]
+			if in.ID != other.ID || in.ModRevision != other.ModRevision {
 				return false
 			}
-			k++
+			i++
 		}
 	}
 	return true

@@ -29,9 +29,11 @@ func TestInstanceList(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(tt.ids)))
 			var l instanceList
 			want := map[string]*Instance{}
+			// published is an Entry and a copy of what its chunks held
+			// when it was published: the same instance pointers, in order.
 			type published struct {
-				e   *Entry
-				ids []string
+				e    *Entry
+				held [][]*Instance
 			}
 			var pubs []published
 			for op := range tt.ops {
@@ -56,14 +58,35 @@ func TestInstanceList(t *testing.T) {
 				}
 				if op%tt.batch == 0 {
 					e := &Entry{chunks: l.freeze(), n: l.n}
-					pubs = append(pubs, published{e, idsOf(e.Instances())})
+					held := make([][]*Instance, len(e.chunks))
+					for k, ch := range e.chunks {
+						held[k] = slices.Clone(ch)
+					}
+					pubs = append(pubs, published{e, held})
 				}
 			}
 			e := &Entry{chunks: l.freeze(), n: l.n}
 			checkEntry(t, e, want)
+			// equal, as a re-list uses it: the same instances cut into other
+			// chunks are equal; a changed revision is not.
+			flat := [][]*Instance{e.Instances()}
+			if !l.equal(e.chunks, e.n) || !l.equal(flat, e.n) {
+				t.Fatal("equal: the list differs from its own entry")
+			}
+			if e.n > 0 {
+				changed := slices.Clone(e.Instances())
+				last := *changed[len(changed)-1]
+				last.ModRevision++
+				changed[len(changed)-1] = &last
+				if l.equal([][]*Instance{changed}, e.n) {
+					t.Fatal("equal: a changed revision went unnoticed")
+				}
+			}
 			for k, p := range pubs {
-				if got := idsOf(p.e.Instances()); !slices.Equal(got, p.ids) {
-					t.Fatalf("published entry %d changed after later writes: %d ids, was %d", k, len(got), len(p.ids))
+				// Walk the chunks themselves, not Instances (which caches a
+				// flat copy), comparing instance pointers, not just IDs.
+				if !slices.EqualFunc(p.e.chunks, p.held, slices.Equal) {
+					t.Fatalf("published entry %d changed after later writes", k)
 				}
 			}
 			for k, ch := range l.chunks {

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"sync/atomic"
 )
@@ -37,7 +38,7 @@ func (e *Entry) Instances() []*Instance {
 	case 0:
 		return nil
 	case 1:
-		return e.chunks[0]
+		return slices.Clip(e.chunks[0]) // an append must not write into the shared chunk
 	}
 	if p := e.flat.Load(); p != nil {
 		return *p

@@ -111,7 +111,7 @@ func (s *svcState) sameAs(e *Entry) bool {
 	if s.service != nil && s.service.ModRevision != e.Service.ModRevision {
 		return false
 	}
-	return s.instances.equal(e.Instances())
+	return s.instances.equal(e.chunks, e.n)
 }
 
 // publish returns the snapshot that follows prev: entries of services that did

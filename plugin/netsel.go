@@ -87,7 +87,7 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	}
 	if rep := n.answerWire(w, r, snap, zone, qname, qtype); rep != nil {
 		w.Write(rep.buf) // as with WriteMsg, a failed write is the client's loss
-		replyPool.Put(rep)
+		rep.release()
 		countRequest(server, qtype, resultAnswer)
 		return dns.RcodeSuccess, nil
 	}

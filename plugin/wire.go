@@ -120,19 +120,31 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	}
 
 	rep := replyPool.Get().(*wireReply)
-	if !rep.build(r, opt, vip, set, rs.inst) || len(rep.buf) > replyLimit(w, opt) {
+	if !rep.build(r, opt, vip, set, rs.inst, replyLimit(w, opt)) {
 		// Too big: the regular path compresses, or truncates and sets TC.
-		replyPool.Put(rep)
+		rep.release()
 		return nil
 	}
 	return rep
 }
 
+// maxPooledReply bounds the buffers kept for reuse: a rare large TCP reply
+// should not pin its buffer.
+const maxPooledReply = 16 << 10
+
+// release puts rep back in replyPool, unless its buffer grew large.
+func (rep *wireReply) release() {
+	if cap(rep.buf) <= maxPooledReply {
+		replyPool.Put(rep)
+	}
+}
+
 // build makes rep.buf the reply to r: the VIP record vip, or the SRV set
 // shuffled with its targets' addresses (from inst) as additional records;
 // with opt, an OPT record as CoreDNS's SizeAndDo writes it: the client's
-// buffer size, version 0, the client's DO bit, no options.
-func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, inst []instRR) bool {
+// buffer size, version 0, the client's DO bit, no options. It gives up,
+// returning false, as soon as the reply would be longer than limit.
+func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, inst []instRR, limit int) bool {
 	buf := rep.buf[:12]
 	flags := uint16(flagQR | flagAA)
 	if r.RecursionDesired {
@@ -168,7 +180,7 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		rep.order = order
 		for _, i := range order {
-			if set[i].wire == nil {
+			if set[i].wire == nil || len(buf)+len(set[i].wire) > limit {
 				rep.buf = buf[:0]
 				return false
 			}
@@ -176,6 +188,10 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 		}
 		for _, i := range order {
 			if g := inst[set[i].inst].addr.wire; g != nil {
+				if len(buf)+len(g) > limit {
+					rep.buf = buf[:0]
+					return false
+				}
 				buf = append(buf, g...)
 				extras++
 			}
@@ -193,7 +209,7 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 	binary.BigEndian.PutUint16(buf[6:], uint16(answers))
 	binary.BigEndian.PutUint16(buf[10:], uint16(extras))
 	rep.buf = buf
-	return true
+	return len(buf) <= limit
 }
 
 // replyLimit is the largest reply answerWire may send to w's client: as

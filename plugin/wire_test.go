@@ -2,7 +2,9 @@ package netsel
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,4 +150,74 @@ func sortedRRs(rrs []dns.RR) []string {
 	}
 	slices.Sort(s)
 	return s
+}
+
+// TestWireReplyBuild checks replies built in wire form directly: each glue
+// record follows its SRV record's order, the order changes between replies,
+// a reply over the limit is refused, and replies built at once from pooled
+// buffers do not mix.
+func TestWireReplyBuild(t *testing.T) {
+	const n = 5
+	var (
+		set  []srvRR
+		inst []instRR
+	)
+	for i := range n {
+		target := fmt.Sprintf("i%d.web.netsel.", i)
+		srv := &dns.SRV{Hdr: dns.RR_Header{Name: "web.netsel.", Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 5},
+			Priority: srvPriority, Weight: 1, Port: uint16(8000 + i), Target: target}
+		set = append(set, srvRR{srv: srv, inst: i, wire: packRR(srv, true)})
+		inst = append(inst, instRR{addr: newAddrRR(target, 5, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})).withWire(false)})
+	}
+	q := new(dns.Msg)
+	q.SetQuestion("web.netsel.", dns.TypeSRV)
+
+	build := func(limit int) (*dns.Msg, bool) {
+		rep := replyPool.Get().(*wireReply)
+		defer rep.release()
+		if !rep.build(q, nil, nil, set, inst, limit) {
+			return nil, false
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(rep.buf); err != nil {
+			t.Errorf("reply does not unpack: %v", err)
+			return nil, false
+		}
+		return m, true
+	}
+	if _, ok := build(100); ok {
+		t.Error("a reply over the limit was built")
+	}
+
+	firsts := map[string]bool{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				m, ok := build(dns.MaxMsgSize)
+				if !ok {
+					t.Error("reply not built")
+					return
+				}
+				if len(m.Answer) != n || len(m.Extra) != n {
+					t.Errorf("%d answers, %d extra, want %d each", len(m.Answer), len(m.Extra), n)
+					return
+				}
+				for i, rr := range m.Answer {
+					srv := rr.(*dns.SRV)
+					if srv.Hdr.Name != "web.netsel." || m.Extra[i].Header().Name != srv.Target {
+						t.Errorf("record %d: SRV %v with glue %v", i, srv, m.Extra[i])
+					}
+				}
+				mu.Lock()
+				firsts[m.Answer[0].(*dns.SRV).Target] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(firsts) < 2 {
+		t.Errorf("400 replies all began with %v: not shuffled", firsts)
+	}
 }

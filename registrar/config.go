@@ -48,9 +48,10 @@ type Config struct {
 	// Client is the etcd client. Required; the Registrar does not close it.
 	Client *clientv3.Client
 	// LeaseClient, when set, carries the one keep-alive stream heartbeats
-	// are pipelined on, instead of Client's gRPC connection. The runner sets
-	// it to its embedded etcd's in-process lease server
-	// (embedetcd.Server.InProcessLeaseClient), as Client is then in-process.
+	// are pipelined on, instead of Client's gRPC connection. It is required
+	// when Client has no gRPC connection: the runner sets it to its embedded
+	// etcd's in-process lease server (embedetcd.Server.InProcessLeaseClient)
+	// along with the in-process Client.
 	LeaseClient pb.LeaseClient
 	// Keyspace is the etcd layout. The zero value means the default prefix.
 	Keyspace catalog.Keyspace
@@ -113,6 +114,9 @@ func (c *Config) withDefaults() (Config, error) {
 	cfg := *c
 	if cfg.Client == nil {
 		return cfg, errors.New("registrar: Config.Client is required")
+	}
+	if cfg.LeaseClient == nil && cfg.Client.ActiveConnection() == nil {
+		return cfg, errors.New("registrar: Config.Client has no gRPC connection (an in-process client?): set Config.LeaseClient")
 	}
 	if cfg.Keyspace.Prefix() == "" {
 		cfg.Keyspace = catalog.MustKeyspace(catalog.DefaultPrefix)

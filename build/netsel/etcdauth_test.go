@@ -17,7 +17,9 @@ import (
 // TestEmbeddedEtcdWithAuth turns etcd authentication on in the runner's
 // embedded etcd. The registrar must then stop calling etcd in-process (that
 // client carries no credentials) and dial it with -etcd-user; without
-// credentials it must say why it cannot work rather than hang.
+// credentials it must say why it cannot work rather than hang. The subtests
+// run in order on one data directory: each needs the state the one before
+// left.
 func TestEmbeddedEtcdWithAuth(t *testing.T) {
 	f := stackFlags(t, "127.79.0.0/16")
 	f.dns, f.http, f.vipProxy = "", "", false
@@ -38,8 +40,8 @@ func TestEmbeddedEtcdWithAuth(t *testing.T) {
 		if err := register(t, "a"); err != nil {
 			t.Fatalf("register: %v", err)
 		}
-		if strings.Contains(logs.String(), "over its client URL") {
-			t.Errorf("the registrar dialed etcd although auth is off; logs:\n%s", logs)
+		if !strings.Contains(logs.String(), "calls the embedded etcd in-process") {
+			t.Errorf("the registrar does not call etcd in-process although auth is off; logs:\n%s", logs)
 		}
 		cli := testenv.NewClient(t, "http://"+f.etcdListen)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -57,7 +59,7 @@ func TestEmbeddedEtcdWithAuth(t *testing.T) {
 
 	t.Run("auth, no credentials: health says why", func(t *testing.T) {
 		logs := runTestStack(t, f)
-		if !strings.Contains(logs.String(), "over its client URL") {
+		if !strings.Contains(logs.String(), "over its client URL") || strings.Contains(logs.String(), "in-process") {
 			t.Errorf("no word that the registrar dials etcd; logs:\n%s", logs)
 		}
 		var h struct{ Status, Etcd string }

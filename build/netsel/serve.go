@@ -183,7 +183,9 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		}
 		stops = append(stops, srv.Close)
 		cfg.EtcdEndpoints = []string{srv.ClientURL()}
-		if f.etcdUser == "" {
+		if f.etcdUser == "" && f.etcdTLSCA == "" {
+			// Without credentials of any kind (user or client
+			// certificate) to lose, the registrar may skip gRPC.
 			cfg.Etcd, cfg.EtcdLease = inProcessEtcd(ctx, srv, logger)
 		}
 	} else {
@@ -229,6 +231,8 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 // directly, with no gRPC or socket in between, for the registrar: nil when
 // etcd authentication is on (the in-process client carries no credentials)
 // or its state cannot be read, and the parts then dial srv as any client.
+// Authentication turned on while the runner runs takes a restart with
+// -etcd-user to follow.
 func inProcessEtcd(ctx context.Context, srv *embedetcd.Server, logger *slog.Logger) (*clientv3.Client, pb.LeaseClient) {
 	c := srv.InProcessClient()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -239,6 +243,7 @@ func inProcessEtcd(ctx context.Context, srv *embedetcd.Server, logger *slog.Logg
 		logger.Info("the registrar reaches the embedded etcd over its client URL", "auth_enabled", err == nil && st.Enabled, "err", err)
 		return nil, nil
 	}
+	logger.Info("the registrar calls the embedded etcd in-process")
 	return c, srv.InProcessLeaseClient()
 }
 

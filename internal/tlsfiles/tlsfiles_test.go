@@ -1,6 +1,8 @@
 package tlsfiles_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,8 +36,20 @@ func TestCertPool(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pool, err := tlsfiles.CertPool(tt.file)
 			if tt.wantErr == "" {
-				if err != nil || pool == nil {
-					t.Fatalf("CertPool(%s) = %v, %v", tt.file, pool, err)
+				if err != nil {
+					t.Fatalf("CertPool(%s): %v", tt.file, err)
+				}
+				// The pool must trust what the CA signed.
+				pair, err := tls.LoadX509KeyPair(certs.ServerCertFile, certs.ServerKeyFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				leaf, err := x509.ParseCertificate(pair.Certificate[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "localhost"}); err != nil {
+					t.Fatalf("the pool does not verify the CA's server certificate: %v", err)
 				}
 				return
 			}

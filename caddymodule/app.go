@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/internal/etcdendpoint"
 )
 
 func init() {
@@ -23,7 +24,8 @@ func init() {
 // app, Caddy makes one with the defaults (etcd on 127.0.0.1:2379, prefix
 // /netsel/).
 type App struct {
-	// Endpoints are the etcd client URLs. Default: http://127.0.0.1:2379.
+	// Endpoints are the etcd client URLs: http(s)://host:port, or
+	// unix(s):// with a socket path. Default: http://127.0.0.1:2379.
 	Endpoints []string `json:"endpoints,omitempty"`
 	// Prefix is the keyspace prefix; it starts and ends with '/'.
 	// Default: /netsel/.
@@ -101,8 +103,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 // cannot catch.
 func (a *App) Validate() error {
 	for i, ep := range a.Endpoints {
-		if err := checkEndpoint(ep); err != nil {
-			return fmt.Errorf("netsel: endpoints[%d]: %w", i, err)
+		if err := etcdendpoint.Check(ep); err != nil {
+			return fmt.Errorf("netsel: endpoints[%d]: %q: %w", i, ep, err)
 		}
 	}
 	if a.Prefix != "" {

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -92,24 +91,6 @@ func (h *HealthChecks) validate() error {
 	}
 	if h.Path != "" && h.Path[0] != '/' {
 		return fmt.Errorf("path %q must start with '/'", h.Path)
-	}
-	return nil
-}
-
-// checkEndpoint accepts http and https URLs with a host and nothing else.
-func checkEndpoint(ep string) error {
-	u, err := url.Parse(ep)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL: %w", ep, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q: scheme must be http or https", ep)
-	}
-	if u.Host == "" || u.Port() == "" {
-		return fmt.Errorf("%q: needs host:port", ep)
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return fmt.Errorf("%q: must be scheme://host:port only", ep)
 	}
 	return nil
 }

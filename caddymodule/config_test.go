@@ -35,7 +35,7 @@ func TestJSONConfigErrors(t *testing.T) {
 	}{
 		{"unknown key", `{"endpoints":["http://127.0.0.1:2379"],"bogus":1}`, "bogus"},
 		{"bad endpoint", `{"endpoints":["127.0.0.1:2379"]}`, "endpoints[0]"},
-		{"endpoint scheme", `{"endpoints":["ftp://127.0.0.1:2379"]}`, "scheme must be http or https"},
+		{"endpoint scheme", `{"endpoints":["ftp://127.0.0.1:2379"]}`, "scheme must be http, https, unix or unixs"},
 		{"endpoint no port", `{"endpoints":["http://127.0.0.1"]}`, "needs host:port"},
 		{"prefix without slash", `{"prefix":"netsel"}`, "prefix"},
 		{"prefix without trailing slash", `{"prefix":"/netsel"}`, "must start and end with '/'"},

@@ -3,7 +3,6 @@ package netsel
 import (
 	"crypto/tls"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	mwtls "github.com/coredns/coredns/plugin/pkg/tls"
 
 	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/internal/etcdendpoint"
 )
 
 const pluginName = "netsel"
@@ -132,7 +132,7 @@ func parse(c *caddy.Controller) (*Netsel, indexConfig, error) {
 					return nil, cfg, c.Errf("endpoint needs at least one URL")
 				}
 				for _, ep := range eps {
-					if err := checkEndpoint(ep); err != nil {
+					if err := etcdendpoint.Check(ep); err != nil {
 						return nil, cfg, c.Errf("endpoint %q: %v", ep, err)
 					}
 				}
@@ -201,32 +201,6 @@ func parse(c *caddy.Controller) (*Netsel, indexConfig, error) {
 	}
 	n.setZones(zones)
 	return n, cfg, nil
-}
-
-// checkEndpoint accepts the etcd client URLs clientv3 can dial.
-func checkEndpoint(ep string) error {
-	u, err := url.Parse(ep)
-	if err != nil {
-		return err
-	}
-	switch u.Scheme {
-	case "http", "https":
-		if u.Hostname() == "" {
-			return fmt.Errorf("has no host")
-		}
-		if u.Port() != "" {
-			if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
-				return fmt.Errorf("port %q is not in 1-65535", u.Port())
-			}
-		}
-	case "unix", "unixs":
-		if u.Host == "" && u.Path == "" {
-			return fmt.Errorf("has no socket path")
-		}
-	default:
-		return fmt.Errorf("is not an http://, https:// or unix:// URL")
-	}
-	return nil
 }
 
 // indexConfig says which etcd and keyspace an index reads. Blocks with equal

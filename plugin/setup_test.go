@@ -54,6 +54,7 @@ func TestParse(t *testing.T) {
 		{input: "netsel {\n endpoint ftp://x\n}", err: `endpoint "ftp://x"`},
 		{input: "netsel {\n endpoint http://:2379\n}", err: "has no host"},
 		{input: "netsel {\n endpoint http://h:99999\n}", err: "not in 1-65535"},
+		{input: "netsel {\n endpoint http://127.0.0.1\n}", err: "needs host:port"},
 		{input: "netsel {\n prefix netsel\n}", err: "prefix"},
 		{input: "netsel {\n prefix /netsel\n}", err: "prefix"},
 		{input: "netsel {\n prefix\n}", err: "prefix needs"},

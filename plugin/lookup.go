@@ -130,6 +130,12 @@ func srvAnswer(rs *records, set []srvRR, owner string) result {
 func (n *Netsel) lookupPTR(snap *catalog.Snapshot, qname, owner string, qtype uint16) result {
 	ip, err := netip.ParseAddr(dnsutil.ExtractAddressFromReverse(qname))
 	if err != nil {
+		// A name above VIPs (RFC 8020: an empty non-terminal) is NODATA:
+		// an NXDOMAIN there would hide every VIP below it from resolvers
+		// that minimise query names.
+		if p, ok := reversePrefix(qname); ok && hasVIPIn(snap, p) {
+			return nodata
+		}
 		return nxdomain
 	}
 	e, ok := snap.ByVIP(ip)

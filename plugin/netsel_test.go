@@ -67,6 +67,8 @@ func TestDNSTable(t *testing.T) {
 			[]string{"1.0.77.127.in-addr.arpa. 7 IN PTR web.netsel."}, nil, ""},
 		{"PTR of a v6 VIP is outside the reverse zone", "7.7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", dns.TypePTR, dns.RcodeServerFailure, nil, nil, ""},
 		{"PTR of a free address", "2.0.77.127.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, nil, nil, "77.127.in-addr.arpa."},
+		{"reverse name above a VIP is NODATA", "0.77.127.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess, nil, nil, "77.127.in-addr.arpa."},
+		{"reverse name above no VIP", "9.77.127.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, nil, nil, "77.127.in-addr.arpa."},
 		{"reverse name, other type", "1.0.77.127.in-addr.arpa.", dns.TypeA, dns.RcodeSuccess, nil, nil, "77.127.in-addr.arpa."},
 		{"unknown name", "nosuch.netsel.", dns.TypeA, dns.RcodeNameError, nil, nil, "netsel."},
 		{"known name, other type", "web.netsel.", dns.TypeTXT, dns.RcodeSuccess, nil, nil, "netsel."},

@@ -1,7 +1,9 @@
 package registrar_test
 
 import (
+	"context"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +83,37 @@ func TestDeregisterAndDeleteService(t *testing.T) {
 	}
 	if r := do(t, "GET", reg.URL+"/v1/services/db", nil); r.status != http.StatusNotFound {
 		t.Errorf("get deleted service: %d, want 404", r.status)
+	}
+}
+
+// TestDeleteUndecodableService: a service whose stored record does not
+// decode (written by hand, or by another version) can still be deleted, and
+// deleting it frees the VIP reserved in its name, and only that one.
+func TestDeleteUndecodableService(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "other", api.RegisterRequest{ID: "one", Address: "127.0.0.1", Port: 80})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	vip := netip.MustParseAddr("127.77.200.1")
+	for k, v := range map[string]string{ks.ServiceKey("broken"): "{not json", ks.VIPKey(vip): "broken"} {
+		if _, err := etcd.Client.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := do(t, "DELETE", reg.URL+"/v1/services/broken", nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete undecodable service: %d %s", r.status, r.body)
+	}
+	for _, k := range keys(t, etcd.Client) {
+		if k == ks.ServiceKey("broken") || k == ks.VIPKey(vip) {
+			t.Errorf("key %s left after deleting the service", k)
+		}
+	}
+	if r := do(t, "GET", reg.URL+"/v1/services/other", nil); r.status != http.StatusOK {
+		t.Errorf("the other service after the delete: %d %s", r.status, r.body)
+	}
+	if n := len(keys(t, etcd.Client)); n != 3 {
+		t.Errorf("%d keys left, want the other service's 3 (service, VIP, instance)", n)
 	}
 }
 

@@ -3,6 +3,7 @@ package registrar
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -59,14 +60,23 @@ func (r *Registrar) deleteService(w http.ResponseWriter, req *http.Request) erro
 		}
 		kv := resp.Kvs[0]
 		ops := []clientv3.Op{clientv3.OpDelete(svcKey)}
-		var vip string
+		var vipKeys []string
 		if svc, err := catalog.DecodeService(kv.Value); err == nil {
-			vip = svc.VIP.String()
-			vipKey := r.ks.VIPKey(svc.VIP)
+			vipKeys = []string{r.ks.VIPKey(svc.VIP)}
+		} else if vipKeys, err = r.vipKeysOf(req.Context(), name); err != nil {
+			// The record does not say its VIP: find the reservations
+			// that name this service.
+			return err
+		}
+		for _, vipKey := range vipKeys {
 			// Free the VIP only if it is still this service's.
 			ops = append(ops, clientv3.OpTxn(
 				[]clientv3.Cmp{clientv3.Compare(clientv3.Value(vipKey), "=", name)},
 				[]clientv3.Op{clientv3.OpDelete(vipKey)}, nil))
+		}
+		vips := make([]string, len(vipKeys))
+		for i, k := range vipKeys {
+			vips[i] = strings.TrimPrefix(k, r.ks.VIPsPrefix())
 		}
 		tresp, err := r.commit(req.Context(), []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(svcKey), "=", kv.ModRevision),
@@ -76,7 +86,7 @@ func (r *Registrar) deleteService(w http.ResponseWriter, req *http.Request) erro
 			return etcdUnavailable("delete service", err)
 		}
 		if tresp.Succeeded {
-			r.log.Info("service deleted", "service", name, "vip", vip)
+			r.log.Info("service deleted", "service", name, "vip", strings.Join(vips, ","))
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
@@ -89,6 +99,24 @@ func (r *Registrar) deleteService(w http.ResponseWriter, req *http.Request) erro
 		}
 	}
 	return &httpError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "service " + name + " kept changing; try again"}
+}
+
+// vipKeysOf returns the keys of the VIP reservations held by service name,
+// by reading every reservation: for a service whose record does not decode.
+func (r *Registrar) vipKeysOf(ctx context.Context, name string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	resp, err := r.cfg.Client.Get(ctx, r.ks.VIPsPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, etcdUnavailable("read VIP reservations", err)
+	}
+	var keys []string
+	for _, kv := range resp.Kvs {
+		if string(kv.Value) == name {
+			keys = append(keys, string(kv.Key))
+		}
+	}
+	return keys, nil
 }
 
 func (r *Registrar) countInstances(ctx context.Context, prefix string) (int64, error) {

@@ -128,13 +128,13 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	return rep
 }
 
-// maxPooledReply bounds the buffers kept for reuse: a rare large TCP reply
-// should not pin its buffer.
+// maxPooledReply bounds the buffers kept for reuse, in bytes of reply and
+// in SRV records: a rare large reply should not pin its buffers.
 const maxPooledReply = 16 << 10
 
-// release puts rep back in replyPool, unless its buffer grew large.
+// release puts rep back in replyPool, unless its buffers grew large.
 func (rep *wireReply) release() {
-	if cap(rep.buf) <= maxPooledReply {
+	if cap(rep.buf) <= maxPooledReply && cap(rep.order) <= maxPooledReply/64 {
 		replyPool.Put(rep)
 	}
 }

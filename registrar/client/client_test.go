@@ -16,6 +16,7 @@ import (
 
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/testenv"
+	"github.com/netsel/netsel/registrar"
 	"github.com/netsel/netsel/registrar/client"
 )
 
@@ -282,4 +283,55 @@ func heartbeats(t *testing.T, base string) float64 {
 		}
 	}
 	return n
+}
+
+// TestKeepaliveHonoursRetryAfter: while etcd is away the registrar answers
+// heartbeats 503 with Retry-After: 1, and Keepalive waits that long between
+// attempts instead of its own, shorter backoff.
+func TestKeepaliveHonoursRetryAfter(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
+	reg := testenv.StartRegistrar(t, "http://"+proxy.Addr(), func(c *registrar.Config) { c.EtcdTimeout = 200 * time.Millisecond })
+	c := newClient(t, reg.URL)
+
+	var (
+		mu      sync.Mutex
+		retries []time.Time
+	)
+	ev := &events{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Keepalive(ctx, client.Registration{Service: "web", ID: "w1", Address: "127.0.0.1", Port: 80, TTL: 30 * time.Second},
+			client.KeepaliveOptions{Interval: 300 * time.Millisecond, MaxBackoff: 3 * time.Second, OnEvent: func(e client.Event) {
+				ev.add(e)
+				if e.Kind == client.EventRetry {
+					mu.Lock()
+					retries = append(retries, time.Now())
+					mu.Unlock()
+				}
+			}})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	testenv.Eventually(t, 10*time.Second, func() bool { return ev.count(client.EventRegistered) > 0 }, "never registered")
+
+	proxy.Cut()
+	testenv.Eventually(t, 15*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(retries) >= 3
+	}, "fewer than 3 failed heartbeats with etcd cut")
+	proxy.Restore()
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(retries); i++ {
+		// Backoff alone would retry within 100-400 ms (+ the 200 ms etcd
+		// timeout); Retry-After asks for a second.
+		if gap := retries[i].Sub(retries[i-1]); gap < 950*time.Millisecond {
+			t.Errorf("retry %d came %v after the one before; Retry-After asked for 1s", i, gap)
+		}
+	}
 }

@@ -55,7 +55,8 @@ type KeepaliveOptions struct {
 	// NetSel's). Keep it well under the registration's TTL.
 	Interval time.Duration
 	// MaxBackoff caps the wait before retrying a failed call (default:
-	// Interval). Waits grow exponentially with full jitter.
+	// Interval). Waits grow exponentially with full jitter, and are at
+	// least a Retry-After the registrar sent, up to this cap.
 	MaxBackoff time.Duration
 	// DeregisterTimeout bounds the deregistration when ctx ends (default 5s).
 	DeregisterTimeout time.Duration
@@ -68,7 +69,8 @@ const baseBackoff = 100 * time.Millisecond
 
 // Keepalive keeps reg registered until ctx ends: it registers (retrying),
 // heartbeats every Interval, retries failures with exponential backoff and
-// full jitter across the client's registrars, and registers again with the
+// full jitter across the client's registrars (waiting at least what a
+// Retry-After asks, up to MaxBackoff), and registers again with the
 // same id — so the same VIP — when the registrar has let the instance
 // expire. When ctx ends it deregisters (bounded by DeregisterTimeout) and
 // returns nil. It returns early only on an error retrying cannot fix, such
@@ -98,8 +100,8 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 	}
 
 	failures := 0
-	wait := func() bool {
-		d := backoff(failures, opts.MaxBackoff)
+	wait := func(err error) bool {
+		d := retryWait(err, failures, opts.MaxBackoff)
 		failures++
 		return sleep(ctx, d)
 	}
@@ -120,7 +122,7 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 			}
 			c.log.Warn("registration failed; retrying", "service", reg.Service, "err", err)
 			emit(Event{Kind: EventRetry, Err: err})
-			if !wait() {
+			if !wait(err) {
 				return nil
 			}
 		}
@@ -164,7 +166,7 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 		default:
 			c.log.Warn("heartbeat failed; retrying", "service", reg.Service, "id", reg.ID, "err", err)
 			emit(Event{Kind: EventRetry, Err: err})
-			next = backoff(failures, opts.MaxBackoff)
+			next = retryWait(err, failures, opts.MaxBackoff)
 			failures++
 		}
 	}
@@ -175,6 +177,18 @@ func NewID() string {
 	var b [8]byte
 	crand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// retryWait returns the wait before retry n (from 0) after err: the
+// backoff, or what the registrar asked for with Retry-After when that is
+// longer, but never more than max.
+func retryWait(err error, n int, max time.Duration) time.Duration {
+	d := backoff(n, max)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.RetryAfter > d {
+		d = min(ae.RetryAfter, max)
+	}
+	return d
 }
 
 // backoff returns the wait before retry n (from 0): uniformly random in

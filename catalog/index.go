@@ -227,9 +227,11 @@ func (ix *Index) list(ctx context.Context, st *state) (int64, error) {
 // watch applies events from revision rev+1 until the watch fails or ctx
 // ends. The first change after a quiet spell is published at once; during a
 // burst, snapshots are published at most every MinPublishInterval — or 20
-// times what the last publish took, when that is longer — each folding in
-// every event since the last. A flood of changes to large services thus
-// costs a bounded share of a CPU, not one copy per event.
+// times what the last publish took, when that is longer, up to
+// maxPublishInterval — each folding in every event since the last. A flood
+// of changes to large services thus costs a bounded share of a CPU, not one
+// copy per event, and one publish slowed down (by a starved CPU, say)
+// cannot hold later changes back for long.
 func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -247,7 +249,7 @@ func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 			start := time.Now()
 			ix.publish(st, rev, false)
 			lastPublish = time.Now()
-			interval = max(ix.opts.MinPublishInterval, 20*lastPublish.Sub(start))
+			interval = max(ix.opts.MinPublishInterval, min(20*lastPublish.Sub(start), maxPublishInterval))
 		}
 	}
 	for {
@@ -285,6 +287,11 @@ func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 		}
 	}
 }
+
+// maxPublishInterval caps how long the watch defers a snapshot because the
+// last publish was slow: a change is never served later than this (plus
+// the publish itself) after it arrived.
+const maxPublishInterval = 100 * time.Millisecond
 
 func (ix *Index) publish(st *state, rev int64, full bool) {
 	prev := ix.snap.Load()

@@ -98,6 +98,13 @@ func testOutage(t *testing.T, o outage) {
 		return err == nil && sameSet(got, both)
 	}, "VIP %s never reached both instances", vip)
 
+	// The registrar's own index must hold both too: its stale reads are
+	// checked against them during the outage.
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		a := call("GET", reg.URL+"/v1/services/web?stale", nil)
+		return a.err == nil && a.status == http.StatusOK && strings.Contains(a.body, "web-0") && strings.Contains(a.body, "web-1")
+	}, "the registrar's index never served both instances")
+
 	readers := watchReaders(dnsAddr, httpAddr, vip, "web", "web-0", "web-1")
 	breakEtcd()
 	broken := time.Now()

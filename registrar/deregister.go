@@ -14,11 +14,8 @@ import (
 // the instance key and revokes its lease. 404 when there is no such
 // instance; 204 otherwise.
 func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
-	name, id := req.PathValue("name"), req.PathValue("id")
-	if err := checkName("name", name); err != nil {
-		return err
-	}
-	if err := checkName("id", id); err != nil {
+	name, id, err := instancePath(req)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)

@@ -14,11 +14,8 @@ import (
 // It answers 404 when the instance or its lease is gone: the client must
 // register again.
 func (r *Registrar) heartbeat(w http.ResponseWriter, req *http.Request) error {
-	name, id := req.PathValue("name"), req.PathValue("id")
-	if err := checkName("name", name); err != nil {
-		return err
-	}
-	if err := checkName("id", id); err != nil {
+	name, id, err := instancePath(req)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)

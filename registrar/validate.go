@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -122,6 +123,19 @@ func truncate(s string, n int) string {
 }
 
 // checkName validates a name from the URL path.
+// instancePath returns the service name and instance id of an
+// /v1/services/{name}/instances/{id} request, each checked.
+func instancePath(req *http.Request) (name, id string, err error) {
+	name, id = req.PathValue("name"), req.PathValue("id")
+	if err := checkName("name", name); err != nil {
+		return "", "", err
+	}
+	if err := checkName("id", id); err != nil {
+		return "", "", err
+	}
+	return name, id, nil
+}
+
 func checkName(field, s string) error {
 	if err := catalog.CheckName(field, s); err != nil {
 		return fieldError(err)

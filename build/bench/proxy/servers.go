@@ -59,20 +59,7 @@ func cmdEcho(args []string) error {
 	if err := parse("echo", &fs, args); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer c.Close()
-			io.Copy(c, c)
-		}()
-	}
+	return serveTCP(*addr, func(c net.Conn) { io.Copy(c, c) })
 }
 
 // cmdCopyProxy is the baseline: the least a Go TCP proxy can do, io.Copy
@@ -84,7 +71,28 @@ func cmdCopyProxy(args []string) error {
 	if err := parse("copyproxy", &fs, args); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	return serveTCP(*listen, func(c net.Conn) {
+		u, err := net.Dial("tcp", *target)
+		if err != nil {
+			return
+		}
+		defer u.Close()
+		done := make(chan struct{})
+		go func() {
+			io.Copy(u, c)
+			u.(*net.TCPConn).CloseWrite()
+			close(done)
+		}()
+		io.Copy(c, u)
+		c.(*net.TCPConn).CloseWrite()
+		<-done
+	})
+}
+
+// serveTCP accepts connections on addr until accepting fails, handling
+// each in its own goroutine and closing it after.
+func serveTCP(addr string, handle func(net.Conn)) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -95,20 +103,7 @@ func cmdCopyProxy(args []string) error {
 		}
 		go func() {
 			defer c.Close()
-			u, err := net.Dial("tcp", *target)
-			if err != nil {
-				return
-			}
-			defer u.Close()
-			done := make(chan struct{})
-			go func() {
-				io.Copy(u, c)
-				u.(*net.TCPConn).CloseWrite()
-				close(done)
-			}()
-			io.Copy(c, u)
-			c.(*net.TCPConn).CloseWrite()
-			<-done
+			handle(c)
 		}()
 	}
 }

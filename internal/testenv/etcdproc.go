@@ -9,13 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netsel/netsel/internal/childproc"
+	"github.com/netsel/netsel/internal/etcdproc"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -70,38 +70,26 @@ func StartEtcdCluster(t testing.TB, n int) *EtcdCluster {
 	}
 	ports := freePorts(t, 2*n)
 	c := &EtcdCluster{t: t}
-	var initial []string
-	for i := range n {
-		m := &EtcdMember{
+	specs := make([]etcdproc.Member, n)
+	for i := range specs {
+		specs[i] = etcdproc.Member{
 			Name:      fmt.Sprintf("m%d", i),
 			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
 			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 			Dir:       filepath.Join(t.TempDir(), "etcd"),
-			t:         t,
-			log:       &tailBuffer{max: 64 << 10},
 		}
-		initial = append(initial, m.Name+"="+m.PeerURL)
-		c.Members = append(c.Members, m)
 	}
 	token := fmt.Sprintf("netsel-test-%d-%d", os.Getpid(), ports[0])
-	for _, m := range c.Members {
-		m.args = []string{
-			"--name", m.Name,
-			"--data-dir", m.Dir,
-			"--listen-client-urls", m.ClientURL,
-			"--advertise-client-urls", m.ClientURL,
-			"--listen-peer-urls", m.PeerURL,
-			"--initial-advertise-peer-urls", m.PeerURL,
-			"--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-state", "new",
-			"--initial-cluster-token", token,
-			"--heartbeat-interval", "100",
-			"--election-timeout", "1000",
-			"--pre-vote",
-			"--logger", "zap",
-			"--log-outputs", "stderr",
-			"--log-level", "warn",
-		}
+	for _, spec := range specs {
+		c.Members = append(c.Members, &EtcdMember{
+			Name:      spec.Name,
+			ClientURL: spec.ClientURL,
+			PeerURL:   spec.PeerURL,
+			Dir:       spec.Dir,
+			t:         t,
+			args:      etcdproc.Args(spec, specs, token),
+			log:       &tailBuffer{max: 64 << 10},
+		})
 	}
 	t.Cleanup(func() {
 		for _, m := range c.Members {
@@ -156,52 +144,41 @@ func (c *EtcdCluster) Client() *clientv3.Client {
 // members it asks through the maintenance Status API, or an error when no
 // running member reports one.
 func (c *EtcdCluster) Leader(ctx context.Context) (*EtcdMember, error) {
-	var errs []error
-	for _, m := range c.Members {
-		if !m.Running() {
-			continue
-		}
-		st, err := m.status(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
-			continue
-		}
-		if st.Leader == 0 {
-			errs = append(errs, fmt.Errorf("%s: no leader", m.Name))
-			continue
-		}
-		if st.Leader == st.Header.MemberId {
-			return m, nil
-		}
+	u, err := etcdproc.Leader(ctx, c.runningURLs())
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no running member is the leader: %w", errors.Join(errs...))
+	return c.member(u), nil
 }
 
 // WaitLeader polls Leader until a member leads or ctx ends.
 func (c *EtcdCluster) WaitLeader(ctx context.Context) (*EtcdMember, error) {
-	for {
-		m, err := c.Leader(ctx)
-		if err == nil {
-			return m, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for a leader: %w (last: %v)", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// status asks m alone for its status, within a second.
-func (m *EtcdMember) status(ctx context.Context) (*clientv3.StatusResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL}, DialTimeout: time.Second})
+	u, err := etcdproc.WaitLeader(ctx, c.runningURLs)
 	if err != nil {
 		return nil, err
 	}
-	defer cli.Close()
-	return cli.Status(ctx, m.ClientURL)
+	return c.member(u), nil
+}
+
+// runningURLs returns the client URLs of the running members.
+func (c *EtcdCluster) runningURLs() []string {
+	var urls []string
+	for _, m := range c.Members {
+		if m.Running() {
+			urls = append(urls, m.ClientURL)
+		}
+	}
+	return urls
+}
+
+// member returns the member whose client URL is url.
+func (c *EtcdCluster) member(url string) *EtcdMember {
+	for _, m := range c.Members {
+		if m.ClientURL == url {
+			return m
+		}
+	}
+	return nil
 }
 
 // Running reports whether m's process is running (paused counts).
@@ -261,7 +238,7 @@ func (m *EtcdMember) waitServing() error {
 			return fmt.Errorf("exited at start (%v); log:\n%s", proc.State(), m.log.String())
 		default:
 		}
-		if _, err := m.status(context.Background()); err == nil {
+		if _, err := etcdproc.Status(context.Background(), m.ClientURL); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("not answering on %s after 20s: %v; log:\n%s", m.ClientURL, err, m.log.String())

@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+	"github.com/netsel/netsel/internal/etcdproc"
 )
 
 // etcdMember is one etcd server process of the soak's cluster, started as
@@ -32,37 +29,25 @@ func startEtcdCluster(ctx context.Context, bin, dir string, n int) ([]*etcdMembe
 	if err != nil {
 		return nil, err
 	}
-	var members []*etcdMember
-	var initial []string
-	for i := range n {
-		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
-		initial = append(initial, fmt.Sprintf("m%d=%s", i, peer))
+	specs := make([]etcdproc.Member, n)
+	for i := range specs {
+		name := fmt.Sprintf("m%d", i)
+		specs[i] = etcdproc.Member{
+			Name:      name,
+			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			Dir:       filepath.Join(dir, "etcd-"+name),
+		}
 	}
-	for i := range n {
-		m := &etcdMember{
-			name:      fmt.Sprintf("m%d", i),
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-			child:     child{logPath: filepath.Join(dir, fmt.Sprintf("etcd-m%d.log", i))},
-		}
-		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
-		m.args = []string{
-			"--name", m.name,
-			"--data-dir", filepath.Join(dir, "etcd-"+m.name),
-			"--listen-client-urls", m.clientURL,
-			"--advertise-client-urls", m.clientURL,
-			"--listen-peer-urls", peer,
-			"--initial-advertise-peer-urls", peer,
-			"--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-state", "new",
-			"--initial-cluster-token", fmt.Sprintf("netsel-soak-%d", os.Getpid()),
-			"--heartbeat-interval", "100",
-			"--election-timeout", "1000",
-			"--pre-vote",
-			"--logger", "zap",
-			"--log-outputs", "stderr",
-			"--log-level", "warn",
-		}
-		members = append(members, m)
+	token := fmt.Sprintf("netsel-soak-%d", os.Getpid())
+	var members []*etcdMember
+	for _, spec := range specs {
+		members = append(members, &etcdMember{
+			name:      spec.Name,
+			clientURL: spec.ClientURL,
+			args:      etcdproc.Args(spec, specs, token),
+			child:     child{logPath: filepath.Join(dir, "etcd-"+spec.Name+".log")},
+		})
 	}
 	for _, m := range members {
 		if err := m.start(bin); err != nil {
@@ -99,18 +84,6 @@ func (m *etcdMember) start(bin string) error {
 	return nil
 }
 
-// status asks m alone for its status.
-func (m *etcdMember) status(ctx context.Context) (*clientv3.StatusResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.clientURL}, DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		return nil, err
-	}
-	defer cli.Close()
-	return cli.Status(ctx, m.clientURL)
-}
-
 // waitServing waits until m answers Status.
 func (m *etcdMember) waitServing(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -118,7 +91,7 @@ func (m *etcdMember) waitServing(ctx context.Context, timeout time.Duration) err
 		if !m.running() {
 			return fmt.Errorf("etcd member %s exited (%v); see %s", m.name, m.exitState(), m.logPath)
 		}
-		_, err := m.status(ctx)
+		_, err := etcdproc.Status(ctx, m.clientURL)
 		if err == nil {
 			return nil
 		}
@@ -129,38 +102,43 @@ func (m *etcdMember) waitServing(ctx context.Context, timeout time.Duration) err
 	}
 }
 
-// leader returns the member that running members report as leader.
+// leader returns the member that the running members report as leader.
 func leader(ctx context.Context, ms []*etcdMember) (*etcdMember, error) {
-	var errs []error
-	for _, m := range ms {
-		if !m.running() {
-			continue
-		}
-		st, err := m.status(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", m.name, err))
-			continue
-		}
-		if st.Leader != 0 && st.Leader == st.Header.MemberId {
-			return m, nil
-		}
+	u, err := etcdproc.Leader(ctx, runningURLs(ms))
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no running member leads: %w", errors.Join(errs...))
+	return memberAt(ms, u), nil
 }
 
 // waitLeader polls leader until one leads or ctx ends.
 func waitLeader(ctx context.Context, ms []*etcdMember) (*etcdMember, error) {
-	for {
-		m, err := leader(ctx, ms)
-		if err == nil {
-			return m, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for an etcd leader: %w (last: %v)", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
+	u, err := etcdproc.WaitLeader(ctx, func() []string { return runningURLs(ms) })
+	if err != nil {
+		return nil, err
+	}
+	return memberAt(ms, u), nil
+}
+
+// runningURLs returns the client URLs of the running members of ms.
+func runningURLs(ms []*etcdMember) []string {
+	var urls []string
+	for _, m := range ms {
+		if m.running() {
+			urls = append(urls, m.clientURL)
 		}
 	}
+	return urls
+}
+
+// memberAt returns the member of ms whose client URL is url.
+func memberAt(ms []*etcdMember, url string) *etcdMember {
+	for _, m := range ms {
+		if m.clientURL == url {
+			return m
+		}
+	}
+	return nil
 }
 
 // freePorts returns n distinct loopback ports free for TCP and UDP a moment

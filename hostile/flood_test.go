@@ -49,6 +49,7 @@ func TestServiceFlood(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d services registered, %d refused; runner holds %d descriptors", ok.Load(), refused.Load(), r.fds())
+	r.requireReserve(t)
 	r.requireServing(t)
 	r.restart(t)
 	r.requireServing(t)
@@ -82,6 +83,7 @@ func TestIdleConnectionFlood(t *testing.T) {
 		conns = append(conns, c)
 	}
 	t.Logf("%d connections held; runner holds %d descriptors", len(conns), r.fds())
+	r.requireReserve(t)
 	r.requireServing(t)
 }
 

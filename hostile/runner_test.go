@@ -369,3 +369,16 @@ func (r *runner) metric(name string) float64 {
 	}
 	return -1
 }
+
+// fdReserve is how many descriptors the runner must keep free for etcd
+// and the registrar whatever its clients do.
+const fdReserve = 64
+
+// requireReserve fails t when the runner holds so many descriptors that
+// etcd could not open a file.
+func (r *runner) requireReserve(t *testing.T) {
+	t.Helper()
+	if n := r.fds(); n > r.noFile-fdReserve {
+		t.Errorf("runner holds %d of its %d descriptors: fewer than %d left for etcd", n, r.noFile, fdReserve)
+	}
+}

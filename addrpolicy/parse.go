@@ -51,33 +51,9 @@ func ParsePrefixes(list string) ([]netip.Prefix, error) {
 // host name is resolved with resolver (nil: net.DefaultResolver). A
 // unix:// URL or an empty string stands for nothing.
 func ParseListen(ctx context.Context, resolver *net.Resolver, s string) ([]netip.AddrPort, error) {
-	if s == "" {
-		return nil, nil
-	}
-	hostport := s
-	if strings.Contains(s, "://") {
-		u, err := url.Parse(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a URL: %w", s, err)
-		}
-		switch u.Scheme {
-		case "unix", "unixs":
-			return nil, nil
-		case "http":
-			hostport = hostWithPort(u, "80")
-		case "https":
-			hostport = hostWithPort(u, "443")
-		default:
-			hostport = u.Host
-		}
-	}
-	host, portStr, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not host:port: %w", s, err)
-	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil || port == 0 {
-		return nil, fmt.Errorf("%q: port %q is not in 1-65535", s, portStr)
+	host, port, err := splitListen(s)
+	if err != nil || host == "-" {
+		return nil, err
 	}
 	var addrs []netip.Addr
 	switch a, err := netip.ParseAddr(host); {
@@ -95,9 +71,50 @@ func ParseListen(ctx context.Context, resolver *net.Resolver, s string) ([]netip
 	}
 	out := make([]netip.AddrPort, len(addrs))
 	for i, a := range addrs {
-		out[i] = netip.AddrPortFrom(a.Unmap(), uint16(port))
+		out[i] = netip.AddrPortFrom(a.Unmap(), port)
 	}
 	return out, nil
+}
+
+// CheckListen reports what is wrong with s as a ParseListen argument,
+// without resolving host names.
+func CheckListen(s string) error {
+	_, _, err := splitListen(s)
+	return err
+}
+
+// splitListen returns the host and port of a ParseListen argument; host
+// "-" means s stands for no address.
+func splitListen(s string) (host string, port uint16, err error) {
+	if s == "" {
+		return "-", 0, nil
+	}
+	hostport := s
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return "", 0, fmt.Errorf("%q is not a URL: %w", s, err)
+		}
+		switch u.Scheme {
+		case "unix", "unixs":
+			return "-", 0, nil
+		case "http":
+			hostport = hostWithPort(u, "80")
+		case "https":
+			hostport = hostWithPort(u, "443")
+		default:
+			hostport = u.Host
+		}
+	}
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port: %w", s, err)
+	}
+	p, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || p == 0 {
+		return "", 0, fmt.Errorf("%q: port %q is not in 1-65535", s, portStr)
+	}
+	return host, uint16(p), nil
 }
 
 func hostWithPort(u *url.URL, def string) string {

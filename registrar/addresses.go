@@ -53,4 +53,3 @@ func (r *Registrar) checkAddress(addr netip.Addr, port int, ports map[string]int
 	}
 	return nil
 }
-

@@ -50,6 +50,10 @@ type serveFlags struct {
 	vipProxy    bool
 	logLevel    string
 	stopTimeout time.Duration
+
+	// The instance address policy.
+	allowCIDR string
+	denyCIDR  string
 }
 
 func defaultDataDir() string {
@@ -86,6 +90,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
+
+	fs.StringVar(&f.allowCIDR, "allow-cidr", "", "comma-separated CIDRs (or addresses) instances may be at; empty allows every address not refused otherwise.\nAlways refused: unspecified, broadcast, multicast, link-local, the -vip-cidr range (IPv4-mapped forms too)\nand every address:port this process listens on (registrar, DNS, HTTP proxy, etcd client and peer, -etcd endpoints)")
+	fs.StringVar(&f.denyCIDR, "deny-cidr", "", "comma-separated CIDRs (or addresses) instances may never be at, e.g. 169.254.0.0/16 is refused already")
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -126,7 +133,13 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err := f.checkTLS(); err != nil {
 		return err
 	}
+	policy, err := f.addrPolicy(ctx)
+	if err != nil {
+		return err
+	}
 	cfg := stackConfig{
+		AddrPolicy:    policy,
+		ReservedAddrs: f.reservedAddrs(),
 		Keyspace:      ks,
 		RegistrarAddr: f.registrar,
 		VIPCIDR:       cidr.Masked(),
@@ -281,6 +294,7 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 		TLSKeyFile:      f.tlsKey,
 		TLSClientCAFile: f.tlsClientCA,
 		Logger:          log,
+		AddrPolicy:      c.AddrPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registrar: %w", err)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
 )
 
@@ -100,6 +102,15 @@ type Config struct {
 	// of that lease without another etcd request (default 500ms; negative
 	// disables).
 	RenewCacheFor time.Duration
+
+	// AddrPolicy narrows which instance addresses may be registered: the
+	// address:ports NetSel listens on (Reserved) and the operator's Allow
+	// and Deny ranges. The classes no proxy may dial (unspecified,
+	// broadcast, multicast, link-local, IPv4-mapped forms) are refused
+	// whatever it says. VIPCIDR is added to its VIP ranges, and Serve adds
+	// the address it listens on to Reserved. A refused address is a 400
+	// naming "address".
+	AddrPolicy addrpolicy.Config
 }
 
 // leaseClient returns the lease API the renewer streams keep-alives on.
@@ -128,6 +139,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.VIPCIDR = DefaultVIPCIDR
 	}
 	cfg.VIPCIDR = cfg.VIPCIDR.Masked()
+	cfg.AddrPolicy.VIPRanges = append(slices.Clip(cfg.AddrPolicy.VIPRanges), cfg.VIPCIDR)
 	if bits := cfg.VIPCIDR.Addr().BitLen() - cfg.VIPCIDR.Bits(); bits < 1 {
 		return cfg, fmt.Errorf("registrar: VIP range %s has no room for a VIP", cfg.VIPCIDR)
 	}

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
 )
 
@@ -37,6 +38,10 @@ type Registrar struct {
 	metrics *metrics
 	vips    *allocator
 	handler http.Handler
+	// policy decides which instance addresses may be registered; Serve
+	// replaces it to add its listener (policyMu serialises that).
+	policy   atomic.Pointer[addrpolicy.Policy]
+	policyMu sync.Mutex
 	// lastWrite is the etcd revision of this registrar's latest write.
 	lastWrite atomic.Int64
 
@@ -70,6 +75,11 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		return nil, fmt.Errorf("registrar: %w", err)
 	}
 	r.vips = newAllocator(cfg.VIPCIDR)
+	policy, err := addrpolicy.New(cfg.AddrPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("registrar: address policy: %w", err)
+	}
+	r.policy.Store(policy)
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
@@ -112,8 +122,12 @@ const shutdownGrace = 10 * time.Second
 // certificate) until ctx ends, then shuts the server
 // down gracefully: it stops accepting, ends blocking queries early with
 // their current answer, and waits up to 10s for requests in flight. It
-// returns nil after a clean shutdown. Serve does not call Close.
+// returns nil after a clean shutdown. Serve does not call Close. From then
+// on no instance may be registered at ln's address.
 func (r *Registrar) Serve(ctx context.Context, ln net.Listener) error {
+	if err := r.reserve(ln.Addr()); err != nil {
+		return fmt.Errorf("registrar: %w", err)
+	}
 	drain := make(chan struct{})
 	srv := r.httpServer(func(net.Listener) context.Context {
 		return context.WithValue(context.Background(), drainKey{}, (<-chan struct{})(drain))

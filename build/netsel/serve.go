@@ -50,6 +50,10 @@ type serveFlags struct {
 	vipProxy    bool
 	logLevel    string
 	stopTimeout time.Duration
+
+	// The instance address policy.
+	allowCIDR string
+	denyCIDR  string
 }
 
 func defaultDataDir() string {
@@ -81,11 +85,14 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "key of -tls-cert")
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require registrar clients to present a certificate signed by this CA (mutual TLS)")
 	fs.StringVar(&f.dns, "dns", "127.0.0.1:5353", "DNS listen address (UDP and TCP); empty disables DNS")
-	fs.StringVar(&f.zone, "zone", "netsel.", "DNS zone services are answered in")
+	fs.StringVar(&f.zone, "zone", "netsel.", "DNS zone services are answered in; the HTTP proxy routes only Hosts <service>.<zone> (others get 404)")
 	fs.StringVar(&f.http, "http", "127.0.0.1:8081", "HTTP proxy listen address; empty disables it")
 	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
+
+	fs.StringVar(&f.allowCIDR, "allow-cidr", "", "comma-separated CIDRs (or addresses) instances may be at; empty allows every address not refused otherwise.\nAlways refused: unspecified, broadcast, multicast, link-local, the -vip-cidr range (IPv4-mapped forms too)\nand every address:port this process listens on (registrar, DNS, HTTP proxy, etcd client and peer, -etcd endpoints)")
+	fs.StringVar(&f.denyCIDR, "deny-cidr", "", "comma-separated CIDRs (or addresses) instances may never be at; empty denies nothing beyond what -allow-cidr says is always refused")
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -126,7 +133,13 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err := f.checkTLS(); err != nil {
 		return err
 	}
+	policy, err := f.addrPolicy(ctx)
+	if err != nil {
+		return err
+	}
 	cfg := stackConfig{
+		AddrPolicy:    policy,
+		ReservedAddrs: f.reservedAddrs(),
 		Keyspace:      ks,
 		RegistrarAddr: f.registrar,
 		VIPCIDR:       cidr.Masked(),
@@ -281,6 +294,7 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 		TLSKeyFile:      f.tlsKey,
 		TLSClientCAFile: f.tlsClientCA,
 		Logger:          log,
+		AddrPolicy:      c.AddrPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registrar: %w", err)

@@ -7,6 +7,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
 )
 
@@ -40,4 +41,13 @@ type stackConfig struct {
 	VIPProxy bool
 	// Logger is the runner's logger.
 	Logger *slog.Logger
+
+	// AddrPolicy is the instance address policy of the registrar and the
+	// proxies: the operator's allow and deny lists and every address:port
+	// the runner listens on (ReservedAddrs, resolved). VIPCIDR is added by
+	// each part.
+	AddrPolicy addrpolicy.Config
+	// ReservedAddrs are the runner's listen addresses and etcd endpoints as
+	// given, for the Caddy app's dial_policy.
+	ReservedAddrs []string
 }

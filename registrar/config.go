@@ -100,6 +100,10 @@ type Config struct {
 	// of that lease without another etcd request (default 500ms; negative
 	// disables).
 	RenewCacheFor time.Duration
+
+	// Limits bound what clients may make the registrar hold or do; the
+	// zero value means the documented defaults.
+	Limits Limits
 }
 
 // leaseClient returns the lease API the renewer streams keep-alives on.
@@ -156,6 +160,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if err := cfg.securityDefaults(); err != nil {
 		return cfg, err
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.RenewCacheFor == 0 {
 		cfg.RenewCacheFor = 500 * time.Millisecond
 	}

@@ -36,6 +36,11 @@ type Registrar struct {
 	tls     *serverTLS
 	metrics *metrics
 	vips    *allocator
+	// Limits' state (limits.go).
+	rate     *rateLimiter
+	blocking *slots
+	quota    *tokenQuota
+	lists    listCache
 	handler http.Handler
 	// lastWrite is the etcd revision of this registrar's latest write.
 	lastWrite atomic.Int64
@@ -70,6 +75,9 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		return nil, fmt.Errorf("registrar: %w", err)
 	}
 	r.vips = newAllocator(cfg.VIPCIDR)
+	r.rate = newRateLimiter(cfg.Limits.RegisterRate, cfg.Limits.RegisterBurst)
+	r.blocking = newSlots(cfg.Limits.MaxBlockingQueries, cfg.Limits.MaxBlockingPerClient)
+	r.quota = newTokenQuota(cfg.Limits.MaxInstancesPerToken)
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel

@@ -41,7 +41,7 @@ type Registrar struct {
 	blocking *slots
 	quota    *tokenQuota
 	lists    listCache
-	handler http.Handler
+	handler  http.Handler
 	// lastWrite is the etcd revision of this registrar's latest write.
 	lastWrite atomic.Int64
 

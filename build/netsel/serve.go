@@ -50,6 +50,7 @@ type serveFlags struct {
 	vipProxy    bool
 	logLevel    string
 	stopTimeout time.Duration
+	limits      limitFlags
 }
 
 func defaultDataDir() string {
@@ -86,6 +87,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	f.limits.register(fs)
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -126,6 +128,10 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err := f.checkTLS(); err != nil {
 		return err
 	}
+	budget, err := f.limits.plan(logger)
+	if err != nil {
+		return err
+	}
 	cfg := stackConfig{
 		Keyspace:      ks,
 		RegistrarAddr: f.registrar,
@@ -140,6 +146,8 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		EtcdCertFile:  f.etcdCert,
 		EtcdKeyFile:   f.etcdKey,
 		EtcdCAFile:    f.etcdCA,
+		Budget:        budget,
+		VIPLimits:     f.limits.vipProxyLimits(budget),
 	}
 
 	var stops []func()
@@ -281,6 +289,7 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 		TLSKeyFile:      f.tlsKey,
 		TLSClientCAFile: f.tlsClientCA,
 		Logger:          log,
+		Limits:          f.limits.registrarLimits(c.Budget),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registrar: %w", err)
@@ -289,6 +298,9 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("registrar: %w", err)
+	}
+	if c.Budget.RegistrarConns > 0 {
+		ln = newLimitListener(ln, c.Budget.RegistrarConns)
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

@@ -40,4 +40,10 @@ type stackConfig struct {
 	VIPProxy bool
 	// Logger is the runner's logger.
 	Logger *slog.Logger
+
+	// Budget is the runner's share of descriptors (budget.go); its zero
+	// value leaves every part at its own defaults.
+	Budget fdBudget
+	// VIPLimits are extra vip_proxy options: the VIP proxy's limits.
+	VIPLimits map[string]any
 }

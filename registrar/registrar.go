@@ -91,7 +91,9 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.handler = r.routes()
 	r.log.Info("registrar ready", "prefix", r.ks.Prefix(), "vip_range", cfg.VIPCIDR.String(),
 		"default_ttl", cfg.DefaultTTL, "auth", r.tokens != nil, "auth_reads", cfg.AuthReads,
-		"tls", r.tls != nil, "mtls", cfg.TLSClientCAFile != "")
+		"tls", r.tls != nil, "mtls", cfg.TLSClientCAFile != "",
+		"max_services", cfg.Limits.MaxServices, "register_rate", cfg.Limits.RegisterRate,
+		"max_blocking", cfg.Limits.MaxBlockingQueries)
 	return r, nil
 }
 

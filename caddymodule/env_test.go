@@ -1,11 +1,11 @@
 package caddymodule
 
 import (
-	"maps"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"

@@ -29,6 +29,10 @@ func init() {
 //			policy       round_robin|least_conn
 //			tries        <n>
 //			bind_retry   <duration>
+//			max_listeners          <n>
+//			max_conns_per_listener <n>
+//			max_conns              <n>
+//			idle_timeout           <duration>
 //		}
 //		health_checks {
 //			interval <duration>
@@ -148,6 +152,14 @@ func (v *VIPProxyConfig) unmarshalBlock(d *caddyfile.Dispenser) error {
 			v.BindRetry, err = durationArg(d, opt, args)
 		case "tries":
 			v.Tries, err = countArg(d, opt, args)
+		case "max_listeners":
+			v.MaxListeners, err = countArg(d, opt, args)
+		case "max_conns_per_listener":
+			v.MaxConnsPerListener, err = countArg(d, opt, args)
+		case "max_conns":
+			v.MaxConns, err = countArg(d, opt, args)
+		case "idle_timeout":
+			v.IdleTimeout, err = durationArg(d, opt, args)
 		case "policy":
 			if len(args) != 1 {
 				return d.ArgErr()

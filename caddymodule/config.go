@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,6 +19,15 @@ const (
 	defaultBindRetry      = 5 * time.Second
 	defaultCheckInterval  = 5 * time.Second
 	defaultCheckTimeout   = 2 * time.Second
+)
+
+// Defaults of the VIP proxy's limits.
+const (
+	DefaultMaxVIPListeners   = 4096
+	DefaultMaxConnsPerVIP    = 1024
+	DefaultMaxVIPConns       = 16384
+	DefaultVIPIdleTimeout    = 10 * time.Minute
+	DefaultMaxHTTPProxyConns = 8192
 )
 
 // TLSConfig is client TLS to etcd. Cert and Key go together; CA alone
@@ -52,6 +62,33 @@ type VIPProxyConfig struct {
 	// BindRetry is how often a VIP:port that could not be bound is tried
 	// again. Default: 5s.
 	BindRetry caddy.Duration `json:"bind_retry,omitempty"`
+
+	// MaxListeners bounds the VIP:port listeners open at once; the ones
+	// beyond it are not opened (logged once, counted in
+	// netsel_vip_listeners_skipped) until others close. Default: 4096;
+	// -1: no limit.
+	MaxListeners int `json:"max_listeners,omitempty"`
+	// MaxConnsPerListener and MaxConns bound the connections proxied at
+	// once through one VIP:port and through all of them; a connection
+	// beyond either is reset at once (counted in
+	// netsel_vip_overload_refused_total). Defaults: 1024 and 16384; -1: no
+	// limit.
+	MaxConnsPerListener int `json:"max_conns_per_listener,omitempty"`
+	MaxConns            int `json:"max_conns,omitempty"`
+	// IdleTimeout closes a proxied connection that carried no byte either
+	// way for that long. Default: 10m; -1ns (any negative): never.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+}
+
+// limit returns v, def when v is 0, or no limit (MaxInt) when negative.
+func limit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return math.MaxInt
+	}
+	return v
 }
 
 func (v *VIPProxyConfig) validate() error {
@@ -62,6 +99,9 @@ func (v *VIPProxyConfig) validate() error {
 	}
 	if v.DialTimeout < 0 || v.BindRetry < 0 || v.Tries < 0 {
 		return errors.New("dial_timeout, bind_retry and tries must not be negative")
+	}
+	if v.MaxListeners < -1 || v.MaxConnsPerListener < -1 || v.MaxConns < -1 {
+		return errors.New("max_listeners, max_conns_per_listener and max_conns must be positive, or -1 for no limit")
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -18,15 +17,6 @@ import (
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count descriptors: %v", err)
-	}
-	return len(ents)
-}
 
 // countingListener stands for one of NetSel's own servers: it counts the
 // connections it accepts and closes them.
@@ -92,7 +82,7 @@ func TestProxiesNeverDialRefused(t *testing.T) {
 		return err == nil
 	}, "VIP listener of web never opened")
 
-	before := openFDs(t)
+	before := testenv.OpenFDs(t)
 	for svc, vipPort := range map[string]string{
 		"vipself":  hostPort(selfVIP, 7001),
 		"httpself": vipOf(t, svc(e, "httpself"), 7002),
@@ -124,7 +114,7 @@ func TestProxiesNeverDialRefused(t *testing.T) {
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("VIP of %s: refused after %v", svc, d)
 		}
-		if fds := openFDs(t); fds > before+32 {
+		if fds := testenv.OpenFDs(t); fds > before+32 {
 			t.Fatalf("one connection to the VIP of %s took descriptors from %d to %d", svc, before, fds)
 		}
 	}
@@ -141,7 +131,7 @@ func TestProxiesNeverDialRefused(t *testing.T) {
 	if n := dialled.Load(); n != 0 {
 		t.Errorf("the reserved server was dialled %d times", n)
 	}
-	if fds := openFDs(t); fds > before+32 {
+	if fds := testenv.OpenFDs(t); fds > before+32 {
 		t.Errorf("descriptors went from %d to %d", before, fds)
 	}
 	// The service next to them keeps working.
@@ -184,7 +174,7 @@ func TestHTTPLoopIs508(t *testing.T) {
 	client := newClient()
 	waitServed(t, client, httpAddr, "web.netsel")
 
-	before := openFDs(t)
+	before := testenv.OpenFDs(t)
 	start := time.Now()
 	// The loop's Host must stay in the zone on the way back: Caddy passes
 	// the Host on.
@@ -195,7 +185,7 @@ func TestHTTPLoopIs508(t *testing.T) {
 	if code != http.StatusLoopDetected || !strings.Contains(body, "loop detected") {
 		t.Errorf("loop: %d %q, want 508 saying loop detected", code, body)
 	}
-	if fds := openFDs(t); fds > before+32 {
+	if fds := testenv.OpenFDs(t); fds > before+32 {
 		t.Errorf("one looping request took descriptors from %d to %d", before, fds)
 	}
 	// A request that passed through another proxy, or this one under

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -157,6 +158,7 @@ type config struct {
 	httpAddr string // "" for none
 	guard    bool   // put the netsel handler before reverse_proxy
 	vip      bool
+	vipOpts  map[string]any // more vip_proxy options
 	health   map[string]any
 	l4       map[string]any // layer4 app, if any
 	prefix   string
@@ -170,7 +172,9 @@ func (c config) JSON() []byte {
 		app["prefix"] = c.prefix
 	}
 	if c.vip {
-		app["vip_proxy"] = map[string]any{"enabled": true, "dial_timeout": "500ms", "bind_retry": "200ms"}
+		vp := map[string]any{"enabled": true, "dial_timeout": "500ms", "bind_retry": "200ms"}
+		maps.Copy(vp, c.vipOpts)
+		app["vip_proxy"] = vp
 	}
 	if c.health != nil {
 		app["health_checks"] = c.health

@@ -32,11 +32,17 @@ type vipProxy struct {
 	// Owned by run.
 	listeners map[netip.AddrPort]*vipListener
 	failed    map[netip.AddrPort]string // VIP:port that could not be bound -> service
+	skipped   map[netip.AddrPort]string // VIP:port not opened for MaxListeners -> service
+
+	lim      vipLimits
+	conns    atomic.Int64 // connections proxied now, all listeners
+	skipNote bool         // the skip of listeners is logged; reset when none is skipped
 
 	open       prometheus.Gauge
 	bindErrors *prometheus.CounterVec
 	accepted   *prometheus.CounterVec
 	refused    *prometheus.CounterVec
+	limitMetrics
 }
 
 // vipListener serves one VIP:port of one service.
@@ -46,6 +52,7 @@ type vipListener struct {
 	ln      net.Listener
 	rr      atomic.Uint64
 	done    chan struct{}
+	conns   atomic.Int64 // connections proxied now
 
 	accepted, refused prometheus.Counter
 }
@@ -63,6 +70,8 @@ func newVIPProxy(ctx caddy.Context, app *App, cfg *VIPProxyConfig, logger *zap.L
 		logger:    logger,
 		listeners: map[netip.AddrPort]*vipListener{},
 		failed:    map[netip.AddrPort]string{},
+		skipped:   map[netip.AddrPort]string{},
+		lim:       newVIPLimits(cfg),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "netsel", Subsystem: "vip", Name: "listeners",
 			Help: "VIP:port listeners open.",
@@ -80,8 +89,9 @@ func newVIPProxy(ctx caddy.Context, app *App, cfg *VIPProxyConfig, logger *zap.L
 			Help: "Connections reset because no instance could be reached.",
 		}, []string{"service"}),
 	}
+	vp.limitMetrics = newLimitMetrics()
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		for _, c := range []prometheus.Collector{vp.open, vp.bindErrors, vp.accepted, vp.refused} {
+		for _, c := range []prometheus.Collector{vp.open, vp.bindErrors, vp.accepted, vp.refused, vp.skippedGauge, vp.overload, vp.idleClosed} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering metrics: %w", err)
 			}
@@ -109,7 +119,7 @@ func (vp *vipProxy) run(ctx context.Context) {
 			return
 		case <-snap.Stale():
 		case <-retry.C:
-			if old != nil && len(vp.failed) > 0 {
+			if old != nil && (len(vp.failed) > 0 || len(vp.skipped) > 0) {
 				vp.retryFailed(old)
 			}
 		}
@@ -136,6 +146,9 @@ func (vp *vipProxy) reconcile(old, snap *catalog.Snapshot) {
 	for ap, svc := range vp.failed {
 		held[svc] = append(held[svc], ap)
 	}
+	for ap, svc := range vp.skipped {
+		held[svc] = append(held[svc], ap)
+	}
 	for _, name := range names {
 		want := wantedPorts(snap, name)
 		for _, ap := range held[name] {
@@ -147,6 +160,9 @@ func (vp *vipProxy) reconcile(old, snap *catalog.Snapshot) {
 			}
 			if vp.failed[ap] == name {
 				delete(vp.failed, ap)
+			}
+			if vp.skipped[ap] == name {
+				vp.unskip(ap)
 			}
 		}
 		for ap := range want {
@@ -181,6 +197,16 @@ func (vp *vipProxy) retryFailed(snap *catalog.Snapshot) {
 			delete(vp.failed, ap)
 		}
 	}
+	for ap, name := range vp.skipped {
+		if len(vp.listeners) >= vp.lim.listeners {
+			return
+		}
+		if wantedPorts(snap, name)[ap] {
+			vp.listen(ap, name)
+		} else {
+			vp.unskip(ap)
+		}
+	}
 }
 
 // listen opens ap for service name. A failure is logged once and counted on
@@ -188,6 +214,9 @@ func (vp *vipProxy) retryFailed(snap *catalog.Snapshot) {
 func (vp *vipProxy) listen(ap netip.AddrPort, name string) {
 	if l, ok := vp.listeners[ap]; ok { // the VIP:port moved to another service
 		vp.close(ap, l)
+	} else if len(vp.listeners) >= vp.lim.listeners {
+		vp.skip(ap, name)
+		return
 	}
 	addr := caddy.NetworkAddress{Network: "tcp", Host: ap.Addr().String(), StartPort: uint(ap.Port()), EndPort: uint(ap.Port())}
 	lnAny, err := addr.Listen(vp.ctx, 0, net.ListenConfig{})
@@ -200,6 +229,9 @@ func (vp *vipProxy) listen(ap netip.AddrPort, name string) {
 			}
 			vp.listeners[ap] = l
 			vp.open.Inc()
+			if _, was := vp.skipped[ap]; was {
+				vp.unskip(ap)
+			}
 			if _, was := vp.failed[ap]; was {
 				vp.logger.Info("VIP listener bound after earlier failure", zap.String("service", name), zap.Stringer("addr", ap))
 				delete(vp.failed, ap)
@@ -242,6 +274,11 @@ func (vp *vipProxy) forgetMetrics(service string) {
 			return
 		}
 	}
+	for _, name := range vp.skipped {
+		if name == service {
+			return
+		}
+	}
 	vp.accepted.DeleteLabelValues(service)
 	vp.refused.DeleteLabelValues(service)
 	vp.bindErrors.DeleteLabelValues(service)
@@ -270,7 +307,15 @@ func (vp *vipProxy) serve(l *vipListener) {
 			continue
 		}
 		backoff = 0
-		go vp.handle(l, c)
+		if !vp.admit(l) {
+			vp.overload.Inc()
+			refuse(c)
+			continue
+		}
+		go func() {
+			defer vp.done(l)
+			vp.handle(l, c)
+		}()
 	}
 }
 
@@ -298,5 +343,5 @@ func (vp *vipProxy) handle(l *vipListener, c net.Conn) {
 	}
 	defer release()
 	l.accepted.Inc()
-	pipe(c, up, c)
+	vp.pipe(c, up)
 }

@@ -205,19 +205,9 @@ func (t *tokens) authorize(req *http.Request, action Action, service string) *ht
 	if t == nil {
 		return nil
 	}
-	scheme, raw, _ := strings.Cut(req.Header.Get("Authorization"), " ")
-	raw = strings.TrimSpace(raw)
-	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+	match, given := t.lookup(req)
+	if !given {
 		return errUnauthorized("a bearer token is required")
-	}
-	sum := sha256.Sum256([]byte(raw))
-	var match *token
-	list := t.set.Load().list
-	for i := range list {
-		// Compare with every token, so timing tells nothing of which matched.
-		if subtle.ConstantTimeCompare(sum[:], list[i].sum[:]) == 1 {
-			match = &list[i]
-		}
 	}
 	if match == nil {
 		return errUnauthorized("the bearer token is not valid")
@@ -229,6 +219,25 @@ func (t *tokens) authorize(req *http.Request, action Action, service string) *ht
 		return errForbidden("the token (%s) does not cover service %q", match.name, service)
 	}
 	return nil
+}
+
+// lookup returns the known token req carries (nil when none), and whether
+// req carries a bearer token at all.
+func (t *tokens) lookup(req *http.Request) (match *token, given bool) {
+	scheme, raw, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+	raw = strings.TrimSpace(raw)
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return nil, false
+	}
+	sum := sha256.Sum256([]byte(raw))
+	list := t.set.Load().list
+	for i := range list {
+		// Compare with every token, so timing tells nothing of which matched.
+		if subtle.ConstantTimeCompare(sum[:], list[i].sum[:]) == 1 {
+			match = &list[i]
+		}
+	}
+	return match, true
 }
 
 func errUnauthorized(msg string) *httpError {

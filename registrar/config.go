@@ -111,6 +111,9 @@ type Config struct {
 	// the address it listens on to Reserved. A refused address is a 400
 	// naming "address".
 	AddrPolicy addrpolicy.Config
+	// Limits bound what clients may make the registrar hold or do; the
+	// zero value means the documented defaults.
+	Limits Limits
 }
 
 // leaseClient returns the lease API the renewer streams keep-alives on.
@@ -168,6 +171,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if err := cfg.securityDefaults(); err != nil {
 		return cfg, err
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.RenewCacheFor == 0 {
 		cfg.RenewCacheFor = 500 * time.Millisecond
 	}

@@ -23,6 +23,8 @@ type metrics struct {
 	requests       *prometheus.CounterVec // by route, method, code
 	latency        *prometheus.HistogramVec
 	blockingActive prometheus.Gauge
+	limited        *prometheus.CounterVec // requests refused by a limit, by limit
+	listBuilds     prometheus.Counter     // service lists encoded
 }
 
 func newMetrics() *metrics {
@@ -66,8 +68,16 @@ func newMetrics() *metrics {
 			Namespace: ns, Subsystem: sub, Name: "blocking_queries",
 			Help: "Blocking queries waiting now.",
 		}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "limited_total",
+			Help: "Requests refused by a limit, by limit: services, instances_per_service, instances_per_token, data_bytes, rate, blocking_total, blocking_client, vip_range.",
+		}, []string{"limit"}),
+		listBuilds: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "service_list_builds_total",
+			Help: "Service list answers encoded (once per index snapshot, shared by every reader of it).",
+		}),
 	}
-	m.reg.MustRegister(m.registrations, m.heartbeats, m.renewRequests, m.renewStreams,
+	m.reg.MustRegister(m.limited, m.listBuilds, m.registrations, m.heartbeats, m.renewRequests, m.renewStreams,
 		m.vipConflicts, m.etcdFailures, m.requests, m.latency, m.blockingActive,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -24,23 +24,26 @@ func (r *Registrar) listServices(w http.ResponseWriter, req *http.Request) error
 	snap := r.ix.Snapshot()
 	switch {
 	case q.blocking:
+		release, err := r.blockingSlot(req)
+		if err != nil {
+			return err
+		}
+		defer release()
 		snap = r.waitList(req.Context(), q)
 	case !req.URL.Query().Has("stale") && snap.Revision() < r.lastWrite.Load():
 		ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
 		snap, _ = r.ix.WaitRevision(ctx, r.lastWrite.Load())
 		cancel()
 	}
-	list := api.ServiceList{Services: []api.ServiceSummary{}, Index: snap.Revision()}
-	for _, name := range snap.Names() {
-		e, _ := snap.Service(name)
-		s := api.ServiceSummary{Name: name, Instances: e.Len(), Index: e.ModRevision}
-		if e.Service != nil {
-			s.VIP, s.Ports = e.Service.VIP, apiPorts(e.Service.Ports)
-		}
-		list.Services = append(list.Services, s)
+	body, err := r.lists.answer(snap, r.metrics.listBuilds.Inc)
+	if err != nil {
+		return err
 	}
-	setIndex(w, list.Index)
-	writeJSON(w, http.StatusOK, list)
+	setIndex(w, snap.Revision())
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body) //nolint:errcheck // the client went away; nothing to do
 	return nil
 }
 
@@ -62,6 +65,11 @@ func (r *Registrar) getService(w http.ResponseWriter, req *http.Request) error {
 	)
 	switch {
 	case q.blocking:
+		release, err := r.blockingSlot(req)
+		if err != nil {
+			return err
+		}
+		defer release()
 		entry, index = r.waitService(req.Context(), name, q)
 	case req.URL.Query().Has("stale"):
 		snap := r.ix.Snapshot()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,6 +21,12 @@ const maxTxnAttempts = 32
 
 // register serves POST /v1/services/{name}/instances.
 func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
+	client := r.clientKey(req)
+	if ok, wait := r.rate.allow(client, time.Now()); !ok {
+		r.metrics.limited.WithLabelValues("rate").Inc()
+		r.metrics.registrations.WithLabelValues("rejected").Inc()
+		return errRateLimited(wait, r.cfg.Limits.RegisterRate)
+	}
 	var body api.RegisterRequest
 	if err := decodeBody(w, req, &body); err != nil {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
@@ -30,8 +37,14 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
 	}
+	undo, err := r.admit(client, in)
+	if err != nil {
+		r.metrics.registrations.WithLabelValues("rejected").Inc()
+		return err
+	}
 	res, err := r.put(req.Context(), in, ttl)
 	if err != nil {
+		undo()
 		result := "failed"
 		var he *httpError
 		if errors.As(err, &he) && he.status < 500 {
@@ -57,6 +70,24 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		Lease: int64(res.lease),
 	})
 	return nil
+}
+
+// admit checks in against the capacity limits and counts it against the
+// token of client, if any; undo gives back what admit counted.
+func (r *Registrar) admit(client string, in *catalog.Instance) (undo func(), err error) {
+	snap := r.ix.Snapshot()
+	if err := r.checkCapacity(snap, in); err != nil {
+		return nil, err
+	}
+	if r.tokens == nil || !strings.HasPrefix(client, "token:") {
+		return func() {}, nil
+	}
+	undo, ok := r.quota.take(client, in, snap, time.Now())
+	if !ok {
+		r.metrics.limited.WithLabelValues("instances_per_token").Inc()
+		return nil, errInsufficient("Authorization", "the token holds its limit of %d instances; a new instance cannot be added (retrying will not help until its instances leave)", r.cfg.Limits.MaxInstancesPerToken)
+	}
+	return undo, nil
 }
 
 // putResult is the outcome of a successful put.
@@ -118,7 +149,8 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 		} else {
 			vip, err := r.vips.pick(r.ix.Snapshot(), tried)
 			if err != nil {
-				return nil, &httpError{status: http.StatusServiceUnavailable, field: "vip", msg: err.Error(), retryAfter: 5}
+				r.metrics.limited.WithLabelValues("vip_range").Inc()
+				return nil, errInsufficient("vip", "%v %s: service %s cannot be created; delete unused services or widen the range (retrying will not help)", err, r.cfg.VIPCIDR, name)
 			}
 			svc = &catalog.Service{Name: name, VIP: vip, Ports: servicePorts(in), Created: in.Registered}
 			sval, err := catalog.EncodeService(svc)

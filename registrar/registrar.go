@@ -37,11 +37,16 @@ type Registrar struct {
 	tls     *serverTLS
 	metrics *metrics
 	vips    *allocator
-	handler http.Handler
 	// policy decides which instance addresses may be registered; Serve
 	// replaces it to add its listener (policyMu serialises that).
 	policy   atomic.Pointer[addrpolicy.Policy]
 	policyMu sync.Mutex
+	// Limits' state (limits.go).
+	rate     *rateLimiter
+	blocking *slots
+	quota    *tokenQuota
+	lists    listCache
+	handler  http.Handler
 	// lastWrite is the etcd revision of this registrar's latest write.
 	lastWrite atomic.Int64
 
@@ -80,6 +85,9 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		return nil, fmt.Errorf("registrar: address policy: %w", err)
 	}
 	r.policy.Store(policy)
+	r.rate = newRateLimiter(cfg.Limits.RegisterRate, cfg.Limits.RegisterBurst)
+	r.blocking = newSlots(cfg.Limits.MaxBlockingQueries, cfg.Limits.MaxBlockingPerClient)
+	r.quota = newTokenQuota(cfg.Limits.MaxInstancesPerToken)
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
@@ -93,7 +101,9 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.handler = r.routes()
 	r.log.Info("registrar ready", "prefix", r.ks.Prefix(), "vip_range", cfg.VIPCIDR.String(),
 		"default_ttl", cfg.DefaultTTL, "auth", r.tokens != nil, "auth_reads", cfg.AuthReads,
-		"tls", r.tls != nil, "mtls", cfg.TLSClientCAFile != "")
+		"tls", r.tls != nil, "mtls", cfg.TLSClientCAFile != "",
+		"max_services", cfg.Limits.MaxServices, "register_rate", cfg.Limits.RegisterRate,
+		"max_blocking", cfg.Limits.MaxBlockingQueries)
 	return r, nil
 }
 

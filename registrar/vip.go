@@ -22,6 +22,9 @@ type allocator struct {
 	prefix netip.Prefix
 	// size is the number of addresses in the range, capped at 1<<62.
 	size uint64
+	// broadcast is the offset of the IPv4 broadcast address, 0 when none
+	// (IPv6, or a /31 or /32).
+	broadcast uint64
 }
 
 func newAllocator(prefix netip.Prefix) *allocator {
@@ -30,19 +33,24 @@ func newAllocator(prefix netip.Prefix) *allocator {
 	if host < 62 {
 		size = uint64(1) << host
 	}
-	return &allocator{prefix: prefix, size: size}
+	a := &allocator{prefix: prefix, size: size}
+	if prefix.Addr().Is4() && host >= 2 {
+		a.broadcast = size - 1
+	}
+	return a
 }
 
 // pick returns a candidate VIP: from a random start, the first address
-// that is not the network address, is not held by a service in snap and
-// was not refused before (tried). It looks at up to maxProbe addresses.
+// that is not the network address (nor, in IPv4, the broadcast address),
+// is not held by a service in snap and was not refused before (tried). It
+// looks at up to maxProbe addresses.
 func (a *allocator) pick(snap *catalog.Snapshot, tried map[netip.Addr]bool) (netip.Addr, error) {
 	start := rand.Uint64N(a.size)
 	n := min(a.size, maxProbe)
 	for i := range n {
 		off := (start + i) % a.size
-		if off == 0 {
-			continue // the network address
+		if off == 0 || off == a.broadcast {
+			continue // the network or broadcast address
 		}
 		ip := addOffset(a.prefix.Addr(), off)
 		if tried[ip] {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -51,7 +52,9 @@ func proxyConfig(c stackConfig) ([]byte, error) {
 		app["tls"] = map[string]string{"cert": c.EtcdCertFile, "key": c.EtcdKeyFile, "ca": c.EtcdCAFile}
 	}
 	if c.VIPProxy {
-		app["vip_proxy"] = map[string]any{"enabled": true, "dial_timeout": "2s"}
+		vp := map[string]any{"enabled": true, "dial_timeout": "2s"}
+		maps.Copy(vp, c.VIPLimits)
+		app["vip_proxy"] = vp
 	}
 	app["dial_policy"] = dialPolicy(c)
 	if zone := strings.TrimSuffix(c.DNSZone, "."); zone != "" {
@@ -59,11 +62,15 @@ func proxyConfig(c stackConfig) ([]byte, error) {
 	}
 	apps := map[string]any{"netsel": app}
 	if c.HTTPAddr != "" {
-		apps["http"] = map[string]any{"servers": map[string]any{"netsel": map[string]any{
+		srv := map[string]any{
 			"listen":          []string{c.HTTPAddr},
 			"routes":          []any{map[string]any{"handle": httpHandlers()}},
 			"automatic_https": map[string]any{"disable": true},
-		}}}
+		}
+		if c.Budget.HTTPConns > 0 {
+			srv["listener_wrappers"] = []any{map[string]any{"wrapper": "netsel_limit", "max_conns": c.Budget.HTTPConns}}
+		}
+		apps["http"] = map[string]any{"servers": map[string]any{"netsel": srv}}
 	}
 	dir, err := os.UserCacheDir()
 	if err != nil {

@@ -54,6 +54,7 @@ type serveFlags struct {
 	// The instance address policy.
 	allowCIDR string
 	denyCIDR  string
+	limits    limitFlags
 }
 
 func defaultDataDir() string {
@@ -93,6 +94,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 
 	fs.StringVar(&f.allowCIDR, "allow-cidr", "", "comma-separated CIDRs (or addresses) instances may be at; empty allows every address not refused otherwise.\nAlways refused: unspecified, broadcast, multicast, link-local, the -vip-cidr range (IPv4-mapped forms too)\nand every address:port this process listens on (registrar, DNS, HTTP proxy, etcd client and peer, -etcd endpoints)")
 	fs.StringVar(&f.denyCIDR, "deny-cidr", "", "comma-separated CIDRs (or addresses) instances may never be at; empty denies nothing beyond what -allow-cidr says is always refused")
+	f.limits.register(fs)
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -137,6 +139,10 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	budget, err := f.limits.plan(logger)
+	if err != nil {
+		return err
+	}
 	cfg := stackConfig{
 		AddrPolicy:    policy,
 		ReservedAddrs: f.reservedAddrs(),
@@ -153,6 +159,8 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		EtcdCertFile:  f.etcdCert,
 		EtcdKeyFile:   f.etcdKey,
 		EtcdCAFile:    f.etcdCA,
+		Budget:        budget,
+		VIPLimits:     f.limits.vipProxyLimits(budget),
 	}
 
 	var stops []func()
@@ -295,6 +303,7 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 		TLSClientCAFile: f.tlsClientCA,
 		Logger:          log,
 		AddrPolicy:      c.AddrPolicy,
+		Limits:          f.limits.registrarLimits(c.Budget),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registrar: %w", err)
@@ -303,6 +312,9 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("registrar: %w", err)
+	}
+	if c.Budget.RegistrarConns > 0 {
+		ln = newLimitListener(ln, c.Budget.RegistrarConns)
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

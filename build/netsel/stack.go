@@ -50,4 +50,9 @@ type stackConfig struct {
 	// ReservedAddrs are the runner's listen addresses and etcd endpoints as
 	// given, for the Caddy app's dial_policy.
 	ReservedAddrs []string
+	// Budget is the runner's share of descriptors (budget.go); its zero
+	// value leaves every part at its own defaults.
+	Budget fdBudget
+	// VIPLimits are extra vip_proxy options: the VIP proxy's limits.
+	VIPLimits map[string]any
 }

@@ -158,9 +158,18 @@ func (e *APIError) Is(target error) bool {
 	return target == ErrNotFound && e.Status == http.StatusNotFound
 }
 
-// Temporary reports whether trying again may succeed: 5xx, 408 and 429.
+// Temporary reports whether trying again may succeed: 408, 429 and 5xx
+// other than 501 and 507 (Insufficient Storage: the registrar holds its
+// limit of services or VIPs, and says so for good). Every other status —
+// 400, 401, 403, 409, 413, 507... — is permanent: Keepalive returns it.
 func (e *APIError) Temporary() bool {
-	return e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests
+	switch e.Status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return true
+	case http.StatusNotImplemented, http.StatusInsufficientStorage:
+		return false
+	}
+	return e.Status >= 500
 }
 
 // retryable reports whether err is worth another attempt: a temporary API
@@ -206,11 +215,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 }
 
 // failover reports whether another registrar may answer better than the one
-// that returned err: connection errors and 5xx.
+// that returned err: connection errors and temporary 5xx.
 func failover(err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.Status >= 500
+		return ae.Status >= 500 && ae.Temporary()
 	}
 	return true
 }

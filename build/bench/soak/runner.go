@@ -43,6 +43,8 @@ func newRunner(bin, logPath string, etcdURLs []string, vipCIDR string) (*runner,
 		"-vip-proxy",
 		"-vip-cidr", vipCIDR,
 		"-log-level", "warn",
+		// The fleet registers from one IP at -register-rate: not one client.
+		"-register-rate", "-1",
 	}
 	return r, nil
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"syscall"
+)
+
+// fdWants are the proxies' and the registrar's bounds as configured, before
+// they are fitted to the descriptors the process may open.
+type fdWants struct {
+	// Reserve, when positive, is the descriptors kept for etcd, the
+	// registrar, DNS and the runtime; 0 means the larger of 25% of the
+	// limit and 512.
+	Reserve uint64
+	// VIPListeners, VIPConns and HTTPConns are the proxies' totals.
+	VIPListeners, VIPConns, HTTPConns int
+	// Blocking is the registrar's bound on blocking queries in all.
+	Blocking int
+}
+
+// fdBudget is how the runner shares its descriptors: the reserve, and the
+// bounds that keep the proxies (listeners + 2 per proxied connection: the
+// client's and the instance's) and the registrar within the rest.
+type fdBudget struct {
+	Limit, Reserve                    uint64
+	VIPListeners, VIPConns, HTTPConns int
+	// RegistrarConns bounds the registrar's open client connections (half
+	// the reserve), and Blocking its blocking queries (at most half of
+	// those).
+	RegistrarConns, Blocking int
+}
+
+// minReserve is the smallest descriptor reserve.
+const minReserve = 512
+
+// planFDs fits w to limit descriptors: it keeps the reserve, and when the
+// proxies would need more than the rest, scales their totals down in
+// proportion (at least 1 each).
+func planFDs(limit uint64, w fdWants) fdBudget {
+	reserve := w.Reserve
+	if reserve == 0 {
+		reserve = max(limit/4, minReserve)
+	}
+	reserve = min(reserve, limit)
+	b := fdBudget{Limit: limit, Reserve: reserve, VIPListeners: w.VIPListeners, VIPConns: w.VIPConns, HTTPConns: w.HTTPConns}
+	avail := limit - reserve
+	need := uint64(w.VIPListeners) + 2*uint64(w.VIPConns) + 2*uint64(w.HTTPConns)
+	if need > avail {
+		scale := func(n int) int { return max(1, int(uint64(n)*avail/need)) }
+		b.VIPListeners, b.VIPConns, b.HTTPConns = scale(w.VIPListeners), scale(w.VIPConns), scale(w.HTTPConns)
+	}
+	b.RegistrarConns = max(1, int(reserve/2))
+	b.Blocking = max(1, min(w.Blocking, b.RegistrarConns/2))
+	return b
+}
+
+// raiseFDLimit raises the soft RLIMIT_NOFILE to the hard limit and returns
+// the soft limit in force.
+func raiseFDLimit(logger *slog.Logger) (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, fmt.Errorf("read RLIMIT_NOFILE: %w", err)
+	}
+	if rl.Cur < rl.Max {
+		want := rl
+		want.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+			logger.Warn("cannot raise the open file limit; keeping it", "soft", rl.Cur, "hard", rl.Max, "err", err)
+			return rl.Cur, nil
+		}
+		rl = want
+	}
+	return rl.Cur, nil
+}

@@ -1,0 +1,68 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/netsel/netsel/internal/testenv"
+)
+
+// TestLimitListener: an HTTP server behind netsel_limit holds max_conns
+// connections; one more is reset at once, and once one closes a request
+// is served again.
+func TestLimitListener(t *testing.T) {
+	addr := testenv.FreeAddr(t)
+	cfg, err := json.Marshal(map[string]any{
+		"admin": map[string]any{"disabled": true},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"s": map[string]any{
+			"listen":            []string{addr},
+			"listener_wrappers": []any{map[string]any{"wrapper": "netsel_limit", "max_conns": 3}},
+			"routes":            []any{map[string]any{"handle": []any{map[string]any{"handler": "static_response", "body": "ok"}}}},
+			"automatic_https":   map[string]any{"disable": true},
+		}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartCaddy(t, cfg)
+	get := func() error {
+		c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.ReadAll(resp.Body)
+		return err
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return get() == nil }, "server on %s never answered", addr)
+
+	var held []net.Conn
+	for range 3 {
+		c := mustDial(t, addr)
+		held = append(held, c)
+	}
+	// Each held connection is accepted and served.
+	for i, c := range held {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 12)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "HTTP/1.1 200" {
+			t.Fatalf("held connection %d: %q %v", i, b, err)
+		}
+	}
+	for range 20 {
+		refusedAtOnce(t, addr)
+	}
+	if err := get(); err == nil {
+		t.Fatal("a 4th connection was served past max_conns 3")
+	}
+	held[0].Close()
+	testenv.Eventually(t, 5*time.Second, func() bool { return get() == nil }, "a freed slot was never reused")
+}

@@ -6,6 +6,10 @@
 # the whole stack with its embedded etcd; both stay up for the whole run.
 # Prints every sample, medians and the median of per-run new/base ratios.
 #
+# The new runner gets NEW_FLAGS: by default a registration rate limit too
+# high to bite (wrk registers from one IP as fast as it can), so the
+# limiter runs on every request without refusing any.
+#
 #   BASE=7747637 RUNS=5 DUR=5 build/bench/ab/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -13,6 +17,7 @@ BASE=${BASE:-7747637}
 RUNS=${RUNS:-5}
 DUR=${DUR:-5}
 C=${C:-64}
+NEW_FLAGS=${NEW_FLAGS:--register-rate 1000000 -register-burst 1000000}
 W=$(mktemp -d /tmp/netsel-ab.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force "$W/base-src" 2>/dev/null; rm -rf "$W"' EXIT
 
@@ -26,12 +31,12 @@ BACKEND=127.0.0.1:18180
 "$W/nsbench" http -addr $BACKEND >"$W/backend.log" 2>&1 &
 
 declare -A REG DNS HTTP VIP
-start() { # name regport dnsport httpport etcdport vipnet
+start() { # name regport dnsport httpport etcdport vipnet [flags...]
 	local n=$1
 	REG[$n]=127.0.0.1:$2 DNS[$n]=$3 HTTP[$n]=127.0.0.1:$4
 	"$W/netsel-$n" -data-dir "$W/data-$n" -etcd-listen 127.0.0.1:$5 -etcd-peer 127.0.0.1:$(($5 + 1)) \
 		-registrar "${REG[$n]}" -dns 127.0.0.1:$3 -http "${HTTP[$n]}" -vip-cidr "$6" \
-		-log-level error >"$W/$n.log" 2>&1 &
+		-log-level error "${@:7}" >"$W/$n.log" 2>&1 &
 	for _ in $(seq 300); do curl -sf "http://${REG[$n]}/v1/health" >/dev/null && break; sleep 0.1; done
 	curl -sf "http://${REG[$n]}/v1/health" >/dev/null || { echo "runner $n did not start:" >&2; cat "$W/$n.log" >&2; exit 1; }
 	local ans
@@ -41,7 +46,8 @@ start() { # name regport dnsport httpport etcdport vipnet
 	"$W/etcdload" -mode prereg -registrar "http://${REG[$n]}" -n 10000
 }
 start base 29911 25351 28091 23911 127.81.0.0/16
-start new 29921 25352 28092 23921 127.82.0.0/16
+# shellcheck disable=SC2086 # NEW_FLAGS is a list of flags
+start new 29921 25352 28092 23921 127.82.0.0/16 $NEW_FLAGS
 printf 'bench.netsel A\nbench.netsel SRV\n' >"$W/queries"
 sleep 1
 

@@ -50,6 +50,8 @@ type serveFlags struct {
 	vipProxy    bool
 	logLevel    string
 	stopTimeout time.Duration
+
+	etcdReaderUser string
 }
 
 func defaultDataDir() string {
@@ -86,6 +88,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
+
+	fs.StringVar(&f.etcdReaderUser, "etcd-reader-user", "", "etcd username of the DNS server and the proxies, which only read (a read-only role on -prefix); the password is read from $NETSEL_ETCD_READER_PASSWORD (default: -etcd-user)")
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -140,6 +144,9 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		EtcdCertFile:  f.etcdCert,
 		EtcdKeyFile:   f.etcdKey,
 		EtcdCAFile:    f.etcdCA,
+
+		ReaderUsername: f.etcdReaderUser,
+		ReaderPassword: os.Getenv("NETSEL_ETCD_READER_PASSWORD"),
 	}
 
 	var stops []func()

@@ -40,4 +40,17 @@ type stackConfig struct {
 	VIPProxy bool
 	// Logger is the runner's logger.
 	Logger *slog.Logger
+
+	// ReaderUsername, ReaderPassword, when ReaderUsername is set, are the
+	// etcd user the readers (DNS, proxies) log in as in place of
+	// EtcdUsername: a user whose role may only read the prefix.
+	ReaderUsername, ReaderPassword string
+}
+
+// readerCredentials returns the etcd user and password of the readers.
+func (c stackConfig) readerCredentials() (user, password string) {
+	if c.ReaderUsername != "" {
+		return c.ReaderUsername, c.ReaderPassword
+	}
+	return c.EtcdUsername, c.EtcdPassword
 }

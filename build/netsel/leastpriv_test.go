@@ -121,14 +121,15 @@ func setUpEtcdRoles(t *testing.T, cli *clientv3.Client, prefix string) {
 // and the registrar have separate CAs, and etcd authentication gives the
 // registrar a read-write role on the prefix and the readers (DNS, the
 // proxies) a read-only one. The runner, pointed at that etcd with
-// -etcd-user and -etcd-reader-user, registers, resolves and proxies; then,
-// playing a client holding each credential: a reader cannot write, the
-// registrar cannot step outside the prefix, an etcd certificate that names
-// no user reads nothing, and a certificate of the registrar's CA does not
-// even get through etcd's TLS handshake.
+// -etcd-reader-user, registers, resolves and proxies; then, playing a
+// client holding each credential: a reader cannot write, the registrar
+// cannot step outside the prefix, an etcd certificate that names no user
+// reads nothing, and a certificate of the registrar's CA does not even get
+// through etcd's TLS handshake. etcd is the embedded one (the etcd the
+// runner links).
 func TestLeastPrivilege(t *testing.T) {
 	pki := newLeastPrivilegePKI(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	srv, err := embedetcd.Start(ctx, embedetcd.Config{
 		Dir:       t.TempDir(),
@@ -141,7 +142,23 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Fatalf("start etcd: %v", err)
 	}
 	t.Cleanup(srv.Close)
-	endpoint := srv.ClientURL()
+	checkLeastPrivilege(t, pki, srv.ClientURL())
+}
+
+// TestLeastPrivilegeEtcdProcess is TestLeastPrivilege against Debian's etcd
+// (3.4) as a separate process, as an external etcd is run.
+func TestLeastPrivilegeEtcdProcess(t *testing.T) {
+	pki := newLeastPrivilegePKI(t)
+	endpoint := testenv.StartEtcdProcessTLS(t, pki.etcd.ServerCertFile, pki.etcd.ServerKeyFile, pki.etcd.CAFile, pki.etcd.ClientTLS(t))
+	checkLeastPrivilege(t, pki, endpoint)
+}
+
+// checkLeastPrivilege sets up the etcd at endpoint (serving the etcd CA's
+// server certificate and requiring client certificates of that CA) as
+// docs/security.md does, runs the runner on it and plays each credential.
+func checkLeastPrivilege(t *testing.T, pki *leastPrivilegePKI, endpoint string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
 	admin, err := etcdClient(t, endpoint, pki.etcd.Pool, pki.etcd.ClientCertFile, pki.etcd.ClientKeyFile, "", "")
 	if err != nil {
 		t.Fatal(err)

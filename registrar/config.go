@@ -69,7 +69,10 @@ type Config struct {
 	// "Authorization: Bearer <token>" with a token whose actions and service
 	// patterns cover the request. One token a line:
 	//	TOKEN [actions=read|register|admin,...] [services=GLOB,...] [name=LABEL]
-	// "#" starts a comment line. ReloadTokens reads it again.
+	// "#" starts a comment line. A TOKEN has at least MinTokenLength (16)
+	// characters and a GLOB is a path.Match pattern, negated with "[^...]"
+	// ("[!" is refused); a file that breaks a rule is refused whole, naming
+	// the line. ReloadTokens reads it again.
 	TokenFile string
 	// AuthReads makes the GET endpoints of /v1 need a token too (any token:
 	// every action includes read). By default reads are open. /v1/health

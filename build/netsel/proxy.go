@@ -45,8 +45,8 @@ func proxyConfig(c stackConfig) ([]byte, error) {
 		"endpoints": c.EtcdEndpoints,
 		"prefix":    c.Keyspace.Prefix(),
 	}
-	if c.EtcdUsername != "" {
-		app["username"], app["password"] = c.EtcdUsername, c.EtcdPassword
+	if user, password := c.readerCredentials(); user != "" {
+		app["username"], app["password"] = user, password
 	}
 	if c.EtcdCertFile != "" || c.EtcdCAFile != "" {
 		app["tls"] = map[string]string{"cert": c.EtcdCertFile, "key": c.EtcdKeyFile, "ca": c.EtcdCAFile}

@@ -55,4 +55,16 @@ type stackConfig struct {
 	Budget fdBudget
 	// VIPLimits are extra vip_proxy options: the VIP proxy's limits.
 	VIPLimits map[string]any
+	// ReaderUsername, ReaderPassword, when ReaderUsername is set, are the
+	// etcd user the readers (DNS, proxies) log in as in place of
+	// EtcdUsername: a user whose role may only read the prefix.
+	ReaderUsername, ReaderPassword string
+}
+
+// readerCredentials returns the etcd user and password of the readers.
+func (c stackConfig) readerCredentials() (user, password string) {
+	if c.ReaderUsername != "" {
+		return c.ReaderUsername, c.ReaderPassword
+	}
+	return c.EtcdUsername, c.EtcdPassword
 }

@@ -28,8 +28,9 @@ func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
 		return errNotFound("instance %s of service %s is not registered", id, name)
 	}
 	r.noteWrite(resp.Header.Revision)
+	r.seen.forget(name, id)
 	if lease := clientv3.LeaseID(resp.PrevKvs[0].Lease); lease != 0 {
-		r.revoke(lease, "deregistered")
+		r.revoke(lease, 0, "deregistered")
 	}
 	r.log.Info("deregistered", "service", name, "id", id)
 	w.WriteHeader(http.StatusNoContent)

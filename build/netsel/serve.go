@@ -50,6 +50,10 @@ type serveFlags struct {
 	vipProxy    bool
 	logLevel    string
 	stopTimeout time.Duration
+
+	// The embedded etcd's space management.
+	etcdQuotaBytes     int64
+	etcdCompactionKeep time.Duration
 }
 
 func defaultDataDir() string {
@@ -86,6 +90,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
+
+	fs.Int64Var(&f.etcdQuotaBytes, "etcd-quota-bytes", embedetcd.DefaultQuotaBytes, "space quota of the embedded etcd's database in bytes; when it is full, the runner compacts, defragments and disarms etcd's NOSPACE alarm by itself")
+	fs.DurationVar(&f.etcdCompactionKeep, "etcd-compaction-retention", embedetcd.DefaultCompactionRetention, "history the embedded etcd keeps (periodic auto-compaction)")
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -177,6 +184,10 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 			CertFile:      f.etcdTLSCert,
 			KeyFile:       f.etcdTLSKey,
 			TrustedCAFile: f.etcdTLSCA,
+
+			QuotaBytes:          f.etcdQuotaBytes,
+			CompactionRetention: f.etcdCompactionKeep,
+			Logger:              logger,
 		})
 		if err != nil {
 			return err

@@ -144,7 +144,7 @@ func TestNoOrphanLeases(t *testing.T) {
 			}
 		}
 		return true
-	}, "leases holding no key remain after the failed registrations")
+	}, "leases holding no key remain after the failed registrations: %v", lazyOrphans{etcd.Client})
 	for id := range ok {
 		resp, err := etcd.Client.Get(ctx, ks.InstanceKey("orphans", id))
 		if err != nil {
@@ -154,4 +154,24 @@ func TestNoOrphanLeases(t *testing.T) {
 			t.Errorf("instance orphans/%s got a 200 and is gone", id)
 		}
 	}
+}
+
+// lazyOrphans prints the leases of cli that hold no key.
+type lazyOrphans struct{ cli *clientv3.Client }
+
+func (l lazyOrphans) String() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ls, err := l.cli.Leases(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, le := range ls.Leases {
+		ttl, err := l.cli.TimeToLive(ctx, le.ID, clientv3.WithAttachedKeys())
+		if err == nil && ttl.TTL > 0 && len(ttl.Keys) == 0 {
+			out = append(out, fmt.Sprintf("%x (ttl %d of %d)", le.ID, ttl.TTL, ttl.GrantedTTL))
+		}
+	}
+	return fmt.Sprintf("%d of %d leases: %s", len(out), len(ls.Leases), strings.Join(out, ", "))
 }

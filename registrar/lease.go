@@ -10,6 +10,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 )
 
 // grantAttempts bounds the lease ids a grant tries when etcd says one is
@@ -26,7 +27,9 @@ func (r *Registrar) grant(ctx context.Context, ttl time.Duration) (clientv3.Leas
 	var err error
 	for range grantAttempts {
 		id := clientv3.LeaseID(rand.Int64N(1<<63-1) + 1)
-		_, err = r.leases.LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: int64(ttl / time.Second), ID: int64(id)})
+		// Wait for a connection, as clientv3 does, rather than fail at once
+		// while etcd is away: each failed grant leaves work for the reaper.
+		_, err = r.leases.LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: int64(ttl / time.Second), ID: int64(id)}, grpc.WaitForReady(true))
 		if err == nil {
 			return id, nil
 		}
@@ -65,11 +68,16 @@ const (
 	unknown                   // etcd did not answer the read in time
 )
 
+func (o outcome) String() string {
+	return [...]string{"not_written", "written", "unknown"}[o]
+}
+
 // readBack reads key to learn whether a write that put it under lease
 // committed although etcd answered an error: etcd applies a transaction
 // that crosses its space quota and then reports "no space", and a timeout
-// or a cut connection says nothing either way. It retries for up to
-// EtcdTimeout within ctx, and returns the revision it read at.
+// or a cut connection says nothing either way. With lease 0 it asks
+// whether key was deleted: written means the key is absent. It retries for
+// up to EtcdTimeout within ctx, and returns the revision it read at.
 func (r *Registrar) readBack(ctx context.Context, key string, lease clientv3.LeaseID) (outcome, int64) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
 	defer cancel()
@@ -77,10 +85,20 @@ func (r *Registrar) readBack(ctx context.Context, key string, lease clientv3.Lea
 	for {
 		resp, err := r.cfg.Client.Get(ctx, key)
 		if err == nil {
-			if len(resp.Kvs) > 0 && resp.Kvs[0].Lease == int64(lease) {
-				return written, resp.Header.Revision
+			holds := len(resp.Kvs) > 0 && resp.Kvs[0].Lease == int64(lease)
+			if lease == 0 {
+				holds = len(resp.Kvs) == 0
 			}
-			return notWritten, resp.Header.Revision
+			if !holds {
+				return notWritten, resp.Header.Revision
+			}
+			if lease != 0 {
+				if err := r.reaper.revokeReplaced(ctx, key, resp.Kvs[0]); err != nil {
+					// The reaper tries again: the key holds lease.
+					r.reaper.add(lease, key, 0, 0)
+				}
+			}
+			return written, resp.Header.Revision
 		}
 		select {
 		case <-ctx.Done():

@@ -2,11 +2,14 @@ package registrar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -128,7 +131,12 @@ func (rp *reaper) try(ctx context.Context, lease clientv3.LeaseID, key string) (
 			return false, err
 		}
 		if len(resp.Kvs) > 0 && resp.Kvs[0].Lease == int64(lease) {
-			return true, nil // the registration committed: the lease is in use
+			// The registration committed: the lease is in use, and the one
+			// it replaced holds nothing.
+			if err := rp.revokeReplaced(ctx, key, resp.Kvs[0]); err != nil {
+				return false, err
+			}
+			return true, nil
 		}
 	}
 	rp.forget(int64(lease))
@@ -137,4 +145,31 @@ func (rp *reaper) try(ctx context.Context, lease clientv3.LeaseID, key string) (
 	}
 	rp.metrics.reaped.Inc()
 	return true, nil
+}
+
+// revokeReplaced revokes the lease of the version of key that kv, a write
+// whose answer was lost, replaced: nobody else knows that lease, which now
+// holds nothing. It reads that version at the revision before kv's (when
+// that is compacted, the lease expires after its TTL).
+func (rp *reaper) revokeReplaced(ctx context.Context, key string, kv *mvccpb.KeyValue) error {
+	if kv.Version <= 1 {
+		return nil // created by kv's write: nothing replaced
+	}
+	resp, err := rp.cli.Get(ctx, key, clientv3.WithRev(kv.ModRevision-1))
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	if old := clientv3.LeaseID(resp.Kvs[0].Lease); old != 0 && old != clientv3.LeaseID(kv.Lease) {
+		rp.forget(int64(old))
+		if _, err := rp.cli.Revoke(ctx, old); err != nil && !isLeaseNotFound(err) {
+			rp.add(old, "", 0, 0)
+		}
+	}
+	return nil
 }

@@ -154,18 +154,14 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 		resp, err := r.commit(ctx, cmps, ops...)
 		if err != nil {
 			o, rev := r.readBack(ctx, instKey, lease)
-			r.metrics.readBacks.WithLabelValues([...]string{"not_written", "written", "unknown"}[o]).Inc()
+			r.metrics.readBacks.WithLabelValues(o.String()).Inc()
 			switch {
 			case o == written:
 				// Committed, though etcd answered an error.
 				r.log.Warn("registration committed although etcd answered an error", "service", name, "id", in.ID, "err", err)
 				done = true
 				r.noteWrite(rev)
-				res := &putResult{service: svc, lease: lease, replaced: prevLease != 0}
-				if prevLease != 0 && prevLease != int64(lease) {
-					r.revoke(clientv3.LeaseID(prevLease), 0, "re-registered")
-				}
-				return res, nil
+				return &putResult{service: svc, lease: lease, replaced: prevLease != 0}, nil
 			case o == unknown || !settled(err):
 				// The transaction may yet be applied: the reaper revokes
 				// the lease once a later read shows the key does not hold it.

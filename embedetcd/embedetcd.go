@@ -1,11 +1,15 @@
 // Package embedetcd runs a single-member etcd server inside the process, the
-// single-machine default of NetSel.
+// single-machine default of NetSel. It manages its own space: periodic
+// auto-compaction, a space quota, and, when the quota is reached (etcd's
+// NOSPACE alarm), compaction, defragmentation and disarming of the alarm
+// without an operator.
 package embedetcd
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sync/atomic"
 	"time"
@@ -36,12 +40,32 @@ type Config struct {
 	CertFile, KeyFile, TrustedCAFile string
 	// StartTimeout bounds the wait for the server to be ready. Defaults to 60 s.
 	StartTimeout time.Duration
+
+	// QuotaBytes is the space quota of the database (default 2 GiB, etcd's
+	// own). Past it etcd raises its NOSPACE alarm and refuses writes that
+	// add data; the server then compacts all history, defragments and
+	// disarms the alarm by itself (within MaintainEvery).
+	QuotaBytes int64
+	// CompactionRetention is how much history periodic auto-compaction
+	// keeps (default 10m). A reader whose watch falls further behind
+	// re-lists.
+	CompactionRetention time.Duration
+	// MaintainEvery is how often the server checks for NOSPACE and for a
+	// database mostly not in use (default 10s).
+	MaintainEvery time.Duration
+	// DefragMinBytes: a database at least this large (default 64 MiB) with
+	// less than half of it in use is defragmented, at most every 10 minutes.
+	DefragMinBytes int64
+	// Logger receives the space management's logs (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Server is a running embedded etcd.
 type Server struct {
 	etcd    *embed.Etcd
 	closing *atomic.Bool
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // Start starts the server and waits until it serves clients.
@@ -57,6 +81,21 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 60 * time.Second
+	}
+	if c.QuotaBytes <= 0 {
+		c.QuotaBytes = DefaultQuotaBytes
+	}
+	if c.CompactionRetention <= 0 {
+		c.CompactionRetention = DefaultCompactionRetention
+	}
+	if c.MaintainEvery <= 0 {
+		c.MaintainEvery = DefaultMaintainEvery
+	}
+	if c.DefragMinBytes <= 0 {
+		c.DefragMinBytes = DefaultDefragMinBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	curl, err := url.Parse(c.ClientURL)
 	if err != nil || curl.Host == "" {
@@ -83,7 +122,8 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.InitialCluster = cfg.InitialClusterFromName(c.Name)
 	// Keep history bounded: a watcher that falls behind re-lists.
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
-	cfg.AutoCompactionRetention = "1h"
+	cfg.AutoCompactionRetention = c.CompactionRetention.String()
+	cfg.QuotaBackendBytes = c.QuotaBytes
 	if c.CertFile != "" || c.KeyFile != "" {
 		cfg.ClientTLSInfo.CertFile = c.CertFile
 		cfg.ClientTLSInfo.KeyFile = c.KeyFile
@@ -98,7 +138,13 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	defer t.Stop()
 	select {
 	case <-e.Server.ReadyNotify():
-		return &Server{etcd: e, closing: closing}, nil
+		mctx, stop := context.WithCancel(context.Background())
+		s := &Server{etcd: e, closing: closing, stop: stop, done: make(chan struct{})}
+		go func() {
+			defer close(s.done)
+			s.maintain(mctx, c.MaintainEvery, c.DefragMinBytes, c.QuotaBytes, c.Logger)
+		}()
+		return s, nil
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
@@ -139,6 +185,8 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops the server and waits for it to stop.
 func (s *Server) Close() {
+	s.stop()
+	<-s.done
 	s.closing.Store(true)
 	s.etcd.Close()
 }

@@ -20,16 +20,28 @@ func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
 	defer cancel()
-	resp, err := r.cfg.Client.Delete(ctx, r.ks.InstanceKey(name, id), clientv3.WithPrevKV())
+	key := r.ks.InstanceKey(name, id)
+	resp, err := r.cfg.Client.Delete(ctx, key, clientv3.WithPrevKV())
 	if err != nil {
-		return etcdUnavailable("delete instance", err)
+		// The delete may have been applied: if the key is gone now, it is
+		// deregistered, and the lease it was on can go too.
+		lease, known := r.indexedLease(name, id)
+		if o, _ := r.readBack(req.Context(), key, 0); o != written || !known {
+			return etcdUnavailable("delete instance", err)
+		}
+		r.seen.forget(name, id)
+		r.revoke(clientv3.LeaseID(lease), 0, "deregistered")
+		r.log.Info("deregistered", "service", name, "id", id, "note", "etcd answered the delete with an error, but the instance is gone")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	if resp.Deleted == 0 {
 		return errNotFound("instance %s of service %s is not registered", id, name)
 	}
 	r.noteWrite(resp.Header.Revision)
+	r.seen.forget(name, id)
 	if lease := clientv3.LeaseID(resp.PrevKvs[0].Lease); lease != 0 {
-		r.revoke(lease, "deregistered")
+		r.revoke(lease, 0, "deregistered")
 	}
 	r.log.Info("deregistered", "service", name, "id", id)
 	w.WriteHeader(http.StatusNoContent)

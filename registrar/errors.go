@@ -69,11 +69,15 @@ func etcdUnavailable(op string, err error) *httpError {
 		return &httpError{status: http.StatusInternalServerError,
 			msg: "etcd refused the registrar's request: " + rpctypes.ErrorDesc(err), cause: fmt.Errorf("%s: %w", op, err)}
 	}
-	msg := "etcd is unavailable, try again"
-	if errors.Is(err, context.Canceled) {
+	msg, retry := "etcd is unavailable, try again", 1
+	switch {
+	case errors.Is(err, context.Canceled):
 		msg = "request canceled"
+	case errors.Is(err, rpctypes.ErrNoSpace):
+		// Until etcd is compacted, defragmented and the alarm disarmed.
+		msg, retry = "etcd is out of space (NOSPACE alarm): registrations fail until it is compacted, defragmented and the alarm disarmed; try again later", 10
 	}
-	return &httpError{status: http.StatusServiceUnavailable, msg: msg, retryAfter: 1, cause: fmt.Errorf("%s: %w", op, err)}
+	return &httpError{status: http.StatusServiceUnavailable, msg: msg, retryAfter: retry, cause: fmt.Errorf("%s: %w", op, err)}
 }
 
 // writeJSON writes v with status.
@@ -100,6 +104,7 @@ func (r *Registrar) writeError(w http.ResponseWriter, req *http.Request, err err
 		r.log.Warn("request failed", "method", req.Method, "path", req.URL.Path, "status", he.status, "err", he)
 		if he.status == http.StatusServiceUnavailable && he.cause != nil {
 			r.metrics.etcdFailures.Inc()
+			r.alarms.hint(he.cause)
 		}
 	case he.status != http.StatusNotFound:
 		r.log.Info("request rejected", "method", req.Method, "path", req.URL.Path, "status", he.status, "err", he)

@@ -1,10 +1,15 @@
 package registrar_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar"
@@ -68,4 +73,105 @@ func TestEtcdUnreachable(t *testing.T) {
 	if n := len(leases(t, etcd.Client)); n != 2 {
 		t.Errorf("%d leases after recovery, want 2", n)
 	}
+}
+
+// TestNoOrphanLeases registers while the network to etcd is cut and
+// restored again and again, so that grants succeed whose transactions or
+// revokes then fail: once etcd is reachable again, every lease left holds
+// an instance (the registrar revokes the others in the background, well
+// within their TTL), and every id that got a 200 is registered.
+func TestNoOrphanLeases(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
+	reg := testenv.StartRegistrar(t, "http://"+proxy.Addr(), func(c *registrar.Config) {
+		c.RequestTimeout = 2 * time.Second
+		c.EtcdTimeout = 500 * time.Millisecond
+	})
+	const workers = 8
+	var (
+		mu    sync.Mutex
+		codes = map[int]int{}
+		ok    = map[string]bool{}
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	for i := range workers {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("o-%d-%d", i, n%4)
+				r := do(t, "POST", reg.URL+"/v1/services/orphans/instances",
+					api.RegisterRequest{ID: id, Address: "127.0.0.1", Port: 80, TTL: api.Duration(time.Minute)})
+				mu.Lock()
+				codes[r.status]++
+				if r.status == http.StatusOK {
+					ok[id] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	// Cut and restore the network a number of times: the faults' length,
+	// not waits for a condition.
+	for range 12 {
+		time.Sleep(150 * time.Millisecond)
+		proxy.Cut()
+		time.Sleep(100 * time.Millisecond)
+		proxy.Restore()
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("answers: %v", codes)
+	if codes[http.StatusServiceUnavailable] == 0 {
+		t.Fatal("no registration failed: the cuts did not bite")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		ls, err := etcd.Client.Leases(ctx)
+		if err != nil {
+			return false
+		}
+		for _, l := range ls.Leases {
+			ttl, err := etcd.Client.TimeToLive(ctx, l.ID, clientv3.WithAttachedKeys())
+			if err != nil || (ttl.TTL > 0 && len(ttl.Keys) == 0) {
+				return false
+			}
+		}
+		return true
+	}, "leases holding no key remain after the failed registrations: %v", lazyOrphans{etcd.Client})
+	for id := range ok {
+		resp, err := etcd.Client.Get(ctx, ks.InstanceKey("orphans", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) == 0 {
+			t.Errorf("instance orphans/%s got a 200 and is gone", id)
+		}
+	}
+}
+
+// lazyOrphans prints the leases of cli that hold no key.
+type lazyOrphans struct{ cli *clientv3.Client }
+
+func (l lazyOrphans) String() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ls, err := l.cli.Leases(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, le := range ls.Leases {
+		ttl, err := l.cli.TimeToLive(ctx, le.ID, clientv3.WithAttachedKeys())
+		if err == nil && ttl.TTL > 0 && len(ttl.Keys) == 0 {
+			out = append(out, fmt.Sprintf("%x (ttl %d of %d)", le.ID, ttl.TTL, ttl.GrantedTTL))
+		}
+	}
+	return fmt.Sprintf("%d of %d leases: %s", len(out), len(ls.Leases), strings.Join(out, ", "))
 }

@@ -2,51 +2,56 @@ package registrar
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/registrar/api"
 )
+
+// maxLeaseLookups bounds how often one heartbeat reads the instance's lease
+// from etcd again because the lease it renewed was gone: each time, a
+// re-registration of the same id has replaced it meanwhile.
+const maxLeaseLookups = 8
+
+// errNotPut is returned by putIf when its conditions fail.
+var errNotPut = errors.New("not put: the conditions failed")
 
 // heartbeat serves PUT /v1/services/{name}/instances/{id}/heartbeat: it
 // renews the instance's lease, found in the index (or, for an instance the
 // index has not seen yet, read from etcd), on the shared keep-alive stream.
-// It answers 404 when the instance or its lease is gone: the client must
-// register again.
+// It answers 404 when the instance is gone: the client must register
+// again. A heartbeat racing a re-registration of the same id renews the
+// lease the instance is on now, never answering 404 for a lease the
+// re-registration replaced. An instance whose lease etcd let expire while
+// it could not answer the instance's heartbeats (a frozen etcd) is put back
+// under a new lease, with the same id and record and so the same VIP, and
+// the heartbeat answered 200.
 func (r *Registrar) heartbeat(w http.ResponseWriter, req *http.Request) error {
 	name, id, err := instancePath(req)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
-	defer cancel()
-
-	lease, fromIndex := r.indexedLease(name, id)
-	if !fromIndex {
-		var err error
-		if lease, err = r.storedLease(ctx, name, id); err != nil {
-			r.metrics.heartbeats.WithLabelValues("failed").Inc()
-			return err
-		}
+	now := time.Now()
+	r.seen.heard(name, id, now)
+	ttl, cached, err := r.renewInstance(req.Context(), name, id, now)
+	if err == nil && ttl <= 0 {
+		ttl, err = r.revive(req.Context(), name, id, now)
 	}
-	ttl, cached, err := r.renewLease(ctx, lease)
 	if err != nil {
+		r.metrics.heartbeats.WithLabelValues("failed").Inc()
+		var he *httpError
+		if errors.As(err, &he) && he.status == http.StatusServiceUnavailable {
+			r.seen.missed(name, id, now)
+		}
 		return err
 	}
-	if ttl <= 0 && fromIndex {
-		// The index may hold an older registration's lease: ask etcd.
-		stored, err := r.storedLease(ctx, name, id)
-		if err != nil {
-			r.metrics.heartbeats.WithLabelValues("failed").Inc()
-			return err
-		}
-		if stored != 0 && stored != lease {
-			if ttl, cached, err = r.renewLease(ctx, stored); err != nil {
-				return err
-			}
-		}
-	}
 	if ttl <= 0 {
+		r.seen.forget(name, id)
 		r.metrics.heartbeats.WithLabelValues("expired").Inc()
 		return errNotFound("instance %s of service %s is not registered (expired or deregistered): register again", id, name)
 	}
@@ -59,18 +64,80 @@ func (r *Registrar) heartbeat(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-// indexedLease returns the lease of instance id of service name as the
-// index knows it.
-func (r *Registrar) indexedLease(name, id string) (int64, bool) {
+// renewInstance renews the lease of instance name/id: first the one the
+// index knows, then, while the lease renewed is gone, the one etcd holds
+// the instance on now. It returns the TTL in seconds, <= 0 when the
+// instance does not exist.
+func (r *Registrar) renewInstance(ctx context.Context, name, id string, now time.Time) (ttl int64, cached bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	lease, in := r.indexed(name, id)
+	for range maxLeaseLookups {
+		if lease != 0 {
+			if ttl, cached, err = r.renewLease(ctx, lease); err != nil || ttl > 0 {
+				if ttl > 0 {
+					r.seen.renewed(name, id, in, time.Duration(ttl)*time.Second, now)
+				}
+				return ttl, cached, err
+			}
+		}
+		// Gone, or not in the index: which lease is the instance on now?
+		stored, err := r.storedLease(ctx, name, id)
+		if err != nil || stored == 0 || stored == lease {
+			return 0, false, err
+		}
+		lease, in = stored, nil
+	}
+	return 0, false, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
+		msg: fmt.Sprintf("instance %s of service %s was registered again %d times during one heartbeat; try again", id, name, maxLeaseLookups)}
+}
+
+// revive puts instance name/id back under a new lease when its lease was
+// lost while etcd could not answer its heartbeats (see seenInstances), and
+// only if the instance key is still absent. It returns the new lease's TTL
+// in seconds, or 0 when the instance is not to be put back.
+func (r *Registrar) revive(ctx context.Context, name, id string, now time.Time) (int64, error) {
+	in, ttl, ok := r.seen.revivable(name, id)
+	if !ok {
+		return 0, nil
+	}
+	absent := clientv3.Compare(clientv3.CreateRevision(r.ks.InstanceKey(name, id)), "=", 0)
+	res, err := r.putIf(ctx, in, ttl, []clientv3.Cmp{absent})
+	if errors.Is(err, errNotPut) {
+		// Registered again meanwhile, or its service changed: renew what
+		// is there now.
+		secs, _, err := r.renewInstance(ctx, name, id, now)
+		return secs, err
+	}
+	if err != nil {
+		return 0, err
+	}
+	r.metrics.revived.Inc()
+	r.seen.renewed(name, id, in, ttl, now)
+	r.log.Warn("instance put back under a new lease: etcd let its lease expire while it could not answer its heartbeats",
+		"service", name, "id", id, "vip", res.service.VIP, "lease", fmt.Sprintf("%x", res.lease))
+	return int64(ttl / time.Second), nil
+}
+
+// indexed returns the lease and record of instance id of service name as
+// the index knows them.
+func (r *Registrar) indexed(name, id string) (int64, *catalog.Instance) {
 	e, ok := r.ix.Snapshot().Service(name)
 	if !ok {
-		return 0, false
+		return 0, nil
 	}
 	in, ok := e.Instance(id)
 	if !ok || in.Lease == 0 {
-		return 0, false
+		return 0, nil
 	}
-	return in.Lease, true
+	return in.Lease, in
+}
+
+// indexedLease returns the lease of instance id of service name as the
+// index knows it.
+func (r *Registrar) indexedLease(name, id string) (int64, bool) {
+	lease, _ := r.indexed(name, id)
+	return lease, lease != 0
 }
 
 // storedLease reads the lease of instance id of service name from etcd; 0
@@ -95,7 +162,6 @@ func (r *Registrar) renewLease(ctx context.Context, lease int64) (int64, bool, e
 	}
 	ttl, cached, err := r.renewer.renew(ctx, lease)
 	if err != nil {
-		r.metrics.heartbeats.WithLabelValues("failed").Inc()
 		return 0, false, etcdUnavailable("renew lease", err)
 	}
 	return ttl, cached, nil

@@ -25,6 +25,13 @@ type metrics struct {
 	blockingActive prometheus.Gauge
 	limited        *prometheus.CounterVec // requests refused by a limit, by limit
 	listBuilds     prometheus.Counter     // service lists encoded
+
+	reapPending prometheus.Gauge       // leases the reaper holds
+	reaped      prometheus.Counter     // leases the reaper revoked
+	reapDropped prometheus.Counter     // leases left to expire: the reaper was full
+	readBacks   *prometheus.CounterVec // by outcome
+	revived     prometheus.Counter
+	etcdAlarm   *prometheus.GaugeVec // by alarm
 }
 
 func newMetrics() *metrics {
@@ -76,9 +83,36 @@ func newMetrics() *metrics {
 			Namespace: ns, Subsystem: sub, Name: "service_list_builds_total",
 			Help: "Service list answers encoded (once per index snapshot, shared by every reader of it).",
 		}),
+		reapPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "lease_revokes_pending",
+			Help: "Leases of failed registrations waiting to be revoked in the background.",
+		}),
+		reaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "lease_revokes_background_total",
+			Help: "Leases of failed registrations revoked in the background.",
+		}),
+		reapDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "lease_revokes_dropped_total",
+			Help: "Leases left to expire by themselves because 10000 were waiting to be revoked.",
+		}),
+		readBacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "write_readbacks_total",
+			Help: "Registrations whose commit answered an error, read back: written (answered 200), not_written, unknown.",
+		}, []string{"outcome"}),
+		revived: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "instances_revived_total",
+			Help: "Instances put back under a new lease by a heartbeat after etcd let their lease expire while it could not answer their heartbeats.",
+		}),
+		etcdAlarm: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "etcd_alarm",
+			Help: "1 while etcd has raised the alarm (NOSPACE, CORRUPT), else 0.",
+		}, []string{"alarm"}),
 	}
+	m.etcdAlarm.WithLabelValues("NOSPACE").Set(0)
+	m.etcdAlarm.WithLabelValues("CORRUPT").Set(0)
 	m.reg.MustRegister(m.limited, m.listBuilds, m.registrations, m.heartbeats, m.renewRequests, m.renewStreams,
 		m.vipConflicts, m.etcdFailures, m.requests, m.latency, m.blockingActive,
+		m.reapPending, m.reaped, m.reapDropped, m.readBacks, m.revived, m.etcdAlarm,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -117,3 +117,74 @@ func metric(t testing.TB, base, series string) float64 {
 	}
 	return 0
 }
+
+// TestHeartbeatRacesReregistration heartbeats ids while they are registered
+// again and again, through two registrars on one etcd and with the renewal
+// cache off: a heartbeat that read a lease a re-registration has just
+// replaced must renew the new one, never answer 404.
+func TestHeartbeatRacesReregistration(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	noCache := func(c *registrar.Config) { c.RenewCacheFor = -1 }
+	regs := []*testenv.Registrar{testenv.StartRegistrar(t, etcd.URL, noCache), testenv.StartRegistrar(t, etcd.URL, noCache)}
+	const (
+		ids            = 4
+		reregistrars   = 2 // per id
+		heartbeaters   = 4 // per id
+		beatsPerBeater = 300
+	)
+	for i := range ids {
+		register(t, regs[0].URL, "race", api.RegisterRequest{ID: fmt.Sprintf("r-%d", i), Address: "127.0.0.1", Port: 1000 + i})
+	}
+	var (
+		mu       sync.Mutex
+		codes    = map[int]int{}
+		notFound []string
+		beaters  sync.WaitGroup
+		others   sync.WaitGroup
+		stop     = make(chan struct{})
+	)
+	for i := range ids {
+		id := fmt.Sprintf("r-%d", i)
+		for j := range reregistrars {
+			others.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r := do(t, "POST", regs[j%2].URL+"/v1/services/race/instances",
+						api.RegisterRequest{ID: id, Address: "127.0.0.1", Port: 1000 + i})
+					if r.status != http.StatusOK {
+						t.Errorf("re-register %s: %d %s", id, r.status, r.body)
+						return
+					}
+				}
+			})
+		}
+		for j := range heartbeaters {
+			beaters.Go(func() {
+				for range beatsPerBeater {
+					r := do(t, "PUT", regs[j%2].URL+"/v1/services/race/instances/"+id+"/heartbeat", nil)
+					mu.Lock()
+					codes[r.status]++
+					if r.status == http.StatusNotFound {
+						notFound = append(notFound, id+": "+string(r.body))
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	beaters.Wait()
+	close(stop)
+	others.Wait()
+	t.Logf("heartbeat answers: %v", codes)
+	if len(notFound) > 0 {
+		t.Errorf("%d of %d heartbeats racing re-registrations answered 404, e.g. %s",
+			len(notFound), ids*heartbeaters*beatsPerBeater, notFound[0])
+	}
+	if n := codes[http.StatusOK]; n != ids*heartbeaters*beatsPerBeater {
+		t.Errorf("%d heartbeats answered 200, want all %d", n, ids*heartbeaters*beatsPerBeater)
+	}
+}

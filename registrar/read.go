@@ -3,9 +3,11 @@ package registrar
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/catalog"
@@ -143,8 +145,12 @@ func setIndex(w http.ResponseWriter, index int64) {
 // healthTimeout bounds the etcd probe of /v1/health.
 const healthTimeout = 2 * time.Second
 
-// health serves GET /v1/health: 200 when etcd answers a linearizable read
-// and the index has read the keyspace, 503 otherwise.
+// health serves GET /v1/health: 200 "ok" when etcd answers a
+// linearizable read, has raised no alarm, and the index has read the
+// keyspace. Under etcd's NOSPACE alarm it is 200 "degraded", with the alarm
+// and its cause: registrations fail, but heartbeats, deregistrations and
+// reads still work, so a load balancer must keep sending them. Otherwise
+// (etcd unreachable or CORRUPT, index syncing) 503 "unavailable".
 func (r *Registrar) health(w http.ResponseWriter, req *http.Request) error {
 	h := api.Health{Status: "ok", Etcd: "ok", Index: "synced", Revision: r.ix.Snapshot().Revision()}
 	ctx, cancel := context.WithTimeout(req.Context(), min(healthTimeout, r.cfg.EtcdTimeout))
@@ -152,11 +158,22 @@ func (r *Registrar) health(w http.ResponseWriter, req *http.Request) error {
 	if _, err := r.cfg.Client.Get(ctx, r.ks.Prefix()+"health", clientv3.WithCountOnly()); err != nil {
 		h.Status, h.Etcd = "unavailable", err.Error()
 	}
+	if h.Alarms = r.alarms.current(); len(h.Alarms) > 0 {
+		if slices.Contains(h.Alarms, pb.AlarmType_CORRUPT.String()) {
+			h.Status = "unavailable"
+			h.Cause = "etcd has raised CORRUPT: it refuses every request until an operator repairs the member"
+		} else {
+			if h.Status == "ok" {
+				h.Status = "degraded"
+			}
+			h.Cause = "etcd is out of space (NOSPACE): registrations fail until etcd is compacted, defragmented and the alarm disarmed (the embedded etcd does this itself); heartbeats, deregistrations and reads work"
+		}
+	}
 	if !r.ix.Snapshot().Synced() {
 		h.Status, h.Index = "unavailable", "syncing"
 	}
 	status := http.StatusOK
-	if h.Status != "ok" {
+	if h.Status == "unavailable" {
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
 	}

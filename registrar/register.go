@@ -53,6 +53,7 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.registrations.WithLabelValues(result).Inc()
 		return err
 	}
+	r.seen.renewed(in.Service, in.ID, in, ttl, time.Now())
 	result := "new"
 	if res.replaced {
 		result = "renewed"
@@ -98,9 +99,20 @@ type putResult struct {
 }
 
 // put stores in under a new lease of ttl, creating its service (and VIP)
-// when it has none, all in one transaction. On any failure it revokes the
-// lease, so nothing of the attempt is left in etcd.
+// when it has none, all in one transaction. When etcd answers the
+// transaction with an error, put reads the instance key back: etcd may have
+// applied it (it applies a transaction that crosses its space quota, then
+// reports "no space"; a timeout or a cut connection says nothing), and then
+// the registration succeeded. It revokes the lease only once it knows the
+// transaction was not applied, so nothing of a failed attempt is left in
+// etcd and nothing of a successful one is taken back.
 func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Duration) (*putResult, error) {
+	return r.putIf(ctx, in, ttl, nil)
+}
+
+// putIf is put with extra conditions on the transaction; when they fail it
+// returns errNotPut.
+func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Duration, conds []clientv3.Cmp) (*putResult, error) {
 	val, err := catalog.EncodeInstance(in)
 	if err != nil {
 		return nil, fmt.Errorf("encode instance: %w", err)
@@ -112,12 +124,13 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 	done := false
 	defer func() {
 		if !done {
-			r.revoke(lease, "registration failed")
+			r.revoke(lease, ttl, "registration failed")
 		}
 	}()
 
 	name := in.Service
 	instKey := r.ks.InstanceKey(name, in.ID)
+	prevLease, _ := r.indexedLease(name, in.ID)
 	putInst := clientv3.OpPut(instKey, string(val), clientv3.WithLease(lease), clientv3.WithPrevKV())
 	tried := map[netip.Addr]bool{}
 	for attempt := range maxTxnAttempts {
@@ -169,11 +182,30 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 			}
 			tried[vip] = true
 		}
+		cmps = append(cmps, conds...)
 		resp, err := r.commit(ctx, cmps, ops...)
 		if err != nil {
+			o, rev := r.readBack(ctx, instKey, lease)
+			r.metrics.readBacks.WithLabelValues(o.String()).Inc()
+			switch {
+			case o == written:
+				// Committed, though etcd answered an error.
+				r.log.Warn("registration committed although etcd answered an error", "service", name, "id", in.ID, "err", err)
+				done = true
+				r.noteWrite(rev)
+				return &putResult{service: svc, lease: lease, replaced: prevLease != 0}, nil
+			case o == unknown || !settled(err):
+				// The transaction may yet be applied: the reaper revokes
+				// the lease once a later read shows the key does not hold it.
+				done = true
+				r.reaper.add(lease, instKey, ttl, inFlightFor)
+			}
 			return nil, etcdUnavailable("register txn", err)
 		}
 		if !resp.Succeeded {
+			if len(conds) > 0 {
+				return nil, errNotPut
+			}
 			// Another registrar took the VIP, created the service or
 			// changed it: read again and retry.
 			r.metrics.vipConflicts.Inc()
@@ -185,7 +217,7 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 		if prev := instResp.GetPrevKv(); prev != nil {
 			res.replaced = true
 			if old := clientv3.LeaseID(prev.Lease); old != 0 && old != lease {
-				r.revoke(old, "re-registered")
+				r.revoke(old, 0, "re-registered")
 			}
 		}
 		return res, nil
@@ -242,27 +274,4 @@ func (r *Registrar) serviceRecord(ctx context.Context, name string) (*catalog.Se
 
 func (r *Registrar) skipped(key string, err error) {
 	r.log.Warn("skipping undecodable value", "key", key, "err", err)
-}
-
-// grant creates a lease of ttl.
-func (r *Registrar) grant(ctx context.Context, ttl time.Duration) (clientv3.LeaseID, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
-	defer cancel()
-	resp, err := r.cfg.Client.Grant(ctx, int64(ttl/time.Second))
-	if err != nil {
-		return 0, etcdUnavailable("grant lease", err)
-	}
-	return resp.ID, nil
-}
-
-// revoke revokes lease with a fresh, short context: it runs on failure
-// paths, after the request's own context may have ended. A lease that
-// cannot be revoked expires by itself.
-func (r *Registrar) revoke(lease clientv3.LeaseID, why string) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.EtcdTimeout, 2*time.Second))
-	defer cancel()
-	r.renewer.forget(int64(lease))
-	if _, err := r.cfg.Client.Revoke(ctx, lease); err != nil && !isLeaseNotFound(err) {
-		r.log.Warn("revoking lease failed; it will expire by itself", "lease", fmt.Sprintf("%x", lease), "why", why, "err", err)
-	}
 }

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
 	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
 )
@@ -33,6 +35,10 @@ type Registrar struct {
 	ks      catalog.Keyspace
 	ix      *catalog.Index
 	renewer *renewer
+	leases  pb.LeaseClient
+	reaper  *reaper
+	alarms  *alarms
+	seen    *seenInstances
 	tokens  *tokens
 	tls     *serverTLS
 	metrics *metrics
@@ -97,7 +103,14 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		})
 		r.wg.Go(func() { r.ix.Run(bg) })
 	}
-	r.renewer = newRenewer(bg, cfg.leaseClient(), r.log, r.metrics, cfg.RenewCacheFor)
+	r.leases = cfg.leaseClient()
+	r.renewer = newRenewer(bg, r.leases, r.log, r.metrics, cfg.RenewCacheFor)
+	r.reaper = newReaper(cfg.Client, r.log, r.metrics, cfg.EtcdTimeout, cfg.MaxTTL, r.renewer.forget)
+	r.alarms = newAlarms(cfg.Client, r.log, r.metrics, cfg.EtcdTimeout)
+	r.seen = newSeenInstances()
+	r.wg.Go(func() { r.reaper.run(bg) })
+	r.wg.Go(func() { r.alarms.run(bg) })
+	r.wg.Go(func() { r.seen.run(bg) })
 	r.handler = r.routes()
 	r.log.Info("registrar ready", "prefix", r.ks.Prefix(), "vip_range", cfg.VIPCIDR.String(),
 		"default_ttl", cfg.DefaultTTL, "auth", r.tokens != nil, "auth_reads", cfg.AuthReads,

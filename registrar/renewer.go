@@ -23,8 +23,11 @@ var errRenewerClosed = errors.New("lease renewer closed")
 // renewal of it is under way, or within cacheFor of the last, share it: a
 // lease has at most one unanswered renewal, so what the renewer holds is
 // bounded by the number of leases, however long etcd is away. When the
-// stream breaks it is opened again and unanswered requests are sent again;
-// a heartbeat waits at most for its own context.
+// stream breaks it is opened again and unanswered requests are sent again,
+// along with a renewal of every lease renewed within its TTL: after etcd
+// comes back from a freeze or a leader change, each lease is renewed at
+// once rather than at its next heartbeat. A heartbeat waits at most for its
+// own context.
 type renewer struct {
 	lc       pb.LeaseClient
 	log      *slog.Logger
@@ -43,6 +46,9 @@ type renewer struct {
 	queue []int64
 	// recent holds the last answered renewal of each lease for cacheFor.
 	recent map[int64]*renewal
+	// live holds, per lease renewed within its TTL, when that TTL ends.
+	live   map[int64]time.Time
+	opened int // streams opened
 	closed bool
 }
 
@@ -67,6 +73,7 @@ func newRenewer(ctx context.Context, lc pb.LeaseClient, log *slog.Logger, m *met
 		wake:     make(chan struct{}, 1),
 		pending:  map[int64]*renewal{},
 		recent:   map[int64]*renewal{},
+		live:     map[int64]time.Time{},
 	}
 	go rn.run()
 	return rn
@@ -146,9 +153,18 @@ func (rn *renewer) stream() error {
 	}
 	rn.metrics.renewStreams.Inc()
 
-	// Everything unanswered is sent again on the new stream.
+	// Everything unanswered is sent again on the new stream; after a
+	// break, every live lease is renewed at once.
 	rn.mu.Lock()
 	rn.queue = rn.queue[:0]
+	if rn.opened++; rn.opened > 1 {
+		now := time.Now()
+		for lease, until := range rn.live {
+			if until.After(now) && rn.pending[lease] == nil {
+				rn.pending[lease] = &renewal{at: now, done: make(chan struct{})}
+			}
+		}
+	}
 	for lease := range rn.pending {
 		rn.queue = append(rn.queue, lease)
 	}
@@ -204,6 +220,11 @@ func (rn *renewer) answer(resp *pb.LeaseKeepAliveResponse) {
 	delete(rn.pending, resp.ID)
 	r.ttl = resp.TTL
 	close(r.done)
+	if resp.TTL > 0 {
+		rn.live[resp.ID] = r.at.Add(time.Duration(resp.TTL) * time.Second)
+	} else {
+		delete(rn.live, resp.ID)
+	}
 	if rn.cacheFor > 0 {
 		rn.recent[resp.ID] = r
 	}
@@ -214,10 +235,11 @@ func (rn *renewer) answer(resp *pb.LeaseKeepAliveResponse) {
 func (rn *renewer) forget(lease int64) {
 	rn.mu.Lock()
 	delete(rn.recent, lease)
+	delete(rn.live, lease)
 	rn.mu.Unlock()
 }
 
-// prune forgets answers older than cacheFor.
+// prune forgets answers older than cacheFor and leases past their TTL.
 func (rn *renewer) prune() {
 	now := time.Now()
 	rn.mu.Lock()
@@ -225,6 +247,11 @@ func (rn *renewer) prune() {
 	for lease, r := range rn.recent {
 		if now.Sub(r.at) >= rn.cacheFor {
 			delete(rn.recent, lease)
+		}
+	}
+	for lease, until := range rn.live {
+		if now.After(until) {
+			delete(rn.live, lease)
 		}
 	}
 }

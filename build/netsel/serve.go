@@ -56,6 +56,9 @@ type serveFlags struct {
 	denyCIDR       string
 	limits         limitFlags
 	etcdReaderUser string
+	// The embedded etcd's space management.
+	etcdQuotaBytes     int64
+	etcdCompactionKeep time.Duration
 }
 
 func defaultDataDir() string {
@@ -97,6 +100,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.denyCIDR, "deny-cidr", "", "comma-separated CIDRs (or addresses) instances may never be at; empty denies nothing beyond what -allow-cidr says is always refused")
 	f.limits.register(fs)
 	fs.StringVar(&f.etcdReaderUser, "etcd-reader-user", "", "etcd username of the DNS server and the proxies, which only read (a read-only role on -prefix); the password is read from $NETSEL_ETCD_READER_PASSWORD (default: -etcd-user)")
+	fs.Int64Var(&f.etcdQuotaBytes, "etcd-quota-bytes", embedetcd.DefaultQuotaBytes, "space quota of the embedded etcd's database in bytes; when it is full, the runner compacts, defragments and disarms etcd's NOSPACE alarm by itself")
+	fs.DurationVar(&f.etcdCompactionKeep, "etcd-compaction-retention", embedetcd.DefaultCompactionRetention, "history the embedded etcd keeps (periodic auto-compaction)")
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -203,6 +208,10 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 			CertFile:      f.etcdTLSCert,
 			KeyFile:       f.etcdTLSKey,
 			TrustedCAFile: f.etcdTLSCA,
+
+			QuotaBytes:          f.etcdQuotaBytes,
+			CompactionRetention: f.etcdCompactionKeep,
+			Logger:              logger,
 		})
 		if err != nil {
 			return err

@@ -57,10 +57,22 @@ type EtcdMember struct {
 // binary is missing.
 func StartEtcdProcess(t testing.TB) *EtcdCluster { return StartEtcdCluster(t, 1) }
 
+// StartEtcdProcessArgs is StartEtcdProcess with extra etcd command-line
+// flags, e.g. "--quota-backend-bytes", "4194304".
+func StartEtcdProcessArgs(t testing.TB, extra ...string) *EtcdCluster {
+	t.Helper()
+	return startEtcdCluster(t, 1, extra)
+}
+
 // StartEtcdCluster starts an n-member etcd cluster of EtcdBinary on free
 // loopback ports, each member with its data in a temporary directory, and
 // waits until it has a leader. It skips the test when the binary is missing.
 func StartEtcdCluster(t testing.TB, n int) *EtcdCluster {
+	t.Helper()
+	return startEtcdCluster(t, n, nil)
+}
+
+func startEtcdCluster(t testing.TB, n int, extra []string) *EtcdCluster {
 	t.Helper()
 	if _, err := os.Stat(EtcdBinary); err != nil {
 		t.Skipf("%s not found (install Debian's etcd-server package to run this test): %v", EtcdBinary, err)
@@ -87,7 +99,7 @@ func StartEtcdCluster(t testing.TB, n int) *EtcdCluster {
 			PeerURL:   spec.PeerURL,
 			Dir:       spec.Dir,
 			t:         t,
-			args:      etcdproc.Args(spec, specs, token),
+			args:      append(etcdproc.Args(spec, specs, token), extra...),
 			log:       &tailBuffer{max: 64 << 10},
 		})
 	}

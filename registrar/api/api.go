@@ -118,11 +118,19 @@ type ServiceList struct {
 
 // Health is the answer to GET /v1/health.
 type Health struct {
-	Status string `json:"status"` // "ok" or "unavailable"
-	Etcd   string `json:"etcd"`   // "ok" or the error reaching etcd
-	Index  string `json:"index"`  // "synced" or "syncing"
+	// Status is "ok"; "degraded" (HTTP 200) while etcd has raised an alarm
+	// that refuses new registrations but still serves heartbeats and reads
+	// (NOSPACE); or "unavailable" (HTTP 503) while etcd does not answer, has
+	// raised CORRUPT, or the index is still reading the keyspace.
+	Status string `json:"status"`
+	Etcd   string `json:"etcd"`  // "ok" or the error reaching etcd
+	Index  string `json:"index"` // "synced" or "syncing"
 	// Revision is the revision of the registrar's index.
 	Revision int64 `json:"revision"`
+	// Alarms are the etcd alarms raised (NOSPACE, CORRUPT), with Cause
+	// saying what they mean for NetSel.
+	Alarms []string `json:"alarms,omitempty"`
+	Cause  string   `json:"cause,omitempty"`
 }
 
 // Error is the body of every error response. Field names the request field

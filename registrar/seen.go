@@ -1,0 +1,128 @@
+package registrar
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/netsel/netsel/catalog"
+)
+
+// maxSeen bounds the instances the registrar remembers; past it, new ones
+// are not remembered (and so not put back after a freeze).
+const maxSeen = 1 << 20
+
+// seenInstances is the registrar's soft state about the instances whose
+// heartbeats it serves: the last record it saw of each, its TTL, when etcd
+// last renewed it, and whether a heartbeat came in time that etcd could
+// not answer. With it, a heartbeat that finds its instance gone because
+// etcd let the lease expire while it could not answer (a frozen etcd, a
+// stalled disk) puts the instance back instead of answering 404. An entry
+// lives as long as its client heartbeats at least once a TTL.
+type seenInstances struct {
+	mu sync.Mutex
+	m  map[string]*seenInstance
+}
+
+type seenInstance struct {
+	in      *catalog.Instance // the last record seen
+	ttl     time.Duration
+	renewed time.Time // when etcd last renewed or wrote it
+	heard   time.Time // the client's last heartbeat or registration
+	// missed is when the first heartbeat since renewed came that etcd did
+	// not answer; zero when none did.
+	missed time.Time
+}
+
+func newSeenInstances() *seenInstances {
+	return &seenInstances{m: map[string]*seenInstance{}}
+}
+
+func seenKey(name, id string) string { return name + "/" + id }
+
+// heard notes a heartbeat of name/id at now. A client silent for longer
+// than its TTL has let its instance expire: the registrar forgets it.
+func (s *seenInstances) heard(name, id string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[seenKey(name, id)]
+	if e == nil {
+		return
+	}
+	if now.Sub(e.heard) > e.ttl {
+		delete(s.m, seenKey(name, id))
+		return
+	}
+	e.heard = now
+}
+
+// renewed notes that etcd renewed (or wrote) name/id at now, with its record
+// when known (nil keeps the one remembered).
+func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.Duration, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[seenKey(name, id)]
+	if e == nil {
+		if in == nil || len(s.m) >= maxSeen {
+			return
+		}
+		e = &seenInstance{}
+		s.m[seenKey(name, id)] = e
+	}
+	if in != nil {
+		e.in = in
+	}
+	e.ttl, e.renewed, e.heard, e.missed = ttl, now, now, time.Time{}
+}
+
+// missed notes that etcd did not answer a heartbeat of name/id that came
+// at at.
+func (s *seenInstances) missed(name, id string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[seenKey(name, id)]; e != nil && e.missed.IsZero() {
+		e.missed = at
+	}
+}
+
+// revivable returns the record and TTL of name/id when its lease was lost
+// through no fault of its client: a heartbeat came while the lease was
+// alive, etcd could not answer it, and the client has heartbeated at least
+// once a TTL since.
+func (s *seenInstances) revivable(name, id string) (*catalog.Instance, time.Duration, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[seenKey(name, id)]
+	if e == nil || e.in == nil || e.missed.IsZero() || !e.missed.Before(e.renewed.Add(e.ttl)) {
+		return nil, 0, false
+	}
+	return e.in, e.ttl, true
+}
+
+// forget drops name/id: deregistered, or answered 404.
+func (s *seenInstances) forget(name, id string) {
+	s.mu.Lock()
+	delete(s.m, seenKey(name, id))
+	s.mu.Unlock()
+}
+
+// run forgets, every 10s until ctx ends, the instances whose clients have
+// been silent for longer than their TTL.
+func (s *seenInstances) run(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			for k, e := range s.m {
+				if now.Sub(e.heard) > e.ttl {
+					delete(s.m, k)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -59,7 +60,10 @@ type App struct {
 	vips   *vipProxy
 	views  viewCache
 	logger *zap.Logger
-	policy *addrpolicy.Policy
+	// policy is the dial policy; Start adds the config's own listeners.
+	policy    atomic.Pointer[addrpolicy.Policy]
+	policyCfg addrpolicy.Config
+	ctx       caddy.Context
 	zones  []string // lower case, no final dot
 	// hop is this app's pseudonym in the Via header of requests its HTTP
 	// modules forward, random per config, to detect loops.
@@ -80,6 +84,7 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 // Provision checks the config and makes the etcd client and the index. It
 // does not start watching: Start does.
 func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
 	a.logger = ctx.Logger()
 	if len(a.Endpoints) == 0 {
 		a.Endpoints = []string{defaultEndpoint}
@@ -159,6 +164,7 @@ func (a *App) Validate() error {
 // VIP listeners. It does not wait for etcd: until the first read completes
 // the modules serve an empty catalog.
 func (a *App) Start() error {
+	a.reserveOwnListeners()
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.goRun(func() { _ = a.index.Run(ctx) })

@@ -64,7 +64,7 @@ type App struct {
 	policy    atomic.Pointer[addrpolicy.Policy]
 	policyCfg addrpolicy.Config
 	ctx       caddy.Context
-	zones  []string // lower case, no final dot
+	zones     []string // lower case, no final dot
 	// hop is this app's pseudonym in the Via header of requests its HTTP
 	// modules forward, random per config, to detect loops.
 	hop string

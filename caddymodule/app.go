@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -113,6 +114,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.index = catalog.NewIndex(a.client, ks, catalog.IndexOptions{Logf: sugar.Infof})
 	if a.HealthChecks != nil {
 		a.health = newHealthChecker(a.HealthChecks, a.logger.Named("health"))
+		a.health.refused = func(snap *catalog.Snapshot, ap netip.AddrPort) bool {
+			return a.dialRefused(snap, a.policy.Load(), ap) != nil
+		}
 	}
 	if a.VIPProxy != nil && a.VIPProxy.Enabled {
 		a.vips, err = newVIPProxy(ctx, a, a.VIPProxy, a.logger.Named("vip"))

@@ -253,3 +253,33 @@ func TestHostRouting(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthChecksNeverDialRefused: active health checks do not connect to
+// an instance at a refused address either.
+func TestHealthChecksNeverDialRefused(t *testing.T) {
+	e := newEnv(t)
+	reserved, dialled := countingListener(t)
+	e.service("hc", randomVIP())
+	e.instance("hc", "bad", reserved, 1)
+	up := startBackend(t, "up")
+	down := startBackend(t, "down")
+	e.instance("hc", "up", up.addr, 1)
+	e.instance("hc", "down", down.addr, 1)
+	down.kill()
+	startCaddy(t, config{etcdURL: e.etcd.URL,
+		health: map[string]any{"interval": "50ms", "timeout": "200ms"},
+		dial:   map[string]any{"reserved": []string{reserved}}})
+	app := activeApp(t)
+	// Once the dead instance is marked down, rounds have run over every
+	// instance of the service.
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		hs := app.health.state()
+		return hs != nil && !hs.healthy("hc", "down")
+	}, "the dead instance was never marked down")
+	if n := dialled.Load(); n != 0 {
+		t.Errorf("health checks connected to the reserved address %d times", n)
+	}
+	if v := app.view("hc"); len(v.dials) != 1 || v.dials[0] != up.addr {
+		t.Errorf("view dials %v, want only %s", v.dials, up.addr)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -59,8 +61,11 @@ type App struct {
 	vips   *vipProxy
 	views  viewCache
 	logger *zap.Logger
-	policy *addrpolicy.Policy
-	zones  []string // lower case, no final dot
+	// policy is the dial policy; Start adds the config's own listeners.
+	policy    atomic.Pointer[addrpolicy.Policy]
+	policyCfg addrpolicy.Config
+	ctx       caddy.Context
+	zones     []string // lower case, no final dot
 	// hop is this app's pseudonym in the Via header of requests its HTTP
 	// modules forward, random per config, to detect loops.
 	hop string
@@ -80,6 +85,7 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 // Provision checks the config and makes the etcd client and the index. It
 // does not start watching: Start does.
 func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
 	a.logger = ctx.Logger()
 	if len(a.Endpoints) == 0 {
 		a.Endpoints = []string{defaultEndpoint}
@@ -108,6 +114,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.index = catalog.NewIndex(a.client, ks, catalog.IndexOptions{Logf: sugar.Infof})
 	if a.HealthChecks != nil {
 		a.health = newHealthChecker(a.HealthChecks, a.logger.Named("health"))
+		a.health.refused = func(snap *catalog.Snapshot, ap netip.AddrPort) bool {
+			return a.dialRefused(snap, a.policy.Load(), ap) != nil
+		}
 	}
 	if a.VIPProxy != nil && a.VIPProxy.Enabled {
 		a.vips, err = newVIPProxy(ctx, a, a.VIPProxy, a.logger.Named("vip"))
@@ -159,6 +168,7 @@ func (a *App) Validate() error {
 // VIP listeners. It does not wait for etcd: until the first read completes
 // the modules serve an empty catalog.
 func (a *App) Start() error {
+	a.reserveOwnListeners()
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.goRun(func() { _ = a.index.Run(ctx) })

@@ -14,9 +14,10 @@ import (
 
 // DialPolicy narrows which instance addresses the proxies dial. Whatever it
 // says, they never dial the unspecified, broadcast, multicast or link-local
-// addresses (nor their IPv4-mapped forms), any VIP of the catalog, or the
-// app's own etcd endpoints; an instance at such an address is left out of
-// what the modules serve, as if it were unhealthy.
+// addresses (nor their IPv4-mapped forms), any VIP of the catalog, the
+// app's own etcd endpoints, or the listen addresses of the config's http and
+// layer4 servers (given by IP or as a wildcard); an instance at such an
+// address is left out of what the modules serve, as if it were unhealthy.
 type DialPolicy struct {
 	// VIPCIDRs are the ranges VIPs come from (the registrar's -vip-cidr);
 	// no address in them is dialled, VIP or not yet.
@@ -64,7 +65,8 @@ func (d *DialPolicy) config(ctx context.Context) (addrpolicy.Config, error) {
 }
 
 // provisionPolicy builds the app's dial policy: its dial_policy, plus its
-// own etcd endpoints as reserved addresses.
+// own etcd endpoints as reserved addresses. Start adds the listeners of the
+// config's http and layer4 servers.
 func (a *App) provisionPolicy() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -81,16 +83,19 @@ func (a *App) provisionPolicy() error {
 		}
 		cfg.Reserved = append(cfg.Reserved, aps...)
 	}
-	if a.policy, err = addrpolicy.New(cfg); err != nil {
+	p, err := addrpolicy.New(cfg)
+	if err != nil {
 		return fmt.Errorf("dial_policy: %w", err)
 	}
+	a.policyCfg = cfg
+	a.policy.Store(p)
 	return nil
 }
 
-// dialRefused says why the proxies must not dial ap, or returns nil: the
-// dial policy, or ap's address being a VIP of snap.
-func (a *App) dialRefused(snap *catalog.Snapshot, ap netip.AddrPort) error {
-	if err := a.policy.Check(ap); err != nil {
+// dialRefused says why the proxies must not dial ap, or returns nil: policy,
+// or ap's address being a VIP of snap.
+func (a *App) dialRefused(snap *catalog.Snapshot, policy *addrpolicy.Policy, ap netip.AddrPort) error {
+	if err := policy.Check(ap); err != nil {
 		return err
 	}
 	if e, ok := snap.ByVIP(ap.Addr().Unmap()); ok {

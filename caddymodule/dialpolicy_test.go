@@ -70,8 +70,9 @@ func TestProxiesNeverDialRefused(t *testing.T) {
 	e.service("atvip", randomVIP(), port(7004))
 	e.instance("atvip", "i0", hostPort(webVIP, 7000), 1) // (d): not in any configured range
 
+	// The app reserves its config's own listeners (httpAddr) by itself.
 	startCaddy(t, config{etcdURL: e.etcd.URL, httpAddr: httpAddr, guard: true, vip: true,
-		dial: map[string]any{"reserved": []string{httpAddr, reserved}}})
+		dial: map[string]any{"reserved": []string{reserved}}})
 	client := newClient()
 	waitServed(t, client, httpAddr, "web.netsel")
 	testenv.Eventually(t, 5*time.Second, func() bool {
@@ -159,14 +160,16 @@ func vipOf(t *testing.T, s *catalog.Service, port int) string {
 	return netip.AddrPortFrom(s.VIP, uint16(port)).String()
 }
 
-// TestHTTPLoopIs508: an instance at the HTTP proxy's own address, with no
-// dial policy to catch it, makes a request come back to the proxy; the hop
-// marker answers it 508 at once instead of ~1,200 hops.
+// TestHTTPLoopIs508: an instance at an address that leads back to the HTTP
+// proxy through a hop the dial policy cannot know (a TCP relay, as a NAT or
+// another proxy would be) makes a request come back; the hop marker answers
+// it 508 at once instead of ~1,200 hops.
 func TestHTTPLoopIs508(t *testing.T) {
 	e := newEnv(t)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	relay := testenv.StartProxy(t, httpAddr)
 	e.service("loop", randomVIP())
-	e.instance("loop", "i0", httpAddr, 1)
+	e.instance("loop", "i0", relay.Addr(), 1)
 	web := startBackend(t, "web")
 	e.service("web", randomVIP())
 	e.instance("web", "i0", web.addr, 1)
@@ -238,5 +241,35 @@ func TestHostRouting(t *testing.T) {
 		if code != tc.code || !strings.Contains(body, tc.body) {
 			t.Errorf("Host %s: %d %q, want %d with %q", tc.host, code, body, tc.code, tc.body)
 		}
+	}
+}
+
+// TestHealthChecksNeverDialRefused: active health checks do not connect to
+// an instance at a refused address either.
+func TestHealthChecksNeverDialRefused(t *testing.T) {
+	e := newEnv(t)
+	reserved, dialled := countingListener(t)
+	e.service("hc", randomVIP())
+	e.instance("hc", "bad", reserved, 1)
+	up := startBackend(t, "up")
+	down := startBackend(t, "down")
+	e.instance("hc", "up", up.addr, 1)
+	e.instance("hc", "down", down.addr, 1)
+	down.kill()
+	startCaddy(t, config{etcdURL: e.etcd.URL,
+		health: map[string]any{"interval": "50ms", "timeout": "200ms"},
+		dial:   map[string]any{"reserved": []string{reserved}}})
+	app := activeApp(t)
+	// Once the dead instance is marked down, rounds have run over every
+	// instance of the service.
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		hs := app.health.state()
+		return hs != nil && !hs.healthy("hc", "down")
+	}, "the dead instance was never marked down")
+	if n := dialled.Load(); n != 0 {
+		t.Errorf("health checks connected to the reserved address %d times", n)
+	}
+	if v := app.view("hc"); len(v.dials) != 1 || v.dials[0] != up.addr {
+		t.Errorf("view dials %v, want only %s", v.dials, up.addr)
 	}
 }

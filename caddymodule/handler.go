@@ -66,7 +66,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch v := h.app.view(name); {
 	case !inZone:
 		status = http.StatusNotFound
-		msg = fmt.Sprintf("netsel: host %q is not <service>.<zone> in zone %s\n", r.Host, strings.Join(h.app.zones, ", "))
+		msg = fmt.Sprintf("netsel: host %q is not <service>.<zone> in zone %s\n", r.Host, strings.Join(h.app.zoneList(), ", "))
 	case !h.app.Index().Snapshot().Synced():
 		// Not "unknown service": the catalog has not been read yet.
 		status, msg = http.StatusServiceUnavailable, "netsel: the service catalog is not loaded from etcd yet\n"

@@ -6,7 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"strconv"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +45,9 @@ type healthChecker struct {
 	client *http.Client
 	cur    atomic.Pointer[healthState]
 	fails  map[string]int // only touched by run
+	// refused, when set, says which instance addresses must not be
+	// dialled, not even to check them.
+	refused func(*catalog.Snapshot, netip.AddrPort) bool
 }
 
 func newHealthChecker(cfg *HealthChecks, logger *zap.Logger) *healthChecker {
@@ -121,7 +124,11 @@ func (hc *healthChecker) round(ctx context.Context, snap *catalog.Snapshot) {
 				continue
 			}
 			key := e.Name + "/" + in.ID
-			addr := hc.addr(in)
+			ap := hc.addr(in)
+			if hc.refused != nil && hc.refused(snap, ap) {
+				continue // left out of every view: nothing to check
+			}
+			addr := ap.String()
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
@@ -169,14 +176,14 @@ func (hc *healthChecker) round(ctx context.Context, snap *catalog.Snapshot) {
 	hc.cur.Store(&healthState{down: down})
 }
 
-func (hc *healthChecker) addr(in *catalog.Instance) string {
+func (hc *healthChecker) addr(in *catalog.Instance) netip.AddrPort {
 	port := in.Port
 	if hc.cfg.Port != "" {
 		if p, ok := in.PortFor(hc.cfg.Port); ok {
 			port = p
 		}
 	}
-	return net.JoinHostPort(in.Address.String(), strconv.Itoa(port))
+	return netip.AddrPortFrom(in.Address, uint16(port))
 }
 
 // check runs one check: a TCP connect, or an HTTP GET when kind is a path.

@@ -84,12 +84,20 @@ func (a *App) serviceInZone(host string) (string, bool) {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	for _, z := range a.zones {
+	for _, z := range a.zoneList() {
 		if svc, ok := strings.CutSuffix(host, "."+z); ok {
 			return validOrEmpty(svc), true
 		}
 	}
 	return "", false
+}
+
+// zoneList returns the app's zones; the default one before Provision.
+func (a *App) zoneList() []string {
+	if a.zones == nil {
+		return []string{defaultZone}
+	}
+	return a.zones
 }
 
 func validOrEmpty(name string) string {
@@ -134,5 +142,9 @@ func (a *App) looped(r *http.Request) bool {
 // markHop adds the app's pseudonym to r's Via header, so that r is known
 // for a loop should it come back.
 func (a *App) markHop(r *http.Request) {
-	r.Header.Add("Via", fmt.Sprintf("%d.%d %s", r.ProtoMajor, r.ProtoMinor, a.hop))
+	v := "1.1 " + a.hop
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 {
+		v = fmt.Sprintf("%d.%d %s", r.ProtoMajor, r.ProtoMinor, a.hop)
+	}
+	r.Header["Via"] = append(r.Header["Via"], v)
 }

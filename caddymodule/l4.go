@@ -78,7 +78,7 @@ func (h *L4Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		host := cx.Replacer().ReplaceAll(defaultL4Service, "")
 		var inZone bool
 		if name, inZone = h.app.serviceInZone(host); !inZone {
-			return fmt.Errorf("netsel: connection for %q is not for <service>.<zone> in zone %s", host, strings.Join(h.app.zones, ", "))
+			return fmt.Errorf("netsel: connection for %q is not for <service>.<zone> in zone %s", host, strings.Join(h.app.zoneList(), ", "))
 		}
 		if name == "" {
 			return fmt.Errorf("netsel: connection names no valid service (%q)", host)

@@ -79,3 +79,50 @@ func TestL4HandlerRoutesBySNIAndHost(t *testing.T) {
 		t.Errorf("unknown service took %v to fail", d)
 	}
 }
+
+// TestL4HandlerNeverDialsItself: an instance written to etcd at the caddy-l4
+// server's own address would loop every connection through the handler
+// until descriptors ran out; the app reserves its layer4 listeners, so the
+// connection is closed at once.
+func TestL4HandlerNeverDialsItself(t *testing.T) {
+	e := newEnv(t)
+	l4addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	e.service("self", randomVIP())
+	e.instance("self", "a", l4addr, 1)
+	e.service("plain", randomVIP())
+	e.instance("plain", "a", startBackend(t, "plain").addr, 1)
+	startCaddy(t, config{etcdURL: e.etcd.URL, l4: map[string]any{"servers": map[string]any{"l4": map[string]any{
+		"listen": []string{l4addr},
+		"routes": []any{map[string]any{
+			"match":  []any{map[string]any{"http": []any{map[string]any{"host": []string{"*.netsel"}}}}},
+			"handle": []any{map[string]any{"handler": "netsel"}},
+		}},
+	}}}})
+	client := newClient()
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+l4addr+"/", nil)
+		req.Host = "plain.netsel"
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b) == "plain"
+	}, "HTTP by Host never reached service plain through caddy-l4")
+
+	before := openFDs(t)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+l4addr+"/", nil)
+	req.Host = "self.netsel"
+	start := time.Now()
+	if resp, err := newClient().Do(req); err == nil {
+		resp.Body.Close()
+		t.Errorf("an instance at the layer4 listener answered %s", resp.Status)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the connection took %v to fail", d)
+	}
+	if fds := openFDs(t); fds > before+32 {
+		t.Errorf("one connection took descriptors from %d to %d", before, fds)
+	}
+}

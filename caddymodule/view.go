@@ -6,6 +6,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/netsel/netsel/addrpolicy"
+
 	"github.com/netsel/netsel/catalog"
 )
 
@@ -24,8 +26,10 @@ const replHopMarked = "http.netsel.hop_marked"
 type view struct {
 	entry  *catalog.Entry
 	health *healthState
-	// vipsRev is the catalog's VIPs revision the view was checked against.
+	// vipsRev and policy are the catalog's VIPs revision and the dial
+	// policy the view was checked against.
 	vipsRev int64
+	policy  *addrpolicy.Policy
 
 	// instances are the healthy instances, sorted by ID.
 	instances []*catalog.Instance
@@ -58,7 +62,7 @@ func (a *App) view(name string) *view {
 	}
 	hs := a.health.state()
 	if v, ok := a.views.m.Load(name); ok {
-		if v := v.(*view); v.entry == e && v.health == hs && v.vipsRev == snap.VIPsRevision() {
+		if v := v.(*view); v.entry == e && v.health == hs && v.vipsRev == snap.VIPsRevision() && v.policy == a.policy.Load() {
 			return v
 		}
 	}
@@ -74,12 +78,13 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		entry:     e,
 		health:    hs,
 		vipsRev:   snap.VIPsRevision(),
+		policy:    a.policy.Load(),
 		instances: make([]*catalog.Instance, 0, e.Len()),
 		weights:   make(map[string]int, e.Len()),
 	}
 	var refusals []string
 	v.allowed = func(ap netip.AddrPort) bool {
-		err := a.dialRefused(snap, ap)
+		err := a.dialRefused(snap, v.policy, ap)
 		if err != nil {
 			v.refused++
 			if len(refusals) < 10 {
@@ -113,6 +118,6 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 	}
 	// Ports looked up later (not in byPort) are checked as they are found;
 	// they are not counted or logged.
-	v.allowed = func(ap netip.AddrPort) bool { return a.dialRefused(snap, ap) == nil }
+	v.allowed = func(ap netip.AddrPort) bool { return a.dialRefused(snap, v.policy, ap) == nil }
 	return v
 }

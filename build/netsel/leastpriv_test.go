@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -308,6 +309,21 @@ func checkLeastPrivilege(t *testing.T, pki *leastPrivilegePKI, endpoint string) 
 	}
 	if _, err := etcdSide.Services(shortCtx); err == nil {
 		t.Error("the registrar accepts a client certificate of the etcd CA")
+	}
+
+	// The readers really log in as -etcd-reader-user: with a wrong reader
+	// password the runner does not start, though the registrar's
+	// certificate alone would let them read.
+	t.Setenv("NETSEL_ETCD_READER_PASSWORD", "wrong")
+	bad := stackFlags(t, "127.79.0.0/16")
+	bad.etcd, bad.etcdCA, bad.etcdCert, bad.etcdKey, bad.etcdReaderUser = f.etcd, f.etcdCA, f.etcdCert, f.etcdKey, f.etcdReaderUser
+	bad.vipProxy = false
+	var logs testenv.SyncBuffer
+	// A runner that starts runs until this ends.
+	badCtx, badCancel := context.WithTimeout(ctx, 20*time.Second)
+	defer badCancel()
+	if err := runStack(badCtx, bad, slog.New(slog.NewTextHandler(&logs, nil))); err == nil || !strings.Contains(err.Error(), "authentication failed") {
+		t.Errorf("runner with a wrong reader password: %v, want it refused at start (authentication failed)", err)
 	}
 }
 

@@ -33,7 +33,8 @@ Usage:
   netsel delete-service NAME      remove a service with no instances and free its VIP
   netsel watch [NAME]             print the service (or all services) on every change
 
-Run "netsel COMMAND -h" for the flags of a command.
+Run "netsel COMMAND -h" for the flags of a command; flags may come before or
+after the names.
 Client commands talk to the registrar at $NETSEL_REGISTRAR (default http://127.0.0.1:9000).
 `
 

@@ -111,7 +111,7 @@ func TestL4HandlerNeverDialsItself(t *testing.T) {
 		return string(b) == "plain"
 	}, "HTTP by Host never reached service plain through caddy-l4")
 
-	before := openFDs(t)
+	before := testenv.OpenFDs(t)
 	req, _ := http.NewRequest(http.MethodGet, "http://"+l4addr+"/", nil)
 	req.Host = "self.netsel"
 	start := time.Now()
@@ -122,7 +122,7 @@ func TestL4HandlerNeverDialsItself(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the connection took %v to fail", d)
 	}
-	if fds := openFDs(t); fds > before+32 {
+	if fds := testenv.OpenFDs(t); fds > before+32 {
 		t.Errorf("one connection took descriptors from %d to %d", before, fds)
 	}
 }

@@ -119,6 +119,38 @@ func (r *Registrar) revive(ctx context.Context, name, id string, now time.Time) 
 	return int64(ttl / time.Second), nil
 }
 
+// reviveLost puts back, each time the index changes, the instances that
+// etcd let expire while it could not answer their heartbeats (see
+// seenInstances), without waiting for their next heartbeat: after a frozen
+// etcd resumes, they are gone from DNS and the proxies only for as long as
+// this takes. It returns when ctx ends.
+func (r *Registrar) reviveLost(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.ix.Snapshot().Stale():
+		}
+		lost := r.seen.lost(r.ix.Snapshot())
+		for _, in := range lost {
+			rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+			if _, err := r.revive(rctx, in.Service, in.ID, time.Now()); err != nil {
+				r.log.Warn("putting back an instance etcd let expire failed; its next heartbeat tries again", "service", in.Service, "id", in.ID, "err", err)
+			}
+			cancel()
+		}
+		if len(lost) > 0 {
+			// At most one pass every 100ms: a busy index changes far more
+			// often, and a put that fails would only fail again.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
 // indexed returns the lease and record of instance id of service name as
 // the index knows them.
 func (r *Registrar) indexed(name, id string) (int64, *catalog.Instance) {

@@ -111,6 +111,7 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.wg.Go(func() { r.reaper.run(bg) })
 	r.wg.Go(func() { r.alarms.run(bg) })
 	r.wg.Go(func() { r.seen.run(bg) })
+	r.wg.Go(func() { r.reviveLost(bg) })
 	r.handler = r.routes()
 	r.log.Info("registrar ready", "prefix", r.ks.Prefix(), "vip_range", cfg.VIPCIDR.String(),
 		"default_ttl", cfg.DefaultTTL, "auth", r.tokens != nil, "auth_reads", cfg.AuthReads,

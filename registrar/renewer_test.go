@@ -43,3 +43,39 @@ func TestRenewerBoundedWhileEtcdAway(t *testing.T) {
 		return err == nil && ttl > 0
 	}, "renewals do not resume after etcd is back")
 }
+
+// When the keep-alive stream breaks and is opened again (etcd came back from
+// an outage or a leader change), the renewer renews at once every lease it
+// renewed within its TTL, without waiting for the next heartbeat.
+func TestRenewerRenewsLiveLeasesOnReconnect(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
+	reg := testenv.StartRegistrar(t, "http://"+proxy.Addr(), func(c *registrar.Config) { c.RenewCacheFor = -1 })
+	const ttl = 10
+	lease, err := etcd.Client.Grant(context.Background(), ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reg.Registrar
+	if got, err := r.RenewForTest(context.Background(), int64(lease.ID)); err != nil || got <= 0 {
+		t.Fatalf("renew: ttl %d, %v", got, err)
+	}
+	remaining := func() int64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		resp, err := etcd.Client.TimeToLive(ctx, lease.ID)
+		if err != nil {
+			return -1
+		}
+		return resp.TTL
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return remaining() <= ttl-3 }, "the lease's TTL never ran down")
+	streams := metric(t, reg.URL, "netsel_registrar_lease_keepalive_streams_total")
+	proxy.Cut()
+	proxy.Restore()
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		return metric(t, reg.URL, "netsel_registrar_lease_keepalive_streams_total") > streams
+	}, "the keep-alive stream was not opened again")
+	testenv.Eventually(t, 5*time.Second, func() bool { return remaining() >= ttl-1 },
+		"the lease was not renewed when the keep-alive stream was opened again (TTL left %d)", remaining())
+}

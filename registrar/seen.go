@@ -22,6 +22,9 @@ const maxSeen = 1 << 20
 type seenInstances struct {
 	mu sync.Mutex
 	m  map[string]*seenInstance
+	// missing counts the entries with missed set, so that lost costs
+	// nothing while etcd answers.
+	missing int
 }
 
 type seenInstance struct {
@@ -50,10 +53,18 @@ func (s *seenInstances) heard(name, id string, now time.Time) {
 		return
 	}
 	if now.Sub(e.heard) > e.ttl {
-		delete(s.m, seenKey(name, id))
+		s.drop(seenKey(name, id), e)
 		return
 	}
 	e.heard = now
+}
+
+// drop deletes entry e of key k; s.mu is held.
+func (s *seenInstances) drop(k string, e *seenInstance) {
+	if !e.missed.IsZero() {
+		s.missing--
+	}
+	delete(s.m, k)
 }
 
 // renewed notes that etcd renewed (or wrote) name/id at now, with its record
@@ -72,6 +83,9 @@ func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.
 	if in != nil {
 		e.in = in
 	}
+	if !e.missed.IsZero() {
+		s.missing--
+	}
 	e.ttl, e.renewed, e.heard, e.missed = ttl, now, now, time.Time{}
 }
 
@@ -82,6 +96,7 @@ func (s *seenInstances) missed(name, id string, at time.Time) {
 	defer s.mu.Unlock()
 	if e := s.m[seenKey(name, id)]; e != nil && e.missed.IsZero() {
 		e.missed = at
+		s.missing++
 	}
 }
 
@@ -93,17 +108,46 @@ func (s *seenInstances) revivable(name, id string) (*catalog.Instance, time.Dura
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[seenKey(name, id)]
-	if e == nil || e.in == nil || e.missed.IsZero() || !e.missed.Before(e.renewed.Add(e.ttl)) {
+	if e == nil || !e.revivable(time.Now()) {
 		return nil, 0, false
 	}
 	return e.in, e.ttl, true
 }
 
+func (e *seenInstance) revivable(now time.Time) bool {
+	return e.in != nil && !e.missed.IsZero() && e.missed.Before(e.renewed.Add(e.ttl)) && now.Sub(e.heard) <= e.ttl
+}
+
+// lost returns the revivable instances that snap lacks although it has
+// their service.
+func (s *seenInstances) lost(snap *catalog.Snapshot) []*catalog.Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.missing == 0 {
+		return nil
+	}
+	now := time.Now()
+	var lost []*catalog.Instance
+	for _, e := range s.m {
+		if !e.revivable(now) {
+			continue
+		}
+		if svc, ok := snap.Service(e.in.Service); ok && svc.Service != nil {
+			if _, ok := svc.Instance(e.in.ID); !ok {
+				lost = append(lost, e.in)
+			}
+		}
+	}
+	return lost
+}
+
 // forget drops name/id: deregistered, or answered 404.
 func (s *seenInstances) forget(name, id string) {
 	s.mu.Lock()
-	delete(s.m, seenKey(name, id))
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if e := s.m[seenKey(name, id)]; e != nil {
+		s.drop(seenKey(name, id), e)
+	}
 }
 
 // run forgets, every 10s until ctx ends, the instances whose clients have
@@ -119,7 +163,7 @@ func (s *seenInstances) run(ctx context.Context) {
 			s.mu.Lock()
 			for k, e := range s.m {
 				if now.Sub(e.heard) > e.ttl {
-					delete(s.m, k)
+					s.drop(k, e)
 				}
 			}
 			s.mu.Unlock()

@@ -43,6 +43,7 @@ func TestJSONConfigErrors(t *testing.T) {
 		{"vip policy", `{"vip_proxy":{"enabled":true,"policy":"fastest"}}`, "fastest"},
 		{"health path", `{"health_checks":{"path":"healthz"}}`, "must start with '/'"},
 		{"vip unknown key", `{"vip_proxy":{"enabled":true,"port":1}}`, "port"},
+		{"vip max_conns", `{"vip_proxy":{"enabled":true,"max_conns":-2}}`, "max_conns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := `{"admin":{"disabled":true,"config":{"persist":false}},"apps":{"netsel":` + tc.app + `}}`
@@ -78,6 +79,10 @@ func TestCaddyfile(t *testing.T) {
 			policy least_conn
 			tries 2
 			bind_retry 1s
+			max_listeners 100
+			max_conns_per_listener 10
+			max_conns 500
+			idle_timeout 1m
 		}
 		health_checks {
 			interval 2s
@@ -102,7 +107,7 @@ http://:8081 {
 		`"endpoints":["http://127.0.0.1:2379","http://127.0.0.2:2379"]`,
 		`"prefix":"/ns/"`,
 		`"tls":{"cert":"cert.pem","key":"key.pem","ca":"ca.pem"}`,
-		`"vip_proxy":{"enabled":true,"dial_timeout":1000000000,"policy":"least_conn","tries":2,"bind_retry":1000000000}`,
+		`"vip_proxy":{"enabled":true,"dial_timeout":1000000000,"policy":"least_conn","tries":2,"bind_retry":1000000000,"max_listeners":100,"max_conns_per_listener":10,"max_conns":500,"idle_timeout":60000000000}`,
 		`"health_checks":{"interval":2000000000,"timeout":1000000000,"path":"/healthz","port":"http","fails":2}`,
 		`{"handler":"netsel","service":"{http.request.header.X-Service}"}`,
 		`"dynamic_upstreams":{"service":"{http.request.header.X-Service}","source":"netsel"}`,
@@ -122,6 +127,7 @@ func TestCaddyfileErrors(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"unknown option", "{\n netsel {\n  endpiont http://127.0.0.1:2379\n }\n}", "endpiont"},
 		{"unknown vip option", "{\n netsel {\n  vip_proxy {\n   listen 1\n  }\n }\n}", "listen"},
+		{"vip max_conns zero", "{\n netsel {\n  vip_proxy {\n   max_conns 0\n  }\n }\n}", "max_conns"},
 		{"unknown health option", "{\n netsel {\n  health_checks {\n   every 1s\n  }\n }\n}", "every"},
 		{"bad duration", "{\n netsel {\n  dial_timeout soon\n }\n}", "soon"},
 		{"tls arity", "{\n netsel {\n  tls cert.pem\n }\n}", "tls takes"},

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/etcdendpoint"
 )
@@ -42,6 +43,14 @@ type App struct {
 	// HealthChecks configures active health checks of instances; instances
 	// failing them are left out of what the other modules serve.
 	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
+	// DialPolicy narrows which instance addresses the proxies dial; see
+	// DialPolicy for what is refused even without it.
+	DialPolicy *DialPolicy `json:"dial_policy,omitempty"`
+	// Zones are the domains whose "<service>.<zone>" Hosts the HTTP
+	// modules route by default (case-insensitive, with or without a port
+	// or a final dot); other Hosts reach no service, and the netsel handler
+	// answers them 404. Default: ["netsel"].
+	Zones []string `json:"zones,omitempty"`
 
 	// client is owned by the app; index reads through it.
 	client *clientv3.Client
@@ -50,6 +59,11 @@ type App struct {
 	vips   *vipProxy
 	views  viewCache
 	logger *zap.Logger
+	policy *addrpolicy.Policy
+	zones  []string // lower case, no final dot
+	// hop is this app's pseudonym in the Via header of requests its HTTP
+	// modules forward, random per config, to detect loops.
+	hop string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -72,6 +86,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := a.Validate(); err != nil {
 		return err
+	}
+	a.zones = normalZones(a.Zones)
+	a.hop = newHopID()
+	if err := a.provisionPolicy(); err != nil {
+		return fmt.Errorf("netsel: %w", err)
 	}
 	ks, err := catalog.NewKeyspace(a.Prefix)
 	if err != nil {
@@ -126,6 +145,12 @@ func (a *App) Validate() error {
 		if err := a.HealthChecks.validate(); err != nil {
 			return fmt.Errorf("netsel: health_checks: %w", err)
 		}
+	}
+	if err := a.DialPolicy.validate(); err != nil {
+		return fmt.Errorf("netsel: %w", err)
+	}
+	if err := validateZones(a.Zones); err != nil {
+		return fmt.Errorf("netsel: %w", err)
 	}
 	return nil
 }

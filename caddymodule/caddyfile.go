@@ -41,6 +41,13 @@ func init() {
 //			port     <name>
 //			fails    <n>
 //		}
+//		dial_policy {
+//			vip_cidrs <cidr>...
+//			reserved  <host:port|url>...
+//			allow     <cidr>...
+//			deny      <cidr>...
+//		}
+//		zones <domain>...
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -103,6 +110,19 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.HealthChecks = new(HealthChecks)
 			err = a.HealthChecks.unmarshalBlock(d)
+		case "dial_policy":
+			if len(args) != 0 {
+				return d.ArgErr()
+			}
+			if a.DialPolicy == nil {
+				a.DialPolicy = new(DialPolicy)
+			}
+			err = a.DialPolicy.unmarshalBlock(d)
+		case "zones", "zone":
+			if len(args) == 0 {
+				return d.Errf("netsel %s needs at least one domain", opt)
+			}
+			a.Zones = append(a.Zones, args...)
 		default:
 			return d.Errf("unrecognized netsel option '%s'", opt)
 		}
@@ -218,4 +238,27 @@ func parseCount(s string) (int, error) {
 		return 0, fmt.Errorf("must be at least 1")
 	}
 	return n, nil
+}
+
+func (p *DialPolicy) unmarshalBlock(d *caddyfile.Dispenser) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.Errf("netsel dial_policy %s needs at least one value", opt)
+		}
+		switch opt {
+		case "vip_cidrs", "vip_cidr":
+			p.VIPCIDRs = append(p.VIPCIDRs, args...)
+		case "reserved":
+			p.Reserved = append(p.Reserved, args...)
+		case "allow":
+			p.Allow = append(p.Allow, args...)
+		case "deny":
+			p.Deny = append(p.Deny, args...)
+		default:
+			return d.Errf("unrecognized netsel dial_policy option '%s'", opt)
+		}
+	}
+	return nil
 }

@@ -44,6 +44,14 @@ func TestJSONConfigErrors(t *testing.T) {
 		{"health path", `{"health_checks":{"path":"healthz"}}`, "must start with '/'"},
 		{"vip unknown key", `{"vip_proxy":{"enabled":true,"port":1}}`, "port"},
 		{"vip max_conns", `{"vip_proxy":{"enabled":true,"max_conns":-2}}`, "max_conns"},
+		{"dial policy vip cidr", `{"dial_policy":{"vip_cidrs":["127.77.0.0/33"]}}`, "dial_policy: vip_cidrs[0]"},
+		{"dial policy allow", `{"dial_policy":{"allow":["10.0.0.0/8","nope"]}}`, "dial_policy: allow[1]"},
+		{"dial policy deny", `{"dial_policy":{"deny":["fe80::1%eth0"]}}`, "dial_policy: deny[0]"},
+		{"dial policy reserved port", `{"dial_policy":{"reserved":["127.0.0.1"]}}`, "dial_policy: reserved[0]"},
+		{"dial policy reserved zero", `{"dial_policy":{"reserved":[":0"]}}`, "dial_policy: reserved[0]"},
+		{"dial policy unknown key", `{"dial_policy":{"vips":["127.77.0.0/16"]}}`, "vips"},
+		{"zone empty", `{"zones":["netsel","."]}`, "zones[1] is empty"},
+		{"zone not a domain", `{"zones":["net sel"]}`, "zones[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := `{"admin":{"disabled":true,"config":{"persist":false}},"apps":{"netsel":` + tc.app + `}}`
@@ -91,6 +99,13 @@ func TestCaddyfile(t *testing.T) {
 			port http
 			fails 2
 		}
+		dial_policy {
+			vip_cidrs 127.77.0.0/16
+			reserved 127.0.0.1:9000 :8081 http://127.0.0.1:2379
+			allow 127.0.0.0/8 10.0.0.0/8
+			deny 10.9.0.0/16
+		}
+		zones netsel svc.example.com
 	}
 }
 http://:8081 {
@@ -109,6 +124,8 @@ http://:8081 {
 		`"tls":{"cert":"cert.pem","key":"key.pem","ca":"ca.pem"}`,
 		`"vip_proxy":{"enabled":true,"dial_timeout":1000000000,"policy":"least_conn","tries":2,"bind_retry":1000000000,"max_listeners":100,"max_conns_per_listener":10,"max_conns":500,"idle_timeout":60000000000}`,
 		`"health_checks":{"interval":2000000000,"timeout":1000000000,"path":"/healthz","port":"http","fails":2}`,
+		`"dial_policy":{"vip_cidrs":["127.77.0.0/16"],"reserved":["127.0.0.1:9000",":8081","http://127.0.0.1:2379"],"allow":["127.0.0.0/8","10.0.0.0/8"],"deny":["10.9.0.0/16"]}`,
+		`"zones":["netsel","svc.example.com"]`,
 		`{"handler":"netsel","service":"{http.request.header.X-Service}"}`,
 		`"dynamic_upstreams":{"service":"{http.request.header.X-Service}","source":"netsel"}`,
 		`"selection_policy":{"policy":"netsel_weighted"}`,
@@ -129,6 +146,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"unknown vip option", "{\n netsel {\n  vip_proxy {\n   listen 1\n  }\n }\n}", "listen"},
 		{"vip max_conns zero", "{\n netsel {\n  vip_proxy {\n   max_conns 0\n  }\n }\n}", "max_conns"},
 		{"unknown health option", "{\n netsel {\n  health_checks {\n   every 1s\n  }\n }\n}", "every"},
+		{"unknown dial_policy option", "{\n netsel {\n  dial_policy {\n   permit 10.0.0.0/8\n  }\n }\n}", "permit"},
+		{"dial_policy empty", "{\n netsel {\n  dial_policy {\n   deny\n  }\n }\n}", "needs at least one value"},
+		{"zones empty", "{\n netsel {\n  zones\n }\n}", "needs at least one domain"},
 		{"bad duration", "{\n netsel {\n  dial_timeout soon\n }\n}", "soon"},
 		{"tls arity", "{\n netsel {\n  tls cert.pem\n }\n}", "tls takes"},
 		{"prefix arity", "{\n netsel {\n  prefix\n }\n}", "prefix takes one argument"},
@@ -144,28 +164,41 @@ func TestCaddyfileErrors(t *testing.T) {
 }
 
 func TestServiceFor(t *testing.T) {
-	for _, tc := range []struct{ host, template, want string }{
-		{"web.netsel", "", "web"},
-		{"web.netsel:8081", "", "web"},
-		{"WEB.example.com", "", "web"},
-		{"web", "", "web"},
-		{"web:80", "", "web"},
-		{"[::1]:80", "", ""},
-		{"127.0.0.1:8081", "", "127"},
-		{"-x-.netsel", "", ""},
-		{"under_score.tld", "", ""},
-		{"web.netsel", "{svc}", "api"},
-		{"web.netsel", "fixed", "fixed"},
-		{"web.netsel", "{missing}", ""},
-		{"web.netsel", "{svc}.netsel", "api"},
+	a := &App{zones: normalZones([]string{"netsel", "Svc.Example.COM."})}
+	for _, tc := range []struct {
+		host, template, want string
+		inZone               bool
+	}{
+		{"web.netsel", "", "web", true},
+		{"web.netsel:8081", "", "web", true},
+		{"WEB.NetSel.", "", "web", true},
+		{"web.netsel.:8081", "", "web", true},
+		{"api.svc.example.com", "", "api", true},
+		{"-x-.netsel", "", "", true},
+		{"a.b.netsel", "", "", true}, // a service is one label
+		{"netsel", "", "", false},
+		{"WEB.example.com", "", "", false},
+		{"web", "", "", false},
+		{"web:80", "", "", false},
+		{"web.netselx", "", "", false},
+		{"webnetsel", "", "", false},
+		{"[::1]:80", "", "", false},
+		{"127.0.0.1", "", "", false},
+		{"127.0.0.1:8081", "", "", false},
+		{"under_score.tld", "", "", false},
+		// The explicit template form names the service whatever the host.
+		{"web.netsel", "{svc}", "api", true},
+		{"127.0.0.1", "fixed", "fixed", true},
+		{"web.netsel", "{missing}", "", true},
+		{"web.netsel", "{svc}.netsel", "api", true},
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Host = tc.host
 		repl := caddy.NewReplacer()
 		repl.Set("svc", "API")
 		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
-		if got := serviceFor(r, tc.template); got != tc.want {
-			t.Errorf("serviceFor(host %q, %q) = %q, want %q", tc.host, tc.template, got, tc.want)
+		if got, in := a.serviceFor(r, tc.template); got != tc.want || in != tc.inZone {
+			t.Errorf("serviceFor(host %q, %q) = %q, %v; want %q, %v", tc.host, tc.template, got, in, tc.want, tc.inZone)
 		}
 	}
 }

@@ -2,14 +2,17 @@
 //
 //   - netsel: the app. It owns the etcd client and one catalog.Index per
 //     Caddy config, shared by every module below, and optionally runs active
-//     health checks and the layer-4 VIP listeners.
+//     health checks and the layer-4 VIP listeners. Its dial policy keeps
+//     every module from dialling an instance at a refused address (see
+//     package addrpolicy), at a VIP, or at one of NetSel's own listeners.
 //   - http.reverse_proxy.upstreams.netsel: a dynamic upstream source that
 //     returns, from memory, the healthy instances of the service named by the
-//     request (default: the first label of the Host).
+//     request (default: <service> of a Host <service>.<zone>).
 //   - http.reverse_proxy.selection_policies.netsel_weighted: a selection
 //     policy that honours instance weights.
 //   - http.handlers.netsel: answers 502 with a clear body when the request's
-//     service is unknown or has no healthy instance, before reverse_proxy.
+//     service is unknown or has no healthy instance, 404 to a Host outside
+//     the zones and 508 to a request that looped back, before reverse_proxy.
 //   - layer4.handlers.netsel: a caddy-l4 handler that proxies a connection to
 //     the service named by a placeholder, e.g. {l4.tls.server_name}.
 //

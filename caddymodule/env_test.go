@@ -162,6 +162,8 @@ type config struct {
 	health   map[string]any
 	l4       map[string]any // layer4 app, if any
 	prefix   string
+	dial     map[string]any // the app's dial_policy, if any
+	zones    []string
 }
 
 func (c config) JSON() []byte {
@@ -176,6 +178,12 @@ func (c config) JSON() []byte {
 	}
 	if c.health != nil {
 		app["health_checks"] = c.health
+	}
+	if c.dial != nil {
+		app["dial_policy"] = c.dial
+	}
+	if c.zones != nil {
+		app["zones"] = c.zones
 	}
 	apps := map[string]any{"netsel": app}
 	if c.httpAddr != "" {

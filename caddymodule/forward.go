@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +51,8 @@ type candidate struct {
 	weight int
 }
 
-// candidates returns the dial addresses of v's instances for port name.
+// candidates returns the dial addresses of v's instances for port name,
+// less those the dial policy refuses.
 func candidates(v *view, port string) []candidate {
 	cs := make([]candidate, 0, len(v.instances))
 	for _, in := range v.instances {
@@ -59,7 +60,11 @@ func candidates(v *view, port string) []candidate {
 		if !ok {
 			continue
 		}
-		cs = append(cs, candidate{net.JoinHostPort(in.Address.String(), strconv.Itoa(p)), in.Weight})
+		ap := netip.AddrPortFrom(in.Address, uint16(p))
+		if v.allowed != nil && !v.allowed(ap) {
+			continue
+		}
+		cs = append(cs, candidate{ap.String(), in.Weight})
 	}
 	return cs
 }

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -16,15 +17,20 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("netsel", httpcaddyfile.Before, "reverse_proxy")
 }
 
-// Handler answers 502 Bad Gateway with a body naming the service when the
-// request's service is unknown or has no healthy instance, 503 with
-// Retry-After until the app has first read the catalog from etcd, and otherwise
-// sets {http.netsel.service} and passes the request on, typically to a
-// reverse_proxy with "dynamic netsel". Without it such requests get Caddy's
-// bare 503 for "no upstreams available".
+// Handler guards the HTTP proxy. It answers 508 Loop Detected to a request
+// that has already passed through this proxy (its Via header names the
+// app), 404 naming the zones to a Host that is not "<service>.<zone>", 502
+// Bad Gateway with a body naming the service when the request's service is
+// unknown or has no instance to dial, and 503 with Retry-After until the app
+// has first read the catalog from etcd. Otherwise it sets
+// {http.netsel.service}, adds the app to the request's Via header and
+// passes the request on, typically to a reverse_proxy with "dynamic netsel".
+// Without it such requests get Caddy's bare 503 for "no upstreams
+// available", and loops are not detected.
 type Handler struct {
 	// Service names the service, with placeholders, as in the netsel
-	// upstream source. Default: the host's first label.
+	// upstream source. Default: <service> of a Host "<service>.<zone>" for
+	// one of the app's zones.
 	Service string `json:"service,omitempty"`
 
 	app *App
@@ -50,9 +56,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	name := serviceFor(r, h.Service)
+	if h.app.looped(r) {
+		return plain(w, http.StatusLoopDetected, fmt.Sprintf(
+			"netsel: loop detected: this request has already passed through this proxy (Via: %s); an instance of its service points back at the proxy\n",
+			strings.Join(r.Header.Values("Via"), ", ")))
+	}
+	name, inZone := h.app.serviceFor(r, h.Service)
 	status, msg := http.StatusBadGateway, ""
 	switch v := h.app.view(name); {
+	case !inZone:
+		status = http.StatusNotFound
+		msg = fmt.Sprintf("netsel: host %q is not <service>.<zone> in zone %s\n", r.Host, strings.Join(h.app.zones, ", "))
 	case !h.app.Index().Snapshot().Synced():
 		// Not "unknown service": the catalog has not been read yet.
 		status, msg = http.StatusServiceUnavailable, "netsel: the service catalog is not loaded from etcd yet\n"
@@ -61,14 +75,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		msg = "netsel: the request names no service (host " + fmt.Sprintf("%q", r.Host) + ")\n"
 	case v == nil:
 		msg = fmt.Sprintf("netsel: unknown service %q\n", name)
+	case len(v.dials) == 0 && v.refused > 0:
+		msg = fmt.Sprintf("netsel: service %q has no instance the proxy may dial (%d refused by its address policy)\n", name, v.refused)
 	case len(v.dials) == 0:
 		msg = fmt.Sprintf("netsel: service %q has no healthy instance\n", name)
 	default:
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 			repl.Set(replService, name)
+			repl.Set(replHopMarked, true)
 		}
+		h.app.markHop(r)
 		return next.ServeHTTP(w, r)
 	}
+	return plain(w, status, msg)
+}
+
+// plain answers status with msg as text.
+func plain(w http.ResponseWriter, status int, msg string) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

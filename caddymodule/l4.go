@@ -28,7 +28,8 @@ const defaultL4Service = "{l4.tls.server_name}{l4.http.host}"
 // whole, TLS included, with the bytes the matchers read replayed.
 type L4Handler struct {
 	// Service names the service, with placeholders; the first DNS label of
-	// the result is used. Default: "{l4.tls.server_name}{l4.http.host}".
+	// the result is used. Default: <service> of the TLS server name or HTTP
+	// host "<service>.<zone>" for one of the app's zones.
 	Service string `json:"service,omitempty"`
 	// Port is the service port name to reach on instances. Default: the
 	// port named "default", else the service's first TCP port.
@@ -72,13 +73,21 @@ func (h *L4Handler) Provision(ctx caddy.Context) error {
 
 // Handle proxies cx to an instance of its service.
 func (h *L4Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
-	tmpl := h.Service
-	if tmpl == "" {
-		tmpl = defaultL4Service
-	}
-	name := strings.ToLower(firstLabel(cx.Replacer().ReplaceAll(tmpl, "")))
-	if !catalog.ValidName(name) {
-		return fmt.Errorf("netsel: connection names no valid service (%q gave %q)", tmpl, name)
+	var name string
+	if h.Service == "" {
+		host := cx.Replacer().ReplaceAll(defaultL4Service, "")
+		var inZone bool
+		if name, inZone = h.app.serviceInZone(host); !inZone {
+			return fmt.Errorf("netsel: connection for %q is not for <service>.<zone> in zone %s", host, strings.Join(h.app.zones, ", "))
+		}
+		if name == "" {
+			return fmt.Errorf("netsel: connection names no valid service (%q)", host)
+		}
+	} else {
+		name = strings.ToLower(firstLabel(cx.Replacer().ReplaceAll(h.Service, "")))
+		if !catalog.ValidName(name) {
+			return fmt.Errorf("netsel: connection names no valid service (%q gave %q)", h.Service, name)
+		}
 	}
 	v := h.app.view(name)
 	if v == nil {

@@ -45,7 +45,7 @@ func (s *WeightedSelection) Select(pool reverseproxy.UpstreamPool, r *http.Reque
 	var weights map[string]int
 	name, ok := serviceFromRepl(r)
 	if !ok {
-		name = serviceFor(r, "")
+		name, _ = s.app.serviceFor(r, "")
 	}
 	if v := s.app.view(name); v != nil {
 		weights = v.weights

@@ -14,12 +14,16 @@ func init() {
 
 // Upstreams is a dynamic upstream source that returns, from the netsel
 // app's in-memory catalog, the healthy instances of one service, sorted by
-// instance ID, dialled at each instance's main port. The service is the
-// first DNS label of Service, with placeholders replaced per request, or by
-// default of the request's host, so "Host: web.netsel" reaches service
-// "web". An unknown service, or one with no healthy instance, yields no
-// upstreams, which Caddy answers with 503 at once; put the netsel handler
-// before reverse_proxy for a 502 that names the service.
+// instance ID, dialled at each instance's main port, less those at addresses
+// the app's dial policy refuses. The service is the first DNS label of
+// Service, with placeholders replaced per request, or by default <service>
+// of a Host "<service>.<zone>" in one of the app's zones, so "Host:
+// web.netsel" reaches service "web". An unknown service, one with no healthy
+// instance, a Host outside the zones, or a request that has already passed
+// through this app yields no upstreams, which Caddy answers with 503 at
+// once; put the netsel handler before reverse_proxy for a 502 that names the
+// service, a 404 naming the zones, a 508 for a loop, and the Via mark that
+// detects loops.
 //
 // Caddy's load balancing, retries and passive health checks apply to what
 // this returns. Caddy's weighted_round_robin takes weights from its own
@@ -27,7 +31,8 @@ func init() {
 // instance weights.
 type Upstreams struct {
 	// Service names the service, with placeholders, e.g.
-	// "{http.request.header.X-Service}". Default: the host's first label.
+	// "{http.request.header.X-Service}". Default: <service> of a Host
+	// "<service>.<zone>" for one of the app's zones.
 	Service string `json:"service,omitempty"`
 
 	app *App
@@ -59,11 +64,15 @@ func (u *Upstreams) Provision(ctx caddy.Context) error {
 // (Host, circuit breaker, limits) and sharing them between concurrent
 // requests would race.
 func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, error) {
-	name := serviceFor(r, u.Service)
+	name, _ := u.app.serviceFor(r, u.Service)
 	if name == "" {
 		return nil, nil
 	}
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl != nil {
+		if marked, _ := repl.Get(replHopMarked); marked == nil && u.app.looped(r) {
+			return nil, nil // it came back through us: dial nothing
+		}
 		repl.Set(replService, name)
 	}
 	v := u.app.view(name)

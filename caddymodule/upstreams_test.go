@@ -30,7 +30,7 @@ func TestHTTPRoutesByHost(t *testing.T) {
 	waitServed(t, client, addr, "alpha.netsel")
 
 	for _, svc := range []string{"alpha", "beta"} {
-		for _, host := range []string{svc + ".netsel", strings.ToUpper(svc) + ".netsel:8081", svc} {
+		for _, host := range []string{svc + ".netsel", strings.ToUpper(svc) + ".netsel:8081", svc + ".netsel."} {
 			got := counts(t, client, addr, host, 60)
 			if len(got) != 3 {
 				t.Errorf("Host %s: answers %v, want the 3 instances of %s", host, got, svc)

@@ -1,13 +1,10 @@
 package caddymodule
 
 import (
-	"net"
-	"net/http"
-	"strconv"
-	"strings"
+	"net/netip"
 	"sync"
 
-	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/netsel/netsel/catalog"
 )
@@ -16,12 +13,19 @@ import (
 // once the netsel handler or upstream source has resolved it.
 const replService = "http.netsel.service"
 
+// replHopMarked is set once the netsel handler has added the app to a
+// request's Via header, so that the upstream source does not take its own
+// mark for a loop.
+const replHopMarked = "http.netsel.hop_marked"
+
 // view is what the modules serve for one service: its healthy instances,
 // derived from one catalog entry and one health state and cached until
 // either changes, so a request that finds nothing changed computes nothing.
 type view struct {
 	entry  *catalog.Entry
 	health *healthState
+	// vipsRev is the catalog's VIPs revision the view was checked against.
+	vipsRev int64
 
 	// instances are the healthy instances, sorted by ID.
 	instances []*catalog.Instance
@@ -32,6 +36,10 @@ type view struct {
 	// byPort holds, for each port name of the service, the instances that
 	// serve it, for the layer-4 proxies.
 	byPort map[string][]candidate
+	// refused counts the healthy instance ports the dial policy refuses;
+	// allowed says whether an address:port may be dialled.
+	refused int
+	allowed func(netip.AddrPort) bool
 }
 
 // viewCache holds the last view of each service that was asked for.
@@ -42,35 +50,54 @@ type viewCache struct {
 // view returns the current view of service name, or nil when the service is
 // unknown. The view may hold no instances.
 func (a *App) view(name string) *view {
-	e, ok := a.index.Snapshot().Service(name)
+	snap := a.index.Snapshot()
+	e, ok := snap.Service(name)
 	if !ok {
 		a.views.m.Delete(name)
 		return nil
 	}
 	hs := a.health.state()
 	if v, ok := a.views.m.Load(name); ok {
-		if v := v.(*view); v.entry == e && v.health == hs {
+		if v := v.(*view); v.entry == e && v.health == hs && v.vipsRev == snap.VIPsRevision() {
 			return v
 		}
 	}
-	v := newView(e, hs)
+	v := a.newView(snap, e, hs)
 	a.views.m.Store(name, v)
 	return v
 }
 
-func newView(e *catalog.Entry, hs *healthState) *view {
+// newView builds the view of e: its healthy instances, less the addresses
+// the dial policy refuses, which are logged once per view.
+func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState) *view {
 	v := &view{
 		entry:     e,
 		health:    hs,
+		vipsRev:   snap.VIPsRevision(),
 		instances: make([]*catalog.Instance, 0, e.Len()),
 		weights:   make(map[string]int, e.Len()),
+	}
+	var refusals []string
+	v.allowed = func(ap netip.AddrPort) bool {
+		err := a.dialRefused(snap, ap)
+		if err != nil {
+			v.refused++
+			if len(refusals) < 10 {
+				refusals = append(refusals, err.Error())
+			}
+		}
+		return err == nil
 	}
 	for _, in := range e.Instances() {
 		if !hs.healthy(e.Name, in.ID) {
 			continue
 		}
-		d := net.JoinHostPort(in.Address.String(), strconv.Itoa(in.Port))
 		v.instances = append(v.instances, in)
+		ap := netip.AddrPortFrom(in.Address, uint16(in.Port))
+		if !v.allowed(ap) {
+			continue
+		}
+		d := ap.String()
 		v.dials = append(v.dials, d)
 		v.weights[d] = in.Weight
 	}
@@ -80,38 +107,12 @@ func newView(e *catalog.Entry, hs *healthState) *view {
 			v.byPort[p.Name] = candidates(v, p.Name)
 		}
 	}
+	if v.refused > 0 && a.logger != nil {
+		a.logger.Warn("instances left out: the dial policy refuses their addresses",
+			zap.String("service", e.Name), zap.Int("refused", v.refused), zap.Strings("why", refusals))
+	}
+	// Ports looked up later (not in byPort) are checked as they are found;
+	// they are not counted or logged.
+	v.allowed = func(ap netip.AddrPort) bool { return a.dialRefused(snap, ap) == nil }
 	return v
-}
-
-// serviceFor names the service an HTTP request is for: the first DNS label
-// of the configured template with placeholders replaced when it is set, else
-// of the request's host; lower-cased. It returns "" when that is not a valid
-// service name.
-func serviceFor(r *http.Request, template string) string {
-	s := r.Host
-	if template != "" {
-		s = template
-		if strings.IndexByte(template, '{') >= 0 {
-			repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-			if repl != nil {
-				s = repl.ReplaceAll(template, "")
-			}
-		}
-	}
-	name := strings.ToLower(firstLabel(s))
-	if !catalog.ValidName(name) {
-		return ""
-	}
-	return name
-}
-
-// firstLabel returns the first DNS label of host, which may carry a port.
-func firstLabel(host string) string {
-	if strings.HasPrefix(host, "[") { // an IPv6 literal has no labels
-		return ""
-	}
-	if i := strings.IndexAny(host, ".:"); i >= 0 {
-		return host[:i]
-	}
-	return host
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -13,15 +12,6 @@ import (
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-// openFDs returns how many descriptors this process has open.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd:", err)
-	}
-	return len(ents)
-}
 
 // proxied dials addr and reads the echo server's prefix: the connection
 // reached an instance. It returns the open connection.
@@ -81,11 +71,11 @@ func TestVIPConnectionCaps(t *testing.T) {
 	for range 4 {
 		held = append(held, proxied(t, addrA))
 	}
-	before := openFDs(t)
+	before := testenv.OpenFDs(t)
 	for range 50 {
 		refusedAtOnce(t, addrA)
 	}
-	if grew := openFDs(t) - before; grew > 10 {
+	if grew := testenv.OpenFDs(t) - before; grew > 10 {
 		t.Errorf("50 refused connections left %d more descriptors open", grew)
 	}
 	for range 2 {

@@ -78,6 +78,7 @@ type Snapshot struct {
 	synced    bool
 	services  map[string]*Entry
 	vips      map[netip.Addr]string
+	vipsRev   int64 // the revision the set of VIPs last changed at
 	instances int
 	next      chan struct{}
 }
@@ -112,6 +113,11 @@ func (s *Snapshot) ByVIP(vip netip.Addr) (*Entry, bool) {
 	e, ok := s.services[name]
 	return e, ok
 }
+
+// VIPsRevision returns the revision at which the set of VIPs last changed
+// (a service with a VIP came or went), so that callers may cache work that
+// depends on which addresses are VIPs until it changes.
+func (s *Snapshot) VIPsRevision() int64 { return s.vipsRev }
 
 // Names returns the names of all services, sorted.
 func (s *Snapshot) Names() []string {

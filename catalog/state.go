@@ -157,11 +157,12 @@ func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
 		}
 		clear(st.dirty)
 		if !vipsChanged {
-			next.vips = prev.vips
+			next.vips, next.vipsRev = prev.vips, prev.vipsRev
 			return next
 		}
 	}
 	clear(st.dirty)
+	next.vipsRev = rev
 	next.vips = make(map[netip.Addr]string, len(next.services))
 	next.instances = 0
 	for name, e := range next.services {

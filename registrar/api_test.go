@@ -122,7 +122,7 @@ func TestDeleteUndecodableService(t *testing.T) {
 func TestAuth(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	file := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(file, []byte("# tokens\nadmin-token\nservice-token register\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("# tokens\nadmin-token-0123456789\nservice-token-0123456789 register\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reg := testenv.StartRegistrar(t, etcd.URL, func(c *registrar.Config) { c.TokenFile = file })
@@ -148,7 +148,7 @@ func TestAuth(t *testing.T) {
 	if k := keys(t, etcd.Client); len(k) != 0 {
 		t.Errorf("unauthorized writes left keys %v", k)
 	}
-	svc := []string{"Authorization", "Bearer service-token"}
+	svc := []string{"Authorization", "Bearer service-token-0123456789"}
 	if r := do(t, "POST", url, body, svc...); r.status != http.StatusOK {
 		t.Fatalf("register with the service token: %d %s", r.status, r.body)
 	}
@@ -161,7 +161,7 @@ func TestAuth(t *testing.T) {
 	if r := do(t, "DELETE", reg.URL+"/v1/services/web", nil, svc...); r.status != http.StatusForbidden {
 		t.Errorf("admin call with the service token: %d %s, want 403", r.status, r.body)
 	}
-	if r := do(t, "DELETE", url+"/a", nil, "Authorization", "Bearer admin-token"); r.status != http.StatusNoContent {
+	if r := do(t, "DELETE", url+"/a", nil, "Authorization", "Bearer admin-token-0123456789"); r.status != http.StatusNoContent {
 		t.Errorf("deregister with the admin token: %d %s", r.status, r.body)
 	}
 }

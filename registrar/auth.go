@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // Action is what a request does, as far as authorization is concerned. Each
@@ -44,6 +45,10 @@ func (a Action) bits() (uint8, bool) {
 	}
 	return 0, false
 }
+
+// MinTokenLength is the fewest characters a token of the token file may
+// have; a shorter one is refused at load, naming its line.
+const MinTokenLength = 16
 
 // token is one accepted bearer token; only its hash is kept.
 type token struct {
@@ -118,7 +123,9 @@ func (t *tokens) count() int { return len(t.set.Load().list) }
 //	a41d...9b actions=read name=dashboard
 //
 // actions defaults to every action and services to "*". Patterns are
-// path.Match globs over service names. For compatibility, a bare second
+// path.Match globs over service names; "[!" is refused, since path.Match
+// negates a class with "[^" and would read "[!w]" as "'!' or 'w'". A token
+// has at least MinTokenLength characters. For compatibility, a bare second
 // field is a list of actions: "TOKEN register".
 func parseTokens(b []byte) (*tokenSet, error) {
 	set := &tokenSet{}
@@ -157,6 +164,9 @@ func parseTokenLine(line string) (token, error) {
 	if strings.Contains(fields[0], "=") {
 		return tok, errors.New(`a line starts with the token, then "actions=..." and "services=..."`)
 	}
+	if n := utf8.RuneCountInString(fields[0]); n < MinTokenLength {
+		return tok, fmt.Errorf("the token has %d characters, fewer than %d (make one with: openssl rand -hex 32)", n, MinTokenLength)
+	}
 	var actions, services string
 	haveActions := false
 	for i, f := range fields[1:] {
@@ -192,6 +202,10 @@ func parseTokenLine(line string) (token, error) {
 	for p := range strings.SplitSeq(services, ",") {
 		if _, err := path.Match(p, ""); p == "" || err != nil {
 			return tok, fmt.Errorf("service pattern %q is not a glob such as web-*", p)
+		}
+		if strings.Contains(p, "[!") {
+			// path.Match negates with [^...]; [!w] is the set of '!' and 'w'.
+			return tok, fmt.Errorf("service pattern %q: [!...] is not a negation here (path.Match reads it as a set holding '!'); negate with [^...]", p)
 		}
 		tok.services = append(tok.services, p)
 	}

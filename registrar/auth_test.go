@@ -27,10 +27,10 @@ func writeFile(t *testing.T, file, content string) {
 }
 
 const scopedTokens = `# NetSel tokens
-web-token actions=register services=web-*,api name=web-deployer
-ops-token actions=admin name=ops
-dash-token actions=read name=dashboard
-legacy-token register
+web-token-0123456789 actions=register services=web-*,api name=web-deployer
+ops-token-0123456789 actions=admin name=ops
+dash-token-0123456789 actions=read name=dashboard
+legacy-token-0123456789 register
 `
 
 func bearer(tok string) []string {
@@ -59,21 +59,21 @@ func TestAuthScopes(t *testing.T) {
 		{"prefix of a token", "POST", inst("web-1"), body, bearer("web"), 401},
 		{"not bearer", "POST", inst("web-1"), body, []string{"Authorization", "Basic d2ViOnRva2Vu"}, 401},
 		{"empty bearer", "POST", inst("web-1"), body, []string{"Authorization", "Bearer "}, 401},
-		{"lower-case scheme", "POST", inst("web-1"), body, []string{"Authorization", "bearer web-token"}, 200},
-		{"pattern match", "POST", inst("web-2"), body, bearer("web-token"), 200},
-		{"exact name", "POST", inst("api"), body, bearer("web-token"), 200},
-		{"outside patterns", "POST", inst("db"), body, bearer("web-token"), 403},
-		{"pattern is whole-name", "POST", inst("my-web-1"), body, bearer("web-token"), 403},
-		{"read-only token writes", "POST", inst("web-1"), body, bearer("dash-token"), 403},
-		{"heartbeat in scope", "PUT", inst("web-1") + "/a/heartbeat", nil, bearer("web-token"), 200},
-		{"heartbeat outside scope", "PUT", inst("db") + "/a/heartbeat", nil, bearer("web-token"), 403},
-		{"deregister outside scope", "DELETE", inst("db") + "/a", nil, bearer("web-token"), 403},
-		{"register token on admin", "DELETE", reg.URL + "/v1/services/web-2", nil, bearer("web-token"), 403},
-		{"legacy register token", "POST", inst("db"), body, bearer("legacy-token"), 200},
-		{"legacy register token on admin", "DELETE", reg.URL + "/v1/services/db", nil, bearer("legacy-token"), 403},
-		{"admin registers anything", "POST", inst("cache"), body, bearer("ops-token"), 200},
-		{"deregister in scope", "DELETE", inst("web-2") + "/a", nil, bearer("web-token"), 204},
-		{"admin deletes a service", "DELETE", reg.URL + "/v1/services/web-2", nil, bearer("ops-token"), 204},
+		{"lower-case scheme", "POST", inst("web-1"), body, []string{"Authorization", "bearer web-token-0123456789"}, 200},
+		{"pattern match", "POST", inst("web-2"), body, bearer("web-token-0123456789"), 200},
+		{"exact name", "POST", inst("api"), body, bearer("web-token-0123456789"), 200},
+		{"outside patterns", "POST", inst("db"), body, bearer("web-token-0123456789"), 403},
+		{"pattern is whole-name", "POST", inst("my-web-1"), body, bearer("web-token-0123456789"), 403},
+		{"read-only token writes", "POST", inst("web-1"), body, bearer("dash-token-0123456789"), 403},
+		{"heartbeat in scope", "PUT", inst("web-1") + "/a/heartbeat", nil, bearer("web-token-0123456789"), 200},
+		{"heartbeat outside scope", "PUT", inst("db") + "/a/heartbeat", nil, bearer("web-token-0123456789"), 403},
+		{"deregister outside scope", "DELETE", inst("db") + "/a", nil, bearer("web-token-0123456789"), 403},
+		{"register token on admin", "DELETE", reg.URL + "/v1/services/web-2", nil, bearer("web-token-0123456789"), 403},
+		{"legacy register token", "POST", inst("db"), body, bearer("legacy-token-0123456789"), 200},
+		{"legacy register token on admin", "DELETE", reg.URL + "/v1/services/db", nil, bearer("legacy-token-0123456789"), 403},
+		{"admin registers anything", "POST", inst("cache"), body, bearer("ops-token-0123456789"), 200},
+		{"deregister in scope", "DELETE", inst("web-2") + "/a", nil, bearer("web-token-0123456789"), 204},
+		{"admin deletes a service", "DELETE", reg.URL + "/v1/services/web-2", nil, bearer("ops-token-0123456789"), 204},
 		{"reads are open", "GET", reg.URL + "/v1/services", nil, nil, 200},
 		{"read a service, open", "GET", reg.URL + "/v1/services/api", nil, nil, 200},
 	} {
@@ -91,7 +91,7 @@ func TestAuthScopes(t *testing.T) {
 			t.Errorf("%s: WWW-Authenticate %q with status %d", tc.name, got, tc.status)
 		}
 	}
-	// Refused writes left nothing behind: db has only legacy-token's
+	// Refused writes left nothing behind: db has only legacy-token-0123456789's
 	// instance, web-1 only the lower-case-scheme one.
 	for _, k := range keys(t, etcd.Client) {
 		if strings.Contains(k, "/instances/db/") && !strings.HasSuffix(k, "/db/a") {
@@ -109,7 +109,7 @@ func TestAuthReads(t *testing.T) {
 		c.AuthReads = true
 	})
 	list, one := reg.URL+"/v1/services", reg.URL+"/v1/services/web-1"
-	if r := do(t, "POST", one+"/instances", api.RegisterRequest{Address: "127.0.0.1", Port: 80}, bearer("web-token")...); r.status != 200 {
+	if r := do(t, "POST", one+"/instances", api.RegisterRequest{Address: "127.0.0.1", Port: 80}, bearer("web-token-0123456789")...); r.status != 200 {
 		t.Fatalf("register: %d %s", r.status, r.body)
 	}
 	for _, tc := range []struct {
@@ -120,11 +120,11 @@ func TestAuthReads(t *testing.T) {
 		{"service without token", one, "", 401},
 		{"blocking without token", one + "?index=1&wait=1s", "", 401},
 		{"unknown token", list, "nope", 401},
-		{"read token", list, "dash-token", 200},
-		{"read token, any service", one, "dash-token", 200},
-		{"register token reads", one, "web-token", 200},
-		{"register token reads outside its patterns", reg.URL + "/v1/services/web-1", "legacy-token", 200},
-		{"admin token reads", list, "ops-token", 200},
+		{"read token", list, "dash-token-0123456789", 200},
+		{"read token, any service", one, "dash-token-0123456789", 200},
+		{"register token reads", one, "web-token-0123456789", 200},
+		{"register token reads outside its patterns", reg.URL + "/v1/services/web-1", "legacy-token-0123456789", 200},
+		{"admin token reads", list, "ops-token-0123456789", 200},
 		{"health is open", reg.URL + "/v1/health", "", 200},
 		{"metrics are open", reg.URL + "/metrics", "", 200},
 	} {
@@ -138,7 +138,7 @@ func TestAuthReads(t *testing.T) {
 // in force at once; a bad or missing file keeps the tokens loaded before.
 func TestReloadTokens(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
-	file := tokenFile(t, "old-token actions=register\n")
+	file := tokenFile(t, "old-token-0123456789 actions=register\n")
 	reg := testenv.StartRegistrar(t, etcd.URL, func(c *registrar.Config) { c.TokenFile = file })
 	url := reg.URL + "/v1/services/web/instances"
 	body := api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80}
@@ -148,28 +148,30 @@ func TestReloadTokens(t *testing.T) {
 			t.Errorf("%s: token %q: %d %s, want %d", step, tok, r.status, r.body, status)
 		}
 	}
-	expect("before reload", "old-token", 200)
-	expect("before reload", "new-token", 401)
+	expect("before reload", "old-token-0123456789", 200)
+	expect("before reload", "new-token-0123456789", 401)
 
-	writeFile(t, file, "new-token actions=register services=web\n")
+	writeFile(t, file, "new-token-0123456789 actions=register services=web\n")
 	if err := reg.Registrar.ReloadTokens(); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	expect("after reload", "new-token", 200)
-	expect("after reload", "old-token", 401)
+	expect("after reload", "new-token-0123456789", 200)
+	expect("after reload", "old-token-0123456789", 401)
 
 	for _, bad := range []string{
-		"new-token actions=bogus\n",
+		"new-token-0123456789 actions=bogus\n",
 		"# only comments\n",
-		"new-token services=web[\n",
-		"a register\na admin\n",
+		"new-token-0123456789 services=web[\n",
+		"a-0123456789abcdef register\na-0123456789abcdef admin\n",
+		"new-token-0123456789 actions=register\nshort actions=admin\n",
+		"new-token-0123456789 actions=register services=[!w]*\n",
 	} {
 		writeFile(t, file, bad)
 		err := reg.Registrar.ReloadTokens()
 		if err == nil || !strings.Contains(err.Error(), "keeping the 1 loaded before") {
 			t.Errorf("reload of %q: %v, want an error keeping the old tokens", bad, err)
 		}
-		expect("after a bad reload", "new-token", 200)
+		expect("after a bad reload", "new-token-0123456789", 200)
 	}
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
@@ -177,7 +179,7 @@ func TestReloadTokens(t *testing.T) {
 	if err := reg.Registrar.ReloadTokens(); err == nil {
 		t.Error("reload of a missing file succeeded")
 	}
-	expect("after the file is gone", "new-token", 200)
+	expect("after the file is gone", "new-token-0123456789", 200)
 }
 
 // TestSecurityConfigErrors: New refuses inconsistent or unreadable security
@@ -193,7 +195,13 @@ func TestSecurityConfigErrors(t *testing.T) {
 	}{
 		{"missing token file", func(c *registrar.Config) { c.TokenFile = missing }, "token file"},
 		{"empty token file", func(c *registrar.Config) { c.TokenFile = tokenFile(t, "\n# none\n") }, "holds no token"},
-		{"bad action", func(c *registrar.Config) { c.TokenFile = tokenFile(t, "t actions=write\n") }, `unknown action "write"`},
+		{"bad action", func(c *registrar.Config) { c.TokenFile = tokenFile(t, "t-0123456789abcdef actions=write\n") }, `unknown action "write"`},
+		{"short token", func(c *registrar.Config) {
+			c.TokenFile = tokenFile(t, "ops-token-0123456789 actions=admin\n\nweb-token services=web\n")
+		}, "line 3: the token has 9 characters, fewer than 16"},
+		{"shell negation", func(c *registrar.Config) {
+			c.TokenFile = tokenFile(t, "web-token-0123456789 services=web,[!w]*\n")
+		}, `line 1: service pattern "[!w]*"`},
 		{"auth reads without tokens", func(c *registrar.Config) { c.AuthReads = true }, "AuthReads needs a TokenFile"},
 		{"cert without key", func(c *registrar.Config) { c.TLSCertFile = certs.ServerCertFile }, "go together"},
 		{"client CA without cert", func(c *registrar.Config) { c.TLSClientCAFile = certs.CAFile }, "needs TLSCertFile"},

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
 )
 
@@ -67,7 +69,10 @@ type Config struct {
 	// "Authorization: Bearer <token>" with a token whose actions and service
 	// patterns cover the request. One token a line:
 	//	TOKEN [actions=read|register|admin,...] [services=GLOB,...] [name=LABEL]
-	// "#" starts a comment line. ReloadTokens reads it again.
+	// "#" starts a comment line. A TOKEN has at least MinTokenLength (16)
+	// characters and a GLOB is a path.Match pattern, negated with "[^...]"
+	// ("[!" is refused); a file that breaks a rule is refused whole, naming
+	// the line. ReloadTokens reads it again.
 	TokenFile string
 	// AuthReads makes the GET endpoints of /v1 need a token too (any token:
 	// every action includes read). By default reads are open. /v1/health
@@ -101,6 +106,14 @@ type Config struct {
 	// disables).
 	RenewCacheFor time.Duration
 
+	// AddrPolicy narrows which instance addresses may be registered: the
+	// address:ports NetSel listens on (Reserved) and the operator's Allow
+	// and Deny ranges. The classes no proxy may dial (unspecified,
+	// broadcast, multicast, link-local, IPv4-mapped forms) are refused
+	// whatever it says. VIPCIDR is added to its VIP ranges, and Serve adds
+	// the address it listens on to Reserved. A refused address is a 400
+	// naming "address".
+	AddrPolicy addrpolicy.Config
 	// Limits bound what clients may make the registrar hold or do; the
 	// zero value means the documented defaults.
 	Limits Limits
@@ -132,6 +145,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.VIPCIDR = DefaultVIPCIDR
 	}
 	cfg.VIPCIDR = cfg.VIPCIDR.Masked()
+	cfg.AddrPolicy.VIPRanges = append(slices.Clip(cfg.AddrPolicy.VIPRanges), cfg.VIPCIDR)
 	if bits := cfg.VIPCIDR.Addr().BitLen() - cfg.VIPCIDR.Bits(); bits < 1 {
 		return cfg, fmt.Errorf("registrar: VIP range %s has no room for a VIP", cfg.VIPCIDR)
 	}

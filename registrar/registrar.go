@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
 )
 
@@ -36,6 +37,10 @@ type Registrar struct {
 	tls     *serverTLS
 	metrics *metrics
 	vips    *allocator
+	// policy decides which instance addresses may be registered; Serve
+	// replaces it to add its listener (policyMu serialises that).
+	policy   atomic.Pointer[addrpolicy.Policy]
+	policyMu sync.Mutex
 	// Limits' state (limits.go).
 	rate     *rateLimiter
 	blocking *slots
@@ -75,6 +80,11 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		return nil, fmt.Errorf("registrar: %w", err)
 	}
 	r.vips = newAllocator(cfg.VIPCIDR)
+	policy, err := addrpolicy.New(cfg.AddrPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("registrar: address policy: %w", err)
+	}
+	r.policy.Store(policy)
 	r.rate = newRateLimiter(cfg.Limits.RegisterRate, cfg.Limits.RegisterBurst)
 	r.blocking = newSlots(cfg.Limits.MaxBlockingQueries, cfg.Limits.MaxBlockingPerClient)
 	r.quota = newTokenQuota(cfg.Limits.MaxInstancesPerToken)
@@ -122,8 +132,12 @@ const shutdownGrace = 10 * time.Second
 // certificate) until ctx ends, then shuts the server
 // down gracefully: it stops accepting, ends blocking queries early with
 // their current answer, and waits up to 10s for requests in flight. It
-// returns nil after a clean shutdown. Serve does not call Close.
+// returns nil after a clean shutdown. Serve does not call Close. From then
+// on no instance may be registered at ln's address.
 func (r *Registrar) Serve(ctx context.Context, ln net.Listener) error {
+	if err := r.reserve(ln.Addr()); err != nil {
+		return fmt.Errorf("registrar: %w", err)
+	}
 	drain := make(chan struct{})
 	srv := r.httpServer(func(net.Listener) context.Context {
 		return context.WithValue(context.Background(), drainKey{}, (<-chan struct{})(drain))

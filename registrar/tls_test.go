@@ -45,11 +45,11 @@ func TestHTTPS(t *testing.T) {
 	certs := testenv.NewCerts(t)
 	other := testenv.NewCerts(t)
 	_, url := startTLSRegistrar(t, certs, false, func(c *registrar.Config) {
-		c.TokenFile = tokenFile(t, "svc-token actions=register services=web\n")
+		c.TokenFile = tokenFile(t, "svc-token-0123456789 actions=register services=web\n")
 	})
 	ctx := t.Context()
 
-	good := newClient(t, client.Config{URLs: []string{url}, CAFile: certs.CAFile, Token: "svc-token"})
+	good := newClient(t, client.Config{URLs: []string{url}, CAFile: certs.CAFile, Token: "svc-token-0123456789"})
 	a, err := good.Register(ctx, client.Registration{Service: "web", ID: "a", Address: "127.0.0.1", Port: 80})
 	if err != nil {
 		t.Fatalf("register over HTTPS: %v", err)

@@ -39,11 +39,11 @@ func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, now tim
 	if err != nil {
 		return nil, 0, errBadRequest("address", "%q is not an IP address", truncate(body.Address, 80))
 	}
-	switch {
-	case addr.Zone() != "":
+	if addr.Zone() != "" {
 		return nil, 0, errBadRequest("address", "%q must not carry an IPv6 zone", body.Address)
-	case addr.IsUnspecified(), addr.IsMulticast():
-		return nil, 0, errBadRequest("address", "%s is not a unicast address", addr)
+	}
+	if err := r.policy.Load().CheckAddr(addr); err != nil {
+		return nil, 0, errBadRequest("address", "%v", err)
 	}
 	addr = addr.Unmap()
 	if err := catalog.CheckPort("port", body.Port); err != nil {
@@ -59,6 +59,9 @@ func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, now tim
 		if err := catalog.CheckPort("ports."+pname, p); err != nil {
 			return nil, 0, fieldError(err)
 		}
+	}
+	if err := r.checkAddress(addr, body.Port, body.Ports); err != nil {
+		return nil, 0, err
 	}
 	ttl := body.TTL.Std()
 	if ttl == 0 {

@@ -62,16 +62,41 @@ func (f *clientFlags) client(logger *slog.Logger) (*client.Client, error) {
 }
 
 // parse parses a client command's flags, wanting between min and max
-// positional arguments.
+// positional arguments. Flags may come before, between or after the
+// positional arguments ("register web -port 8080" as well as "register
+// -port 8080 web"); after "--" everything is positional. fs.Args holds the
+// positional arguments afterwards.
 func parse(fs *flag.FlagSet, args []string, min, max int) error {
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if n := fs.NArg(); n < min || n > max {
+	if n := len(pos); n < min || n > max {
 		fs.Usage()
 		return errUsage
 	}
-	return nil
+	// Leave the positional arguments where fs.Arg finds them.
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// parseInterspersed parses args with fs, taking the flags wherever they
+// are, and returns the other arguments in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }
 
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
@@ -216,7 +241,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	)
 	fs, cf, c, err := clientCommand("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then deregisters it",
 		args, 1, 1, stderr, func(fs *flag.FlagSet) {
-			fs.StringVar(&reg.ID, "id", "", "instance id (default: one the registrar generates)")
+			fs.StringVar(&reg.ID, "id", "", "instance id (default: a random one, picked before the first attempt and kept across retries and fail-overs)")
 			fs.StringVar(&reg.Address, "address", "127.0.0.1", "the instance's IP address")
 			fs.IntVar(&reg.Port, "port", 0, "the instance's port (required)")
 			fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")

@@ -84,8 +84,8 @@ func dnsCorefile(c stackConfig) (string, error) {
 	if err := opt("prefix", c.Keyspace.Prefix()); err != nil {
 		return "", err
 	}
-	if c.EtcdUsername != "" {
-		if err := opt("credentials", c.EtcdUsername, c.EtcdPassword); err != nil {
+	if user, password := c.readerCredentials(); user != "" {
+		if err := opt("credentials", user, password); err != nil {
 			return "", err
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -17,7 +19,7 @@ import (
 )
 
 // startProxies starts Caddy in-process with the netsel app: the HTTP proxy on
-// c.HTTPAddr (reverse_proxy to the service named by the Host's first label)
+// c.HTTPAddr (reverse_proxy to service <svc> of a Host <svc>.<zone>)
 // and, when c.VIPProxy is set, the layer-4 listeners on every service VIP.
 // Caddy runs one config per process; stop unloads it.
 func startProxies(_ context.Context, c stackConfig) (stop func(), err error) {
@@ -43,8 +45,8 @@ func proxyConfig(c stackConfig) ([]byte, error) {
 		"endpoints": c.EtcdEndpoints,
 		"prefix":    c.Keyspace.Prefix(),
 	}
-	if c.EtcdUsername != "" {
-		app["username"], app["password"] = c.EtcdUsername, c.EtcdPassword
+	if user, password := c.readerCredentials(); user != "" {
+		app["username"], app["password"] = user, password
 	}
 	if c.EtcdCertFile != "" || c.EtcdCAFile != "" {
 		app["tls"] = map[string]string{"cert": c.EtcdCertFile, "key": c.EtcdKeyFile, "ca": c.EtcdCAFile}
@@ -53,6 +55,10 @@ func proxyConfig(c stackConfig) ([]byte, error) {
 		vp := map[string]any{"enabled": true, "dial_timeout": "2s"}
 		maps.Copy(vp, c.VIPLimits)
 		app["vip_proxy"] = vp
+	}
+	app["dial_policy"] = dialPolicy(c)
+	if zone := strings.TrimSuffix(c.DNSZone, "."); zone != "" {
+		app["zones"] = []string{zone}
 	}
 	apps := map[string]any{"netsel": app}
 	if c.HTTPAddr != "" {
@@ -81,7 +87,8 @@ func proxyConfig(c stackConfig) ([]byte, error) {
 	})
 }
 
-// httpHandlers route by Host: the netsel handler answers 502 for an unknown
+// httpHandlers route by Host: the netsel handler answers 404 outside the
+// zone, 508 to a request that looped back, 502 for an unknown
 // service, then reverse_proxy balances over the service's instances with
 // retries, passive health checks and a keep-alive pool sized for load.
 func httpHandlers() []any {
@@ -106,4 +113,23 @@ func httpHandlers() []any {
 			},
 		},
 	}
+}
+
+// dialPolicy is the Caddy app's dial_policy: the VIP range, the runner's
+// own addresses and the operator's allow and deny lists.
+func dialPolicy(c stackConfig) map[string]any {
+	p := map[string]any{"reserved": c.ReservedAddrs}
+	if c.VIPCIDR.IsValid() {
+		p["vip_cidrs"] = []string{c.VIPCIDR.String()}
+	}
+	for key, ps := range map[string][]netip.Prefix{"allow": c.AddrPolicy.Allow, "deny": c.AddrPolicy.Deny} {
+		if len(ps) > 0 {
+			ss := make([]string, len(ps))
+			for i, p := range ps {
+				ss[i] = p.String()
+			}
+			p[key] = ss
+		}
+	}
+	return p
 }

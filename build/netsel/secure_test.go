@@ -46,7 +46,7 @@ func startSecureStack(t *testing.T, certs *testenv.Certs, tokenFile string) serv
 func TestSecuredStack(t *testing.T) {
 	certs := testenv.NewCerts(t)
 	tokens := filepath.Join(t.TempDir(), "tokens")
-	writeTokens(t, tokens, "svc-token actions=register services=echo,echo-*\nops-token actions=admin\n")
+	writeTokens(t, tokens, "svc-token-0123456789 actions=register services=echo,echo-*\nops-token-0123456789 actions=admin\n")
 	f := startSecureStack(t, certs, tokens)
 	base := "https://" + f.registrar
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -54,7 +54,7 @@ func TestSecuredStack(t *testing.T) {
 
 	backend := testenv.StartBackend(t, "hello from echo")
 	p := int(backend.Addr.Port())
-	svc, err := client.New(client.Config{URLs: []string{base}, CAFile: certs.CAFile, Token: "svc-token"})
+	svc, err := client.New(client.Config{URLs: []string{base}, CAFile: certs.CAFile, Token: "svc-token-0123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,11 +133,11 @@ func TestSecuredStack(t *testing.T) {
 	}
 
 	// SIGHUP reloads the token file: a new token works, a removed one stops.
-	writeTokens(t, tokens, "new-token actions=register services=echo\nops-token actions=admin\n")
+	writeTokens(t, tokens, "new-token-0123456789 actions=register services=echo\nops-token-0123456789 actions=admin\n")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	fresh, _ := client.New(client.Config{URLs: []string{base}, CAFile: certs.CAFile, Token: "new-token"})
+	fresh, _ := client.New(client.Config{URLs: []string{base}, CAFile: certs.CAFile, Token: "new-token-0123456789"})
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		_, err := fresh.Register(ctx, client.Registration{Service: "echo", ID: "e2", Address: "127.0.0.1", Port: p})
 		return err == nil

@@ -50,7 +50,12 @@ type serveFlags struct {
 	vipProxy    bool
 	logLevel    string
 	stopTimeout time.Duration
-	limits      limitFlags
+
+	// The instance address policy.
+	allowCIDR      string
+	denyCIDR       string
+	limits         limitFlags
+	etcdReaderUser string
 }
 
 func defaultDataDir() string {
@@ -76,18 +81,22 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.prefix, "prefix", catalog.DefaultPrefix, "etcd key prefix shared by every part")
 	fs.StringVar(&f.registrar, "registrar", "127.0.0.1:9000", "registrar REST API listen address")
 	fs.StringVar(&f.vipCIDR, "vip-cidr", "127.77.0.0/16", "range virtual IPs are allocated from")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file of scoped bearer tokens; when set, registrar writes require one (reloaded on SIGHUP)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file of scoped bearer tokens, each of 16 characters or more; when set, registrar writes require one (reloaded on SIGHUP; an invalid file is refused, naming the line)")
 	fs.BoolVar(&f.authReads, "auth-reads", false, "registrar reads require a token too (needs -token-file)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the registrar over HTTPS with this certificate (PEM; reloaded on SIGHUP)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "key of -tls-cert")
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require registrar clients to present a certificate signed by this CA (mutual TLS)")
 	fs.StringVar(&f.dns, "dns", "127.0.0.1:5353", "DNS listen address (UDP and TCP); empty disables DNS")
-	fs.StringVar(&f.zone, "zone", "netsel.", "DNS zone services are answered in")
+	fs.StringVar(&f.zone, "zone", "netsel.", "DNS zone services are answered in; the HTTP proxy routes only Hosts <service>.<zone> (others get 404)")
 	fs.StringVar(&f.http, "http", "127.0.0.1:8081", "HTTP proxy listen address; empty disables it")
 	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
+
+	fs.StringVar(&f.allowCIDR, "allow-cidr", "", "comma-separated CIDRs (or addresses) instances may be at; empty allows every address not refused otherwise.\nAlways refused: unspecified, broadcast, multicast, link-local, the -vip-cidr range (IPv4-mapped forms too)\nand every address:port this process listens on (registrar, DNS, HTTP proxy, etcd client and peer, -etcd endpoints)")
+	fs.StringVar(&f.denyCIDR, "deny-cidr", "", "comma-separated CIDRs (or addresses) instances may never be at; empty denies nothing beyond what -allow-cidr says is always refused")
 	f.limits.register(fs)
+	fs.StringVar(&f.etcdReaderUser, "etcd-reader-user", "", "etcd username of the DNS server and the proxies, which only read (a read-only role on -prefix); the password is read from $NETSEL_ETCD_READER_PASSWORD (default: -etcd-user)")
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -128,11 +137,17 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err := f.checkTLS(); err != nil {
 		return err
 	}
+	policy, err := f.addrPolicy(ctx)
+	if err != nil {
+		return err
+	}
 	budget, err := f.limits.plan(logger)
 	if err != nil {
 		return err
 	}
 	cfg := stackConfig{
+		AddrPolicy:    policy,
+		ReservedAddrs: f.reservedAddrs(),
 		Keyspace:      ks,
 		RegistrarAddr: f.registrar,
 		VIPCIDR:       cidr.Masked(),
@@ -148,6 +163,9 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		EtcdCAFile:    f.etcdCA,
 		Budget:        budget,
 		VIPLimits:     f.limits.vipProxyLimits(budget),
+
+		ReaderUsername: f.etcdReaderUser,
+		ReaderPassword: os.Getenv("NETSEL_ETCD_READER_PASSWORD"),
 	}
 
 	var stops []func()
@@ -289,6 +307,7 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 		TLSKeyFile:      f.tlsKey,
 		TLSClientCAFile: f.tlsClientCA,
 		Logger:          log,
+		AddrPolicy:      c.AddrPolicy,
 		Limits:          f.limits.registrarLimits(c.Budget),
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
 )
 
@@ -41,9 +42,29 @@ type stackConfig struct {
 	// Logger is the runner's logger.
 	Logger *slog.Logger
 
+	// AddrPolicy is the instance address policy of the registrar and the
+	// proxies: the operator's allow and deny lists and every address:port
+	// the runner listens on (ReservedAddrs, resolved). VIPCIDR is added by
+	// each part.
+	AddrPolicy addrpolicy.Config
+	// ReservedAddrs are the runner's listen addresses and etcd endpoints as
+	// given, for the Caddy app's dial_policy.
+	ReservedAddrs []string
 	// Budget is the runner's share of descriptors (budget.go); its zero
 	// value leaves every part at its own defaults.
 	Budget fdBudget
 	// VIPLimits are extra vip_proxy options: the VIP proxy's limits.
 	VIPLimits map[string]any
+	// ReaderUsername, ReaderPassword, when ReaderUsername is set, are the
+	// etcd user the readers (DNS, proxies) log in as in place of
+	// EtcdUsername: a user whose role may only read the prefix.
+	ReaderUsername, ReaderPassword string
+}
+
+// readerCredentials returns the etcd user and password of the readers.
+func (c stackConfig) readerCredentials() (user, password string) {
+	if c.ReaderUsername != "" {
+		return c.ReaderUsername, c.ReaderPassword
+	}
+	return c.EtcdUsername, c.EtcdPassword
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -73,3 +74,14 @@ func StartBackend(t testing.TB, name string) *Backend {
 // Kill closes the backend's listener and every connection at once, as a
 // crashed process would.
 func (b *Backend) Kill() { b.srv.Close() }
+
+// OpenFDs returns the number of descriptors this process holds open; it
+// skips the test where /proc is not there to tell.
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(ents)
+}

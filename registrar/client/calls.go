@@ -11,12 +11,14 @@ import (
 )
 
 // Registration is what a service registers. Set ID to keep one identity
-// across restarts of the registrar, the network or the service; Keepalive
-// picks one (NewID) when it is empty and keeps it.
+// across restarts of the registrar, the network or the service; when it is
+// empty, Register and Keepalive pick one (NewID) before the first attempt
+// and keep it for every retry and fail-over.
 type Registration struct {
 	// Service is the service name (a DNS label).
 	Service string
-	// ID is the instance id (a DNS label); empty: the registrar picks one.
+	// ID is the instance id (a DNS label); empty: a random one (NewID),
+	// returned in Assignment.ID.
 	ID string
 	// Address and Port are where the instance listens.
 	Address string
@@ -55,8 +57,13 @@ func instancePath(service, id string) string {
 
 // Register registers an instance (the original ServiceClient::register).
 // Registering the same ID again is safe: it replaces the instance and keeps
-// the service's VIP.
+// the service's VIP. Without an ID, Register picks one before the first
+// attempt, so when a registrar's answer is lost and the request fails over
+// to the next registrar, the instance is registered once, not twice.
 func (c *Client) Register(ctx context.Context, reg Registration) (*Assignment, error) {
+	if reg.ID == "" {
+		reg.ID = NewID()
+	}
 	var out Assignment
 	if _, err := c.do(ctx, "POST", instancesPath(reg.Service), nil, reg.request(), &out, 0); err != nil {
 		return nil, err

@@ -1,0 +1,60 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/netsel/netsel/registrar/client"
+)
+
+// A service keeps itself registered until it is interrupted, then
+// deregisters. With no ID, Keepalive picks one before its first attempt
+// and keeps it across retries, fail-overs and re-registrations.
+func ExampleClient_Keepalive() {
+	c, err := client.New(client.Config{
+		URLs: []string{"http://127.0.0.1:9000", "http://127.0.0.1:9001"}, // fail-over order
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err = c.Keepalive(ctx, client.Registration{
+		Service: "web",
+		Address: "127.0.0.1",
+		Port:    8080,
+		TTL:     30 * time.Second,
+	}, client.KeepaliveOptions{
+		Interval: 5 * time.Second,
+		OnEvent: func(ev client.Event) {
+			if ev.Kind == client.EventRegistered {
+				fmt.Printf("registered %s: %s:%d\n", ev.Assignment.ID, ev.Assignment.VIP, ev.Assignment.Port)
+			}
+		},
+	})
+	if err != nil {
+		log.Fatal(err) // a 4xx retrying cannot fix: a bad registration or token
+	}
+}
+
+// One registration, no heartbeats: the instance expires after its TTL.
+// Register picks the id when none is given, so a fail-over after a lost
+// answer registers the same instance again rather than a second one; the
+// Assignment says which id it was.
+func ExampleClient_Register() {
+	c, err := client.New(client.Config{URLs: []string{"http://127.0.0.1:9000"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	a, err := c.Register(ctx, client.Registration{Service: "batch", Address: "127.0.0.1", Port: 9090, TTL: 5 * time.Minute})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("registered", a.ID, "at", a.VIP)
+}

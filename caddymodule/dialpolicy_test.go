@@ -17,7 +17,6 @@ import (
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-
 // countingListener stands for one of NetSel's own servers: it counts the
 // connections it accepts and closes them.
 func countingListener(t *testing.T) (string, *atomic.Int64) {

@@ -161,17 +161,25 @@ type closeWriter interface{ CloseWrite() error }
 // passing half-closes on, then closes both. Between two *net.TCPConn,
 // io.Copy uses splice(2) on Linux.
 func pipe(down, up net.Conn, downR io.Reader) {
+	pipeFunc(down, up,
+		func() error { _, err := io.Copy(up, downR); return err },
+		func() error { _, err := io.Copy(down, up); return err })
+}
+
+// pipeFunc is pipe with the copy of each direction given: toUp copies from
+// down to up, toDown from up to down, each until EOF (nil) or an error.
+func pipeFunc(down, up net.Conn, toUp, toDown func() error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := io.Copy(up, downR); err != nil {
+		if err := toUp(); err != nil {
 			up.Close()
 			down.Close()
 			return
 		}
 		halfClose(up)
 	}()
-	if _, err := io.Copy(down, up); err != nil {
+	if err := toDown(); err != nil {
 		up.Close()
 		down.Close()
 	} else {

@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -101,66 +103,44 @@ func (vp *vipProxy) done(l *vipListener) {
 }
 
 // pipe proxies between down and up, closing both once neither carried a
-// byte for the idle timeout.
+// byte for the idle timeout. Each direction copies with io.Copy (splice(2)
+// between TCP connections) under a read deadline of a quarter of the
+// timeout, so it notes its activity at least that often; a direction whose
+// read times out closes the connection when nothing moved either way for
+// the timeout (plus that quarter: the other direction's latest bytes may be
+// that late to be noted).
 func (vp *vipProxy) pipe(down, up net.Conn) {
-	if vp.lim.idle <= 0 {
+	idle := vp.lim.idle
+	if idle <= 0 {
 		pipe(down, up, down)
 		return
 	}
-	var moved atomic.Uint64
-	stop := watchIdle(vp.lim.idle, &moved, func() {
-		vp.idleClosed.Inc()
-		down.Close()
-		up.Close()
-	})
-	defer stop()
-	pipe(counting{down, &moved}, counting{up, &moved}, counting{down, &moved})
-}
-
-// counting is a connection whose reads count into moved.
-type counting struct {
-	net.Conn
-	moved *atomic.Uint64
-}
-
-func (c counting) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.moved.Add(1)
-	}
-	return n, err
-}
-
-// CloseWrite half-closes the connection, as pipe expects of a TCP conn.
-func (c counting) CloseWrite() error {
-	if cw, ok := c.Conn.(closeWriter); ok {
-		return cw.CloseWrite()
-	}
-	return c.Conn.Close()
-}
-
-// watchIdle calls expire once moved has not changed for idle (checked
-// every idle/4, so after idle to 1.25×idle of silence); stop ends the
-// watch.
-func watchIdle(idle time.Duration, moved *atomic.Uint64, expire func()) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(idle / 4)
-		defer tick.Stop()
-		last, quiet := moved.Load(), time.Duration(0)
+	tick := idle / 4
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	var expired atomic.Bool
+	copyDir := func(dst, src net.Conn) error {
 		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
+			src.SetReadDeadline(time.Now().Add(tick)) //nolint:errcheck // a closed conn fails the copy
+			n, err := io.Copy(dst, src)
+			now := time.Now()
+			if n > 0 {
+				last.Store(now.UnixNano())
 			}
-			if now := moved.Load(); now != last {
-				last, quiet = now, 0
-			} else if quiet += idle / 4; quiet >= idle {
-				expire()
-				return
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return err
+			}
+			if now.Sub(time.Unix(0, last.Load())) >= idle+tick {
+				if expired.CompareAndSwap(false, true) {
+					vp.idleClosed.Inc()
+				}
+				return errIdle
 			}
 		}
-	}()
-	return func() { close(done) }
+	}
+	pipeFunc(down, up, func() error { return copyDir(up, down) }, func() error { return copyDir(down, up) })
 }
+
+// errIdle ends a proxied connection idle for the idle timeout.
+var errIdle = errors.New("idle timeout")

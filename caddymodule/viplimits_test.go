@@ -12,7 +12,6 @@ import (
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-
 // proxied dials addr and reads the echo server's prefix: the connection
 // reached an instance. It returns the open connection.
 func proxied(t *testing.T, addr string) net.Conn {

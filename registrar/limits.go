@@ -131,6 +131,21 @@ func (r *Registrar) checkCapacity(snap *catalog.Snapshot, in *catalog.Instance) 
 	return nil
 }
 
+// checkData refuses an instance whose tags and meta together exceed
+// MaxInstanceDataBytes.
+func (r *Registrar) checkData(in *catalog.Instance) error {
+	n := dataBytes(in.Tags, in.Meta)
+	if n <= r.cfg.Limits.MaxInstanceDataBytes {
+		return nil
+	}
+	r.metrics.limited.WithLabelValues("data_bytes").Inc()
+	field := "meta"
+	if len(in.Meta) == 0 {
+		field = "tags"
+	}
+	return errBadRequest(field, "tags and meta hold %d bytes, more than the limit of %d", n, r.cfg.Limits.MaxInstanceDataBytes)
+}
+
 // dataBytes returns the bytes of an instance's tags and meta.
 func dataBytes(tags []string, meta map[string]string) int {
 	n := 0

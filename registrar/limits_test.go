@@ -77,9 +77,9 @@ func TestMaxInstancesPerService(t *testing.T) {
 func TestMaxInstancesPerToken(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL, limits(registrar.Limits{MaxInstancesPerToken: 2}), func(c *registrar.Config) {
-		c.TokenFile = tokenFile(t, "token-one actions=register name=one\ntoken-two actions=register name=two\n")
+		c.TokenFile = tokenFile(t, "token-one-0123456789 actions=register name=one\ntoken-two-0123456789 actions=register name=two\n")
 	})
-	one, two := bearer("token-one"), bearer("token-two")
+	one, two := bearer("token-one-0123456789"), bearer("token-two-0123456789")
 	for _, id := range []string{"a", "b"} {
 		if r := do(t, "POST", reg.URL+"/v1/services/web/instances", regBody(id), one...); r.status != 200 {
 			t.Fatalf("register %s: %d %s", id, r.status, r.body)
@@ -120,9 +120,9 @@ func TestInstanceDataBytes(t *testing.T) {
 func TestRegisterRateLimit(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL, limits(registrar.Limits{RegisterRate: 0.5, RegisterBurst: 3}), func(c *registrar.Config) {
-		c.TokenFile = tokenFile(t, "token-one actions=register\ntoken-two actions=register\n")
+		c.TokenFile = tokenFile(t, "token-one-0123456789 actions=register\ntoken-two-0123456789 actions=register\n")
 	})
-	one := bearer("token-one")
+	one := bearer("token-one-0123456789")
 	for i := range 3 {
 		if r := do(t, "POST", reg.URL+"/v1/services/web/instances", regBody(fmt.Sprint("i", i)), one...); r.status != 200 {
 			t.Fatalf("register %d: %d %s", i, r.status, r.body)
@@ -138,7 +138,7 @@ func TestRegisterRateLimit(t *testing.T) {
 	if e := r.apiError(t); e.Error == "" {
 		t.Errorf("429 without a message")
 	}
-	if r := do(t, "POST", reg.URL+"/v1/services/web/instances", regBody("j"), bearer("token-two")...); r.status != 200 {
+	if r := do(t, "POST", reg.URL+"/v1/services/web/instances", regBody("j"), bearer("token-two-0123456789")...); r.status != 200 {
 		t.Fatalf("another token: %d %s", r.status, r.body)
 	}
 }
@@ -177,9 +177,9 @@ func blockingQuery(ctx context.Context, t *testing.T, base, path, tok string) <-
 func TestBlockingQueryCaps(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL, limits(registrar.Limits{MaxBlockingQueries: 3, MaxBlockingPerClient: 2}), func(c *registrar.Config) {
-		c.TokenFile = tokenFile(t, "token-one actions=read\ntoken-two actions=read\nwriter actions=register\n")
+		c.TokenFile = tokenFile(t, "token-one-0123456789 actions=read\ntoken-two-0123456789 actions=read\nwriter-token-0123456789 actions=register\n")
 	})
-	writer := bearer("writer")
+	writer := bearer("writer-token-0123456789")
 	if r := do(t, "POST", reg.URL+"/v1/services/web/instances", regBody("a"), writer...); r.status != 200 {
 		t.Fatalf("register: %d %s", r.status, r.body)
 	}
@@ -189,17 +189,17 @@ func TestBlockingQueryCaps(t *testing.T) {
 	list := "/v1/services?wait=1m&index=" + idx
 	var waiting []<-chan int
 	for range 2 {
-		waiting = append(waiting, blockingQuery(ctx, t, reg.URL, list, "token-one"))
+		waiting = append(waiting, blockingQuery(ctx, t, reg.URL, list, "token-one-0123456789"))
 	}
 	waitMetric(t, reg.URL, "netsel_registrar_blocking_queries", 2)
-	r := do(t, "GET", reg.URL+"/v1/services/web?wait=1m&index=999999", nil, bearer("token-one")...)
+	r := do(t, "GET", reg.URL+"/v1/services/web?wait=1m&index=999999", nil, bearer("token-one-0123456789")...)
 	wantRefused(t, r, http.StatusTooManyRequests, "index")
 	if r.header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
-	waiting = append(waiting, blockingQuery(ctx, t, reg.URL, list, "token-two"))
+	waiting = append(waiting, blockingQuery(ctx, t, reg.URL, list, "token-two-0123456789"))
 	waitMetric(t, reg.URL, "netsel_registrar_blocking_queries", 3)
-	wantRefused(t, do(t, "GET", reg.URL+list, nil, bearer("token-two")...), http.StatusTooManyRequests, "index")
+	wantRefused(t, do(t, "GET", reg.URL+list, nil, bearer("token-two-0123456789")...), http.StatusTooManyRequests, "index")
 	// A non-blocking read is not bounded by them.
 	if r := do(t, "GET", reg.URL+"/v1/services", nil); r.status != 200 {
 		t.Fatalf("plain list: %d", r.status)

@@ -73,9 +73,12 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-// admit checks in against the capacity limits and counts it against the
+// admit checks in against the data and capacity limits and counts it against the
 // token of client, if any; undo gives back what admit counted.
 func (r *Registrar) admit(client string, in *catalog.Instance) (undo func(), err error) {
+	if err := r.checkData(in); err != nil {
+		return nil, err
+	}
 	snap := r.ix.Snapshot()
 	if err := r.checkCapacity(snap, in); err != nil {
 		return nil, err

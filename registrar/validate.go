@@ -88,14 +88,6 @@ func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, now tim
 			return nil, 0, errBadRequest("meta", "keys are 1-%d bytes and values at most %d", maxMetaKey, maxMetaValue)
 		}
 	}
-	if n := dataBytes(body.Tags, body.Meta); n > r.cfg.Limits.MaxInstanceDataBytes {
-		r.metrics.limited.WithLabelValues("data_bytes").Inc()
-		field := "meta"
-		if len(body.Meta) == 0 {
-			field = "tags"
-		}
-		return nil, 0, errBadRequest(field, "tags and meta hold %d bytes, more than the limit of %d", n, r.cfg.Limits.MaxInstanceDataBytes)
-	}
 	if body.Zone != "" {
 		if err := catalog.CheckName("zone", body.Zone); err != nil {
 			return nil, 0, fieldError(err)

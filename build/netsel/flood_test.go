@@ -219,7 +219,9 @@ func TestRunnerSurvivesFloods(t *testing.T) {
 	if _, err := registerAt(reg, "after-flood", backend); err != nil {
 		t.Fatalf("registration under the flood: %v\n%s", err, r.logs)
 	}
-	if n := r.fds(t); n >= floodFDLimit-64 {
+	n := r.fds(t)
+	t.Logf("under the flood (%d services, %d connections held): the runner holds %d descriptors of %d", services, len(held), n, floodFDLimit)
+	if n >= floodFDLimit-64 {
 		t.Errorf("runner holds %d descriptors of %d", n, floodFDLimit)
 	}
 	if strings.Contains(r.logs.String(), "too many open files") {
@@ -236,7 +238,12 @@ func TestRunnerSurvivesFloods(t *testing.T) {
 	if _, err := registerAt(reg, "after-restart", backend); err != nil {
 		t.Fatalf("registration after restart: %v\n%s", err, r.logs)
 	}
-	if n := r.fds(t); n >= floodFDLimit-64 {
+	n = r.fds(t)
+	t.Logf("restarted over %d services: the runner holds %d descriptors", services+2, n)
+	if n >= floodFDLimit-64 {
 		t.Errorf("restarted runner holds %d descriptors of %d", n, floodFDLimit)
+	}
+	if !strings.Contains(r.logs.String(), "max_listeners") {
+		t.Errorf("the restarted runner did not log that it skipped listeners:\n%s", r.logs)
 	}
 }

@@ -28,7 +28,7 @@ import (
 type Config struct {
 	// URLs are the base URLs of one or more registrars, e.g.
 	// "http://127.0.0.1:9000". Requests go to one at a time and move to the
-	// next on a connection error or a 5xx answer.
+	// next on a connection error or a 5xx answer other than 501 and 507.
 	URLs []string
 	// Token, when set, is sent as "Authorization: Bearer <Token>".
 	Token string

@@ -335,3 +335,16 @@ func TestKeepaliveHonoursRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestTemporary: 507 and the 4xx other than 408 and 429 are permanent,
+// so Keepalive stops on them; other 5xx, 408 and 429 are retried.
+func TestTemporary(t *testing.T) {
+	for status, want := range map[int]bool{
+		400: false, 401: false, 403: false, 404: false, 409: false, 413: false, 501: false, 507: false,
+		408: true, 429: true, 500: true, 502: true, 503: true, 504: true,
+	} {
+		if got := (&client.APIError{Status: status}).Temporary(); got != want {
+			t.Errorf("Temporary() of %d = %v, want %v", status, got, want)
+		}
+	}
+}

@@ -74,7 +74,8 @@ const baseBackoff = 100 * time.Millisecond
 // same id — so the same VIP — when the registrar has let the instance
 // expire. When ctx ends it deregisters (bounded by DeregisterTimeout) and
 // returns nil. It returns early only on an error retrying cannot fix, such
-// as a 400 for a bad registration or a 401.
+// as a 400 for a bad registration, a 401, or a 507 when the registrar holds
+// its limit of services, VIPs or instances (see APIError.Temporary).
 func (c *Client) Keepalive(ctx context.Context, reg Registration, opts KeepaliveOptions) error {
 	if opts.Interval <= 0 {
 		opts.Interval = 10 * time.Second

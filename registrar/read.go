@@ -32,10 +32,8 @@ func (r *Registrar) listServices(w http.ResponseWriter, req *http.Request) error
 		}
 		defer release()
 		snap = r.waitList(req.Context(), q)
-	case !req.URL.Query().Has("stale") && snap.Revision() < r.lastWrite.Load():
-		ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
-		snap, _ = r.ix.WaitRevision(ctx, r.lastWrite.Load())
-		cancel()
+	case !req.URL.Query().Has("stale"):
+		snap = r.ownWrites(req.Context(), snap)
 	}
 	body, err := r.lists.answer(snap, r.metrics.listBuilds.Inc)
 	if err != nil {
@@ -179,4 +177,20 @@ func (r *Registrar) health(w http.ResponseWriter, req *http.Request) error {
 	}
 	writeJSON(w, status, h)
 	return nil
+}
+
+// ownWrites returns snap, or when it does not yet show this registrar's
+// latest write, a snapshot that does (waiting up to EtcdTimeout, then the
+// latest there is): read-your-writes.
+func (r *Registrar) ownWrites(ctx context.Context, snap *catalog.Snapshot) *catalog.Snapshot {
+	rev := r.lastWrite.Load()
+	if snap.Revision() >= rev {
+		return snap
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	if s, err := r.ix.WaitRevision(ctx, rev); err == nil {
+		return s
+	}
+	return r.ix.Snapshot()
 }

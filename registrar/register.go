@@ -37,7 +37,7 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
 	}
-	undo, err := r.admit(client, in)
+	undo, err := r.admit(req.Context(), client, in)
 	if err != nil {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
@@ -75,11 +75,16 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 
 // admit checks in against the data and capacity limits and counts it against the
 // token of client, if any; undo gives back what admit counted.
-func (r *Registrar) admit(client string, in *catalog.Instance) (undo func(), err error) {
+func (r *Registrar) admit(ctx context.Context, client string, in *catalog.Instance) (undo func(), err error) {
 	if err := r.checkData(in); err != nil {
 		return nil, err
 	}
 	snap := r.ix.Snapshot()
+	if _, ok := snap.Service(in.Service); !ok {
+		// A new service counts against the limit on services: judge it by
+		// an index that holds this registrar's own writes.
+		snap = r.ownWrites(ctx, snap)
+	}
 	if err := r.checkCapacity(snap, in); err != nil {
 		return nil, err
 	}

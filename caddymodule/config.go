@@ -72,7 +72,8 @@ type VIPProxyConfig struct {
 	// once through one VIP:port and through all of them; a connection
 	// beyond either is reset at once (counted in
 	// netsel_vip_overload_refused_total). Defaults: 1024 and 16384; -1: no
-	// limit.
+	// limit. A proxied connection holds six descriptors: two sockets and a
+	// pipe per direction for splice(2).
 	MaxConnsPerListener int `json:"max_conns_per_listener,omitempty"`
 	MaxConns            int `json:"max_conns,omitempty"`
 	// IdleTimeout closes a proxied connection that carried no byte either

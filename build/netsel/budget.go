@@ -20,8 +20,9 @@ type fdWants struct {
 }
 
 // fdBudget is how the runner shares its descriptors: the reserve, and the
-// bounds that keep the proxies (listeners + 2 per proxied connection: the
-// client's and the instance's) and the registrar within the rest.
+// bounds that keep the proxies and the registrar within the rest. A VIP
+// listener takes one descriptor, a proxied VIP connection vipConnFDs, an
+// HTTP proxy connection two (the client's and the instance's).
 type fdBudget struct {
 	Limit, Reserve                    uint64
 	VIPListeners, VIPConns, HTTPConns int
@@ -34,6 +35,11 @@ type fdBudget struct {
 // minReserve is the smallest descriptor reserve.
 const minReserve = 512
 
+// vipConnFDs is what one proxied VIP connection holds: the client's and the
+// instance's sockets, and a pipe (two descriptors) per direction that
+// splice(2) keeps while it waits for data.
+const vipConnFDs = 6
+
 // planFDs fits w to limit descriptors: it keeps the reserve, and when the
 // proxies would need more than the rest, scales their totals down in
 // proportion (at least 1 each).
@@ -45,7 +51,7 @@ func planFDs(limit uint64, w fdWants) fdBudget {
 	reserve = min(reserve, limit)
 	b := fdBudget{Limit: limit, Reserve: reserve, VIPListeners: w.VIPListeners, VIPConns: w.VIPConns, HTTPConns: w.HTTPConns}
 	avail := limit - reserve
-	need := uint64(w.VIPListeners) + 2*uint64(w.VIPConns) + 2*uint64(w.HTTPConns)
+	need := uint64(w.VIPListeners) + vipConnFDs*uint64(w.VIPConns) + 2*uint64(w.HTTPConns)
 	if need > avail {
 		scale := func(n int) int { return max(1, int(uint64(n)*avail/need)) }
 		b.VIPListeners, b.VIPConns, b.HTTPConns = scale(w.VIPListeners), scale(w.VIPConns), scale(w.HTTPConns)

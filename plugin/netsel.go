@@ -85,13 +85,15 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
-	if rep := n.answerWire(w, r, snap, zone, qname, qtype); rep != nil {
+	opt := r.IsEdns0()
+	room := replyRoom(requestSize(w, opt), q.Name, opt != nil)
+	if rep := n.answerWire(w, r, snap, zone, qname, qtype, room); rep != nil {
 		w.Write(rep.buf) // as with WriteMsg, a failed write is the client's loss
 		rep.release()
 		countRequest(server, qtype, resultAnswer)
 		return dns.RcodeSuccess, nil
 	}
-	res := n.lookup(snap, zone, qname, q.Name, qtype)
+	res := n.lookup(snap, zone, qname, q.Name, qtype, room)
 	if res.rcode == dns.RcodeNameError && n.Fall.Through(qname) {
 		countRequest(server, qtype, resultFallthrough)
 		return plugin.NextOrFailure(n.Name(), n.Next, ctx, w, r)
@@ -101,6 +103,7 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	m := new(dns.Msg)
 	m.SetRcode(r, res.rcode)
 	m.Authoritative = true
+	m.Truncated = res.truncated
 	m.Answer = res.answer
 	m.Extra = res.extra
 	if res.soa {

@@ -2,7 +2,6 @@ package netsel
 
 import (
 	"encoding/binary"
-	"math/rand/v2"
 	"net"
 	"sync"
 
@@ -63,6 +62,7 @@ var replyPool = sync.Pool{New: func() any {
 const (
 	flagQR = 1 << 15
 	flagAA = 1 << 10
+	flagTC = 1 << 9
 	flagRD = 1 << 8
 	flagCD = 1 << 4
 )
@@ -74,7 +74,7 @@ const (
 // writes the reply's buf and puts the reply back in replyPool. (Writing
 // here would put this frame under the socket write's deep call chain and
 // make every query grow its goroutine's stack.)
-func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16) *wireReply {
+func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16, room int) *wireReply {
 	if r.Opcode != dns.OpcodeQuery || qname == zone || isReverse(zone) {
 		return nil
 	}
@@ -120,7 +120,12 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	}
 
 	rep := replyPool.Get().(*wireReply)
-	if !rep.build(r, opt, vip, set, rs.inst, replyLimit(w, opt)) {
+	var pick srvPick
+	if vip == nil {
+		pick = pickSRV(set, rs.inst, room, rep.order)
+		rep.order = pick.order
+	}
+	if !rep.build(r, opt, vip, set, rs.inst, pick, replyLimit(w, opt)) {
 		// Too big: the regular path compresses, or truncates and sets TC.
 		rep.release()
 		return nil
@@ -139,12 +144,13 @@ func (rep *wireReply) release() {
 	}
 }
 
-// build makes rep.buf the reply to r: the VIP record vip, or the SRV set
-// shuffled with its targets' addresses (from inst) as additional records;
+// build makes rep.buf the reply to r: the VIP record vip, or the records of
+// set that pick chose, with their targets' addresses (from inst) as
+// additional records and TC set when pick is a sample;
 // with opt, an OPT record as CoreDNS's SizeAndDo writes it: the client's
 // buffer size, version 0, the client's DO bit, no options. It gives up,
 // returning false, as soon as the reply would be longer than limit.
-func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, inst []instRR, limit int) bool {
+func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, inst []instRR, pick srvPick, limit int) bool {
 	buf := rep.buf[:12]
 	flags := uint16(flagQR | flagAA)
 	if r.RecursionDesired {
@@ -152,6 +158,9 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 	}
 	if r.CheckingDisabled {
 		flags |= flagCD
+	}
+	if pick.sampled {
+		flags |= flagTC
 	}
 	binary.BigEndian.PutUint16(buf[0:], r.Id)
 	binary.BigEndian.PutUint16(buf[2:], flags)
@@ -173,20 +182,14 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 		buf = append(buf, vip...)
 		answers = 1
 	} else {
-		order := rep.order[:0]
-		for i := range set {
-			order = append(order, i)
-		}
-		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-		rep.order = order
-		for _, i := range order {
+		for _, i := range pick.order {
 			if set[i].wire == nil || len(buf)+len(set[i].wire) > limit {
 				rep.buf = buf[:0]
 				return false
 			}
 			buf = append(buf, set[i].wire...)
 		}
-		for _, i := range order {
+		for _, i := range pick.order {
 			if g := inst[set[i].inst].addr.wire; g != nil {
 				if len(buf)+len(g) > limit {
 					rep.buf = buf[:0]
@@ -196,7 +199,7 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 				extras++
 			}
 		}
-		answers = len(set)
+		answers = len(pick.order)
 	}
 	if opt != nil {
 		buf = append(buf, 0) // the root name
@@ -212,16 +215,29 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 	return len(buf) <= limit
 }
 
-// replyLimit is the largest reply answerWire may send to w's client: as
-// CoreDNS's request.Size (65535 over TCP, else the EDNS0 buffer size and at
-// least 512), and over UDP at most maxWireUDP.
-func replyLimit(w dns.ResponseWriter, opt *dns.OPT) int {
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+// requestSize is the largest reply w's client takes, as CoreDNS's
+// request.Size: 65535 over TCP, else the EDNS0 buffer size and at least 512.
+func requestSize(w dns.ResponseWriter, opt *dns.OPT) int {
+	if isTCP(w) {
 		return dns.MaxMsgSize
 	}
 	size := uint16(0)
 	if opt != nil {
 		size = opt.UDPSize()
 	}
-	return min(int(edns.Size("udp", size)), maxWireUDP)
+	return int(edns.Size("udp", size))
+}
+
+// replyLimit is the largest reply answerWire may send to w's client:
+// requestSize, and over UDP at most maxWireUDP.
+func replyLimit(w dns.ResponseWriter, opt *dns.OPT) int {
+	if isTCP(w) {
+		return dns.MaxMsgSize
+	}
+	return min(requestSize(w, opt), maxWireUDP)
+}
+
+func isTCP(w dns.ResponseWriter) bool {
+	_, ok := w.RemoteAddr().(*net.TCPAddr)
+	return ok
 }

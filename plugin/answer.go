@@ -41,37 +41,41 @@ func pickSRV(set []srvRR, inst []instRR, room int, order []int) srvPick {
 		return srvPick{order: order}
 	}
 	start, stride := rand.IntN(n), coprimeStride(n)
-	for j, i := 0, start; j < n; j, i = j+1, (i+stride)%n {
+	for j, i := 0, start; j < n; j++ {
 		size := len(set[i].wire) + len(inst[set[i].inst].addr.wire)
 		if set[i].wire == nil || size > room {
 			break
 		}
 		room -= size
 		order = append(order, i)
+		if i += stride; i >= n {
+			i -= n
+		}
 	}
 	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	return srvPick{order: order, sampled: true}
 }
 
 // coprimeStride returns a random stride in [1, n) that shares no factor with
-// n, so that stepping by it from any start visits every position once.
+// n, so that stepping by it from any start visits every position once: a
+// prime p that does not divide n gives p mod n.
 func coprimeStride(n int) int {
 	if n <= 2 {
 		return 1
 	}
-	for {
-		s := 1 + rand.IntN(n-1)
-		if gcd(s, n) == 1 {
+	for range 4 {
+		p := stridePrimes[rand.IntN(len(stridePrimes))]
+		if s := p % n; s != 0 {
 			return s
 		}
 	}
+	return 1
 }
 
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
+// stridePrimes are primes for coprimeStride, larger than any service.
+var stridePrimes = [...]int{
+	1000003, 1299709, 1500007, 1700021, 1900009, 2000003, 2300003, 2500009,
+	2700023, 2900017, 3100007, 3300001, 3500017, 3700001, 3900067, 4100011,
 }
 
 // replyRoom is the room a reply to a question for qname has for its answer

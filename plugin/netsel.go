@@ -85,9 +85,10 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
-	opt := r.IsEdns0()
-	room := replyRoom(requestSize(w, opt), q.Name, opt != nil)
-	if rep := n.answerWire(w, r, snap, zone, qname, qtype, room); rep != nil {
+	opt, tcp := r.IsEdns0(), isTCP(w)
+	size := requestSize(tcp, opt)
+	room := replyRoom(size, q.Name, opt != nil)
+	if rep := n.answerWire(w, r, snap, zone, qname, qtype, room, wireLimit(tcp, size)); rep != nil {
 		w.Write(rep.buf) // as with WriteMsg, a failed write is the client's loss
 		rep.release()
 		countRequest(server, qtype, resultAnswer)

@@ -74,7 +74,7 @@ const (
 // writes the reply's buf and puts the reply back in replyPool. (Writing
 // here would put this frame under the socket write's deep call chain and
 // make every query grow its goroutine's stack.)
-func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16, room int) *wireReply {
+func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16, room, limit int) *wireReply {
 	if r.Opcode != dns.OpcodeQuery || qname == zone || isReverse(zone) {
 		return nil
 	}
@@ -125,7 +125,7 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 		pick = pickSRV(set, rs.inst, room, rep.order)
 		rep.order = pick.order
 	}
-	if !rep.build(r, opt, vip, set, rs.inst, pick, replyLimit(w, opt)) {
+	if !rep.build(r, opt, vip, set, rs.inst, pick, limit) {
 		// Too big: the regular path compresses, or truncates and sets TC.
 		rep.release()
 		return nil
@@ -215,10 +215,10 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 	return len(buf) <= limit
 }
 
-// requestSize is the largest reply w's client takes, as CoreDNS's
+// requestSize is the largest reply a client takes, as CoreDNS's
 // request.Size: 65535 over TCP, else the EDNS0 buffer size and at least 512.
-func requestSize(w dns.ResponseWriter, opt *dns.OPT) int {
-	if isTCP(w) {
+func requestSize(tcp bool, opt *dns.OPT) int {
+	if tcp {
 		return dns.MaxMsgSize
 	}
 	size := uint16(0)
@@ -228,13 +228,13 @@ func requestSize(w dns.ResponseWriter, opt *dns.OPT) int {
 	return int(edns.Size("udp", size))
 }
 
-// replyLimit is the largest reply answerWire may send to w's client:
+// wireLimit is the largest reply answerWire may send: size, the
 // requestSize, and over UDP at most maxWireUDP.
-func replyLimit(w dns.ResponseWriter, opt *dns.OPT) int {
-	if isTCP(w) {
-		return dns.MaxMsgSize
+func wireLimit(tcp bool, size int) int {
+	if tcp {
+		return size
 	}
-	return min(requestSize(w, opt), maxWireUDP)
+	return min(size, maxWireUDP)
 }
 
 func isTCP(w dns.ResponseWriter) bool {

@@ -91,7 +91,9 @@ func TestCaddyfile(t *testing.T) {
 http://:8081 {
 	netsel {http.request.header.X-Service}
 	reverse_proxy {
-		dynamic netsel {http.request.header.X-Service}
+		dynamic netsel {http.request.header.X-Service} {
+			window 16
+		}
 		lb_policy netsel_weighted
 	}
 }`)
@@ -105,7 +107,7 @@ http://:8081 {
 		`"vip_proxy":{"enabled":true,"dial_timeout":1000000000,"policy":"least_conn","tries":2,"bind_retry":1000000000}`,
 		`"health_checks":{"interval":2000000000,"timeout":1000000000,"path":"/healthz","port":"http","fails":2}`,
 		`{"handler":"netsel","service":"{http.request.header.X-Service}"}`,
-		`"dynamic_upstreams":{"service":"{http.request.header.X-Service}","source":"netsel"}`,
+		`"dynamic_upstreams":{"service":"{http.request.header.X-Service}","source":"netsel","window":16}`,
 		`"selection_policy":{"policy":"netsel_weighted"}`,
 	} {
 		if !strings.Contains(out, want) {
@@ -127,6 +129,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"tls arity", "{\n netsel {\n  tls cert.pem\n }\n}", "tls takes"},
 		{"prefix arity", "{\n netsel {\n  prefix\n }\n}", "prefix takes one argument"},
 		{"upstream args", "http://:8081 {\n reverse_proxy {\n  dynamic netsel a b\n }\n}", "wrong argument count"},
+		{"upstream window", "http://:8081 {\n reverse_proxy {\n  dynamic netsel {\n   window 0\n  }\n }\n}", "window"},
+		{"upstream option", "http://:8081 {\n reverse_proxy {\n  dynamic netsel {\n   windw 8\n  }\n }\n}", "windw"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := adapt(t, tc.body)

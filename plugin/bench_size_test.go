@@ -106,4 +106,3 @@ func putMany(tb testing.TB, cli *clientv3.Client, ks catalog.Keyspace, svc, pref
 	}
 	return rev
 }
-

@@ -92,4 +92,3 @@ func requestFor(name string) *http.Request {
 	r.Host = name + ".netsel"
 	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 }
-

@@ -26,9 +26,12 @@ type srvPick struct {
 //
 // A set that might fit room, even compressed, comes whole (and a reply that
 // does not fit is truncated the regular way, by CoreDNS's ScrubWriter).
-// A bigger one — one that cannot fit — is sampled: records are taken, with
-// their glue, at a random start and a random stride coprime with the set's
-// size, for as long as their uncompressed wire forms fit room. The cost is
+// A bigger one — one that cannot fit — is sampled: a window of consecutive
+// records (by instance ID, wrapping around) from a random start, with their
+// glue, as long as their uncompressed wire forms fit room, then shuffled.
+// Every record is in as many windows as any other, so the load spreads
+// evenly over queries; consecutive records are also close in memory, which
+// keeps a huge set's answer as cheap as a small one's. The cost is
 // O(min(len(set), room/minSRVLen)), whatever the number of instances.
 func pickSRV(set []srvRR, inst []instRR, room int, order []int) srvPick {
 	n := len(set)
@@ -40,42 +43,19 @@ func pickSRV(set []srvRR, inst []instRR, room int, order []int) srvPick {
 		rand.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 		return srvPick{order: order}
 	}
-	start, stride := rand.IntN(n), coprimeStride(n)
-	for j, i := 0, start; j < n; j++ {
+	for j, i := 0, rand.IntN(n); j < n; j++ {
 		size := len(set[i].wire) + len(inst[set[i].inst].addr.wire)
 		if set[i].wire == nil || size > room {
 			break
 		}
 		room -= size
 		order = append(order, i)
-		if i += stride; i >= n {
-			i -= n
+		if i++; i == n {
+			i = 0
 		}
 	}
 	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	return srvPick{order: order, sampled: true}
-}
-
-// coprimeStride returns a random stride in [1, n) that shares no factor with
-// n, so that stepping by it from any start visits every position once: a
-// prime p that does not divide n gives p mod n.
-func coprimeStride(n int) int {
-	if n <= 2 {
-		return 1
-	}
-	for range 4 {
-		p := stridePrimes[rand.IntN(len(stridePrimes))]
-		if s := p % n; s != 0 {
-			return s
-		}
-	}
-	return 1
-}
-
-// stridePrimes are primes for coprimeStride, larger than any service.
-var stridePrimes = [...]int{
-	1000003, 1299709, 1500007, 1700021, 1900009, 2000003, 2300003, 2500009,
-	2700023, 2900017, 3100007, 3300001, 3500017, 3700001, 3900067, 4100011,
 }
 
 // replyRoom is the room a reply to a question for qname has for its answer

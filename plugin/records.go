@@ -134,10 +134,42 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 					set = append(set, srv(targets[i], port, in.Weight, i))
 				}
 			}
-			rs.ports[p.Name+"."+p.Protocol] = set
+			rs.ports[p.Name+"."+p.Protocol] = compactSRV(set)
 		}
 	}
+	rs.def = compactSRV(rs.def)
+	for i, b := range compactWire(len(rs.inst), func(i int) []byte { return rs.inst[i].addr.wire }) {
+		rs.inst[i].addr.wire = b
+	}
 	return rs
+}
+
+// compactSRV moves the wire forms of set into one array, in order, and
+// returns set: a window of a big set then reads adjacent memory.
+func compactSRV(set []srvRR) []srvRR {
+	for i, b := range compactWire(len(set), func(i int) []byte { return set[i].wire }) {
+		set[i].wire = b
+	}
+	return set
+}
+
+// compactWire returns copies of the n byte slices of wire(i) in one array;
+// nil stays nil.
+func compactWire(n int, wire func(i int) []byte) [][]byte {
+	total := 0
+	for i := range n {
+		total += len(wire(i))
+	}
+	buf := make([]byte, 0, total)
+	out := make([][]byte, n)
+	for i := range n {
+		if w := wire(i); w != nil {
+			start := len(buf)
+			buf = append(buf, w...)
+			out[i] = buf[start:len(buf):len(buf)]
+		}
+	}
+	return out
 }
 
 // recordCache maps the entries of the current snapshot to their records. It

@@ -85,14 +85,16 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
-	opt, tcp := r.IsEdns0(), isTCP(w)
-	size := requestSize(tcp, opt)
-	room := replyRoom(size, q.Name, opt != nil)
-	if rep := n.answerWire(w, r, snap, zone, qname, qtype, room, wireLimit(tcp, size)); rep != nil {
+	if rep := n.answerWire(w, r, snap, zone, qname, qtype); rep != nil {
 		w.Write(rep.buf) // as with WriteMsg, a failed write is the client's loss
 		rep.release()
 		countRequest(server, qtype, resultAnswer)
 		return dns.RcodeSuccess, nil
+	}
+	room := 0 // only SRV answers are sized here
+	if qtype == dns.TypeSRV || qtype == dns.TypeANY {
+		opt := r.IsEdns0()
+		room = replyRoom(requestSize(isTCP(w), opt), q.Name, opt != nil)
 	}
 	res := n.lookup(snap, zone, qname, q.Name, qtype, room)
 	if res.rcode == dns.RcodeNameError && n.Fall.Through(qname) {

@@ -74,7 +74,7 @@ const (
 // writes the reply's buf and puts the reply back in replyPool. (Writing
 // here would put this frame under the socket write's deep call chain and
 // make every query grow its goroutine's stack.)
-func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16, room, limit int) *wireReply {
+func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname string, qtype uint16) *wireReply {
 	if r.Opcode != dns.OpcodeQuery || qname == zone || isReverse(zone) {
 		return nil
 	}
@@ -119,13 +119,15 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 		return nil
 	}
 
+	tcp := isTCP(w)
+	size := requestSize(tcp, opt)
 	rep := replyPool.Get().(*wireReply)
 	var pick srvPick
 	if vip == nil {
-		pick = pickSRV(set, rs.inst, room, rep.order)
+		pick = pickSRV(set, rs.inst, replyRoom(size, r.Question[0].Name, opt != nil), rep.order)
 		rep.order = pick.order
 	}
-	if !rep.build(r, opt, vip, set, rs.inst, pick, limit) {
+	if !rep.build(r, opt, vip, set, rs.inst, pick, wireLimit(tcp, size)) {
 		// Too big: the regular path compresses, or truncates and sets TC.
 		rep.release()
 		return nil

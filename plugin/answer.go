@@ -21,6 +21,7 @@ type srvPick struct {
 
 // pickSRV chooses the records of set that a reply with room bytes for its
 // answer and additional sections carries, shuffled, reusing order's array.
+// A record's size is that of its wire form and its glue.
 // It is the one place that decides an SRV answer; both the regular path and
 // answerWire serialise its choice.
 //
@@ -33,7 +34,7 @@ type srvPick struct {
 // evenly over queries; consecutive records are also close in memory, which
 // keeps a huge set's answer as cheap as a small one's. The cost is
 // O(min(len(set), room/minSRVLen)), whatever the number of instances.
-func pickSRV(set []srvRR, inst []instRR, room int, order []int) srvPick {
+func pickSRV(set []srvRR, room int, order []int) srvPick {
 	n := len(set)
 	order = order[:0]
 	if n*minSRVLen <= room {
@@ -44,7 +45,7 @@ func pickSRV(set []srvRR, inst []instRR, room int, order []int) srvPick {
 		return srvPick{order: order}
 	}
 	for j, i := 0, rand.IntN(n); j < n; j++ {
-		size := len(set[i].wire) + len(inst[set[i].inst].addr.wire)
+		size := len(set[i].wire) + len(set[i].glue)
 		if set[i].wire == nil || size > room {
 			break
 		}

@@ -101,11 +101,12 @@ func TestPickSRV(t *testing.T) {
 		set[i] = srvRR{srv: srv, inst: i, wire: packRR(srv, true)}
 		inst[i] = instRR{addr: newAddrRR(target, 5, netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})).withWire(false)}
 	}
-	per := len(set[0].wire) + len(inst[0].addr.wire)
+	set = compactSRV(set, inst)
+	per := len(set[0].wire) + len(set[0].glue)
 	const room = 4000
 	firsts := map[int]bool{}
 	for range 50 {
-		pick := pickSRV(set, inst, room, nil)
+		pick := pickSRV(set, room, nil)
 		if !pick.sampled || len(pick.order) != room/per {
 			t.Fatalf("sampled %v, %d records, want a sample of %d", pick.sampled, len(pick.order), room/per)
 		}
@@ -121,7 +122,7 @@ func TestPickSRV(t *testing.T) {
 	if len(firsts) < 40 {
 		t.Errorf("50 samples began at only %d positions", len(firsts))
 	}
-	if pick := pickSRV(set[:100], inst, dns.MaxMsgSize, nil); pick.sampled || len(pick.order) != 100 {
+	if pick := pickSRV(set[:100], dns.MaxMsgSize, nil); pick.sampled || len(pick.order) != 100 {
 		t.Errorf("100 records for 64 KiB: sampled %v, %d records; want all", pick.sampled, len(pick.order))
 	}
 }

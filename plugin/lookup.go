@@ -107,7 +107,7 @@ func srvAnswer(rs *records, set []srvRR, owner string, room int) result {
 	if len(set) == 0 {
 		return nodata
 	}
-	pick := pickSRV(set, rs.inst, room, make([]int, 0, min(len(set), max(room, 0)/minSRVLen+1)))
+	pick := pickSRV(set, room, make([]int, 0, min(len(set), max(room, 0)/minSRVLen+1)))
 	srvs := make([]dns.SRV, len(pick.order))
 	res := result{
 		rcode:     dns.RcodeSuccess,

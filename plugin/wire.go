@@ -124,10 +124,10 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	rep := replyPool.Get().(*wireReply)
 	var pick srvPick
 	if vip == nil {
-		pick = pickSRV(set, rs.inst, replyRoom(size, r.Question[0].Name, opt != nil), rep.order)
+		pick = pickSRV(set, replyRoom(size, r.Question[0].Name, opt != nil), rep.order)
 		rep.order = pick.order
 	}
-	if !rep.build(r, opt, vip, set, rs.inst, pick, wireLimit(tcp, size)) {
+	if !rep.build(r, opt, vip, set, pick, wireLimit(tcp, size)) {
 		// Too big: the regular path compresses, or truncates and sets TC.
 		rep.release()
 		return nil
@@ -147,12 +147,11 @@ func (rep *wireReply) release() {
 }
 
 // build makes rep.buf the reply to r: the VIP record vip, or the records of
-// set that pick chose, with their targets' addresses (from inst) as
-// additional records and TC set when pick is a sample;
+// set that pick chose, with their glue as additional records and TC set when pick is a sample;
 // with opt, an OPT record as CoreDNS's SizeAndDo writes it: the client's
 // buffer size, version 0, the client's DO bit, no options. It gives up,
 // returning false, as soon as the reply would be longer than limit.
-func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, inst []instRR, pick srvPick, limit int) bool {
+func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, pick srvPick, limit int) bool {
 	buf := rep.buf[:12]
 	flags := uint16(flagQR | flagAA)
 	if r.RecursionDesired {
@@ -192,7 +191,7 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 			buf = append(buf, set[i].wire...)
 		}
 		for _, i := range pick.order {
-			if g := inst[set[i].inst].addr.wire; g != nil {
+			if g := set[i].glue; g != nil {
 				if len(buf)+len(g) > limit {
 					rep.buf = buf[:0]
 					return false

@@ -178,15 +178,16 @@ func TestWireReplyBuild(t *testing.T) {
 		set = append(set, srvRR{srv: srv, inst: i, wire: packRR(srv, true)})
 		inst = append(inst, instRR{addr: newAddrRR(target, 5, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})).withWire(false)})
 	}
+	set = compactSRV(set, inst)
 	q := new(dns.Msg)
 	q.SetQuestion("web.netsel.", dns.TypeSRV)
 
 	build := func(limit int) (*dns.Msg, bool) {
 		rep := replyPool.Get().(*wireReply)
 		defer rep.release()
-		pick := pickSRV(set, inst, replyRoom(dns.MaxMsgSize, q.Question[0].Name, false), rep.order)
+		pick := pickSRV(set, replyRoom(dns.MaxMsgSize, q.Question[0].Name, false), rep.order)
 		rep.order = pick.order
-		if !rep.build(q, nil, nil, set, inst, pick, limit) {
+		if !rep.build(q, nil, nil, set, pick, limit) {
 			return nil, false
 		}
 		m := new(dns.Msg)

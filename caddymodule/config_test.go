@@ -111,7 +111,9 @@ func TestCaddyfile(t *testing.T) {
 http://:8081 {
 	netsel {http.request.header.X-Service}
 	reverse_proxy {
-		dynamic netsel {http.request.header.X-Service}
+		dynamic netsel {http.request.header.X-Service} {
+			window 16
+		}
 		lb_policy netsel_weighted
 	}
 }`)
@@ -127,7 +129,7 @@ http://:8081 {
 		`"dial_policy":{"vip_cidrs":["127.77.0.0/16"],"reserved":["127.0.0.1:9000",":8081","http://127.0.0.1:2379"],"allow":["127.0.0.0/8","10.0.0.0/8"],"deny":["10.9.0.0/16"]}`,
 		`"zones":["netsel","svc.example.com"]`,
 		`{"handler":"netsel","service":"{http.request.header.X-Service}"}`,
-		`"dynamic_upstreams":{"service":"{http.request.header.X-Service}","source":"netsel"}`,
+		`"dynamic_upstreams":{"service":"{http.request.header.X-Service}","source":"netsel","window":16}`,
 		`"selection_policy":{"policy":"netsel_weighted"}`,
 	} {
 		if !strings.Contains(out, want) {
@@ -153,6 +155,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"tls arity", "{\n netsel {\n  tls cert.pem\n }\n}", "tls takes"},
 		{"prefix arity", "{\n netsel {\n  prefix\n }\n}", "prefix takes one argument"},
 		{"upstream args", "http://:8081 {\n reverse_proxy {\n  dynamic netsel a b\n }\n}", "wrong argument count"},
+		{"upstream window", "http://:8081 {\n reverse_proxy {\n  dynamic netsel {\n   window 0\n  }\n }\n}", "window"},
+		{"upstream option", "http://:8081 {\n reverse_proxy {\n  dynamic netsel {\n   windw 8\n  }\n }\n}", "windw"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := adapt(t, tc.body)

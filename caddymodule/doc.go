@@ -7,7 +7,10 @@
 //     package addrpolicy), at a VIP, or at one of NetSel's own listeners.
 //   - http.reverse_proxy.upstreams.netsel: a dynamic upstream source that
 //     returns, from memory, the healthy instances of the service named by the
-//     request (default: <service> of a Host <service>.<zone>).
+//     request (default: <service> of a Host <service>.<zone>); for a service
+//     of more than window (default 32) instances, a window of them from a
+//     start chosen by weight, so a request's cost does not grow with the
+//     service.
 //   - http.reverse_proxy.selection_policies.netsel_weighted: a selection
 //     policy that honours instance weights.
 //   - http.handlers.netsel: answers 502 with a clear body when the request's

@@ -17,7 +17,9 @@ func init() {
 // the weight of the NetSel instance behind it. Caddy's weighted_round_robin
 // reads weights from its own config, by position, so it cannot follow
 // instances that come and go; this policy reads them from the catalog.
-// Upstreams that are not NetSel instances weigh 1.
+// Upstreams that are not NetSel instances weigh 1. When the netsel source
+// handed a window of a big service's instances (see Upstreams), whose first
+// was already chosen by weight, it takes the first available one.
 type WeightedSelection struct {
 	app *App
 }
@@ -42,6 +44,14 @@ func (s *WeightedSelection) Provision(ctx caddy.Context) error {
 
 // Select implements reverseproxy.Selector.
 func (s *WeightedSelection) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+	if windowed(r) {
+		for _, u := range pool {
+			if u.Available() {
+				return u
+			}
+		}
+		return nil
+	}
 	var weights map[string]int
 	name, ok := serviceFromRepl(r)
 	if !ok {
@@ -85,6 +95,18 @@ func serviceFromRepl(r *http.Request) (string, bool) {
 	}
 	s, ok := v.(string)
 	return s, ok
+}
+
+// windowed reports whether the netsel source handed r a window of its
+// service's instances.
+func windowed(r *http.Request) bool {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return false
+	}
+	v, _ := repl.Get(replWindow)
+	b, _ := v.(bool)
+	return b
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens. Syntax:

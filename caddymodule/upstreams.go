@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -29,14 +31,34 @@ func init() {
 // this returns. Caddy's weighted_round_robin takes weights from its own
 // config, not from upstreams: use the netsel_weighted policy to honour
 // instance weights.
+//
+// A service of more than Window instances yields a window of them: Window
+// consecutive instances (by ID, wrapping around) from one chosen at random
+// in proportion to its weight, so that a request costs the same for a
+// service of 30,000 instances as for one of 30. Caddy's selection and
+// retries work within the window; netsel_weighted takes its first
+// available upstream, which honours weights over the whole service.
+// Policies that hash (ip_hash, uri_hash, header, cookie, ...) see a
+// different window per request: set Window to -1 for them.
 type Upstreams struct {
 	// Service names the service, with placeholders, e.g.
 	// "{http.request.header.X-Service}". Default: <service> of a Host
 	// "<service>.<zone>" for one of the app's zones.
 	Service string `json:"service,omitempty"`
 
+	// Window is the most upstreams handed to the reverse proxy per
+	// request; -1 hands every healthy instance. Default: DefaultWindow.
+	Window int `json:"window,omitempty"`
+
 	app *App
 }
+
+// DefaultWindow is the default of Upstreams.Window.
+const DefaultWindow = 32
+
+// replWindow is the placeholder set when the upstreams of a request are a
+// window of its service's instances; see Upstreams.
+const replWindow = "http.netsel.window"
 
 // CaddyModule returns the Caddy module information.
 func (*Upstreams) CaddyModule() caddy.ModuleInfo {
@@ -56,13 +78,14 @@ func (u *Upstreams) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// GetUpstreams returns the healthy instances of the request's service.
+// GetUpstreams returns the healthy instances of the request's service, or a
+// window of them (see Upstreams).
 //
-// The instance list and dial addresses are cached per catalog entry; the
-// returned Upstream values are fresh on every call, as Caddy's own sources
-// make them, because the reverse proxy writes to each Upstream it is given
-// (Host, circuit breaker, limits) and sharing them between concurrent
-// requests would race.
+// The instance list, dial addresses and weights are cached per catalog
+// entry and health state; the returned Upstream values are fresh on every
+// call, as Caddy's own sources make them, because the reverse proxy writes
+// to each Upstream it is given (Host, circuit breaker, limits) and sharing
+// them between concurrent requests would race. So a call costs O(window).
 func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, error) {
 	name, _ := u.app.serviceFor(r, u.Service)
 	if name == "" {
@@ -79,13 +102,28 @@ func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, err
 	if v == nil || len(v.dials) == 0 {
 		return nil, nil
 	}
-	ups := make([]reverseproxy.Upstream, len(v.dials))
-	out := make([]*reverseproxy.Upstream, len(v.dials))
-	for i, d := range v.dials {
-		ups[i].Dial = d
+	n, start := len(v.dials), 0
+	if w := u.window(); w > 0 && n > w {
+		n, start = w, v.weightedPosition()
+		if repl != nil {
+			repl.Set(replWindow, true)
+		}
+	}
+	ups := make([]reverseproxy.Upstream, n)
+	out := make([]*reverseproxy.Upstream, n)
+	for i := range ups {
+		ups[i].Dial = v.dials[(start+i)%len(v.dials)]
 		out[i] = &ups[i]
 	}
 	return out, nil
+}
+
+// window is the Window in effect: 0 or less for no window.
+func (u *Upstreams) window() int {
+	if u.Window == 0 {
+		return DefaultWindow
+	}
+	return u.Window
 }
 
 // ResetCache is called by the reverse proxy before a retry. The catalog is
@@ -94,9 +132,19 @@ func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, err
 // passive health checks.
 func (u *Upstreams) ResetCache(*http.Request) error { return nil }
 
+// Validate checks the window.
+func (u *Upstreams) Validate() error {
+	if u.Window < -1 {
+		return fmt.Errorf("window: %d is neither -1 (no window) nor a positive number of upstreams", u.Window)
+	}
+	return nil
+}
+
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens. Syntax:
 //
-//	dynamic netsel [<service>]
+//	dynamic netsel [<service>] {
+//		window <n>|-1
+//	}
 func (u *Upstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // module name
 	if d.NextArg() {
@@ -105,8 +153,21 @@ func (u *Upstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	if d.NextBlock(0) {
-		return d.Errf("unrecognized netsel upstreams option '%s': takes no block", d.Val())
+	for d.NextBlock(0) {
+		if d.Val() != "window" {
+			return d.Errf("unrecognized netsel upstreams option '%s': want window", d.Val())
+		}
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		n, err := strconv.Atoi(d.Val())
+		if err != nil || n < -1 || n == 0 {
+			return d.Errf("window: %q is neither -1 (no window) nor a positive number of upstreams", d.Val())
+		}
+		u.Window = n
+		if d.NextArg() {
+			return d.ArgErr()
+		}
 	}
 	return nil
 }
@@ -114,6 +175,7 @@ func (u *Upstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ caddy.Provisioner                  = (*Upstreams)(nil)
+	_ caddy.Validator                    = (*Upstreams)(nil)
 	_ reverseproxy.UpstreamSource        = (*Upstreams)(nil)
 	_ reverseproxy.CachingUpstreamSource = (*Upstreams)(nil)
 	_ caddyfile.Unmarshaler              = (*Upstreams)(nil)

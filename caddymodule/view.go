@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"go.uber.org/zap"
@@ -37,6 +39,9 @@ type view struct {
 	dials []string
 	// weights maps each dial address to its instance's weight.
 	weights map[string]int
+	// cum holds the running sums of the weights, in the order of dials:
+	// cum[i] is the weight of instances 0 to i.
+	cum []int
 	// byPort holds, for each port name of the service, the instances that
 	// serve it, for the layer-4 proxies.
 	byPort map[string][]candidate
@@ -105,6 +110,7 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		d := ap.String()
 		v.dials = append(v.dials, d)
 		v.weights[d] = in.Weight
+		v.cum = append(v.cum, in.Weight+sum(v.cum))
 	}
 	if e.Service != nil {
 		v.byPort = make(map[string][]candidate, len(e.Service.Ports))
@@ -120,4 +126,24 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 	// they are not counted or logged.
 	v.allowed = func(ap netip.AddrPort) bool { return a.dialRefused(snap, v.policy, ap) == nil }
 	return v
+}
+
+// sum is the last running sum of cum, or 0.
+func sum(cum []int) int {
+	if len(cum) == 0 {
+		return 0
+	}
+	return cum[len(cum)-1]
+}
+
+// weightedPosition returns the position in v.dials of an instance chosen at
+// random in proportion to its weight: O(log n).
+func (v *view) weightedPosition() int {
+	total := sum(v.cum)
+	if total <= 0 {
+		return rand.IntN(len(v.dials))
+	}
+	x := rand.IntN(total)
+	i, _ := slices.BinarySearch(v.cum, x+1) // the first running sum above x
+	return i
 }

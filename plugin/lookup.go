@@ -1,7 +1,6 @@
 package netsel
 
 import (
-	"math/rand/v2"
 	"net/netip"
 
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
@@ -12,10 +11,11 @@ import (
 
 // result is the reply to one question, before it is put in a message.
 type result struct {
-	rcode  int
-	answer []dns.RR
-	extra  []dns.RR
-	soa    bool // put the zone's SOA in the authority section
+	rcode     int
+	answer    []dns.RR
+	extra     []dns.RR
+	soa       bool // put the zone's SOA in the authority section
+	truncated bool // the answer is a part of the set: set TC
 }
 
 var (
@@ -26,8 +26,10 @@ var (
 func answer(rrs ...dns.RR) result { return result{rcode: dns.RcodeSuccess, answer: rrs} }
 
 // lookup answers qtype for qname (lower-case) in zone from snap alone.
-// owner is the name as asked, which owns the records of the answer.
-func (n *Netsel) lookup(snap *catalog.Snapshot, zone, qname, owner string, qtype uint16) result {
+// owner is the name as asked, which owns the records of the answer; room is
+// the room the reply has for its answer and additional sections (see
+// replyRoom).
+func (n *Netsel) lookup(snap *catalog.Snapshot, zone, qname, owner string, qtype uint16, room int) result {
 	if qname == zone {
 		if qtype == dns.TypeSOA || qtype == dns.TypeANY {
 			soa := n.soa(zone, snap)
@@ -54,12 +56,12 @@ func (n *Netsel) lookup(snap *catalog.Snapshot, zone, qname, owner string, qtype
 				return answer(rs.vip.copyAs(owner))
 			}
 		case dns.TypeSRV:
-			return srvAnswer(rs, rs.def, owner)
+			return srvAnswer(rs, rs.def, owner, room)
 		case dns.TypeANY: // RFC 8482: one RRset is enough
 			if rr := rs.vip.copyAs(owner); rr != nil {
 				return answer(rr)
 			}
-			return srvAnswer(rs, rs.def, owner)
+			return srvAnswer(rs, rs.def, owner, room)
 		}
 		return nodata
 	case nameInstance:
@@ -92,34 +94,32 @@ func (n *Netsel) lookup(snap *catalog.Snapshot, zone, qname, owner string, qtype
 			return nxdomain
 		}
 		if qtype == dns.TypeSRV || qtype == dns.TypeANY {
-			return srvAnswer(rs, set, owner)
+			return srvAnswer(rs, set, owner, room)
 		}
 		return nodata
 	}
 	return nxdomain
 }
 
-// srvAnswer returns set, shuffled, owned by owner, with the targets'
-// addresses in the additional section.
-func srvAnswer(rs *records, set []srvRR, owner string) result {
+// srvAnswer returns the records of set that pickSRV chooses for room, owned
+// by owner, with the targets' addresses in the additional section.
+func srvAnswer(rs *records, set []srvRR, owner string, room int) result {
 	if len(set) == 0 {
 		return nodata
 	}
-	srvs := make([]dns.SRV, len(set))
-	insts := make([]int, len(set))
-	for i, s := range set {
-		srvs[i] = *s.srv
-		srvs[i].Hdr.Name = owner
-		insts[i] = s.inst
+	pick := pickSRV(set, room, make([]int, 0, min(len(set), max(room, 0)/minSRVLen+1)))
+	srvs := make([]dns.SRV, len(pick.order))
+	res := result{
+		rcode:     dns.RcodeSuccess,
+		answer:    make([]dns.RR, len(srvs)),
+		extra:     make([]dns.RR, 0, len(srvs)),
+		truncated: pick.sampled,
 	}
-	rand.Shuffle(len(srvs), func(i, j int) {
-		srvs[i], srvs[j] = srvs[j], srvs[i]
-		insts[i], insts[j] = insts[j], insts[i]
-	})
-	res := result{rcode: dns.RcodeSuccess, answer: make([]dns.RR, len(srvs)), extra: make([]dns.RR, 0, len(srvs))}
-	for i := range srvs {
-		res.answer[i] = &srvs[i]
-		if rr := rs.inst[insts[i]].addr.copyAs(srvs[i].Target); rr != nil {
+	for k, i := range pick.order {
+		srvs[k] = *set[i].srv
+		srvs[k].Hdr.Name = owner
+		res.answer[k] = &srvs[k]
+		if rr := rs.inst[set[i].inst].addr.copyAs(srvs[k].Target); rr != nil {
 			res.extra = append(res.extra, rr)
 		}
 	}

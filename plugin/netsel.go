@@ -91,7 +91,12 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultAnswer)
 		return dns.RcodeSuccess, nil
 	}
-	res := n.lookup(snap, zone, qname, q.Name, qtype)
+	room := 0 // only SRV answers are sized here
+	if qtype == dns.TypeSRV || qtype == dns.TypeANY {
+		opt := r.IsEdns0()
+		room = replyRoom(requestSize(isTCP(w), opt), q.Name, opt != nil)
+	}
+	res := n.lookup(snap, zone, qname, q.Name, qtype, room)
 	if res.rcode == dns.RcodeNameError && n.Fall.Through(qname) {
 		countRequest(server, qtype, resultFallthrough)
 		return plugin.NextOrFailure(n.Name(), n.Next, ctx, w, r)
@@ -101,6 +106,7 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	m := new(dns.Msg)
 	m.SetRcode(r, res.rcode)
 	m.Authoritative = true
+	m.Truncated = res.truncated
 	m.Answer = res.answer
 	m.Extra = res.extra
 	if res.soa {

@@ -92,12 +92,14 @@ type instRR struct {
 	addr addrRR
 }
 
-// srvRR is one SRV record, the index of its target's instance, and the
-// record packed for answerWire, owned by the question's name.
+// srvRR is one SRV record, the index of its target's instance, the record
+// packed for answerWire, owned by the question's name, and its glue: the
+// target's address record packed, or nil.
 type srvRR struct {
 	srv  *dns.SRV
 	inst int
 	wire []byte
+	glue []byte
 }
 
 // Priority of every SRV record: all instances are equally preferred and
@@ -134,10 +136,36 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 					set = append(set, srv(targets[i], port, in.Weight, i))
 				}
 			}
-			rs.ports[p.Name+"."+p.Protocol] = set
+			rs.ports[p.Name+"."+p.Protocol] = compactSRV(set, rs.inst)
 		}
 	}
+	rs.def = compactSRV(rs.def, rs.inst)
 	return rs
+}
+
+// compactSRV gives each record of set its glue (its target's address record
+// in wire form, from inst) and moves every record's wire form and glue into
+// one array, in order, record then glue: a window of a big set then reads
+// one stretch of memory. It returns set.
+func compactSRV(set []srvRR, inst []instRR) []srvRR {
+	total := 0
+	for _, s := range set {
+		total += len(s.wire) + len(inst[s.inst].addr.wire)
+	}
+	buf := make([]byte, 0, total)
+	for i := range set {
+		if w := set[i].wire; w != nil {
+			start := len(buf)
+			buf = append(buf, w...)
+			set[i].wire = buf[start:len(buf):len(buf)]
+		}
+		if g := inst[set[i].inst].addr.wire; g != nil {
+			start := len(buf)
+			buf = append(buf, g...)
+			set[i].glue = buf[start:len(buf):len(buf)]
+		}
+	}
+	return set
 }
 
 // recordCache maps the entries of the current snapshot to their records. It

@@ -2,7 +2,6 @@ package netsel
 
 import (
 	"encoding/binary"
-	"math/rand/v2"
 	"net"
 	"sync"
 
@@ -63,6 +62,7 @@ var replyPool = sync.Pool{New: func() any {
 const (
 	flagQR = 1 << 15
 	flagAA = 1 << 10
+	flagTC = 1 << 9
 	flagRD = 1 << 8
 	flagCD = 1 << 4
 )
@@ -119,8 +119,15 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 		return nil
 	}
 
+	tcp := isTCP(w)
+	size := requestSize(tcp, opt)
 	rep := replyPool.Get().(*wireReply)
-	if !rep.build(r, opt, vip, set, rs.inst, replyLimit(w, opt)) {
+	var pick srvPick
+	if vip == nil {
+		pick = pickSRV(set, replyRoom(size, r.Question[0].Name, opt != nil), rep.order)
+		rep.order = pick.order
+	}
+	if !rep.build(r, opt, vip, set, pick, wireLimit(tcp, size)) {
 		// Too big: the regular path compresses, or truncates and sets TC.
 		rep.release()
 		return nil
@@ -139,12 +146,12 @@ func (rep *wireReply) release() {
 	}
 }
 
-// build makes rep.buf the reply to r: the VIP record vip, or the SRV set
-// shuffled with its targets' addresses (from inst) as additional records;
+// build makes rep.buf the reply to r: the VIP record vip, or the records of
+// set that pick chose, with their glue as additional records and TC set when pick is a sample;
 // with opt, an OPT record as CoreDNS's SizeAndDo writes it: the client's
 // buffer size, version 0, the client's DO bit, no options. It gives up,
 // returning false, as soon as the reply would be longer than limit.
-func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, inst []instRR, limit int) bool {
+func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, pick srvPick, limit int) bool {
 	buf := rep.buf[:12]
 	flags := uint16(flagQR | flagAA)
 	if r.RecursionDesired {
@@ -152,6 +159,9 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 	}
 	if r.CheckingDisabled {
 		flags |= flagCD
+	}
+	if pick.sampled {
+		flags |= flagTC
 	}
 	binary.BigEndian.PutUint16(buf[0:], r.Id)
 	binary.BigEndian.PutUint16(buf[2:], flags)
@@ -173,21 +183,15 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 		buf = append(buf, vip...)
 		answers = 1
 	} else {
-		order := rep.order[:0]
-		for i := range set {
-			order = append(order, i)
-		}
-		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-		rep.order = order
-		for _, i := range order {
+		for _, i := range pick.order {
 			if set[i].wire == nil || len(buf)+len(set[i].wire) > limit {
 				rep.buf = buf[:0]
 				return false
 			}
 			buf = append(buf, set[i].wire...)
 		}
-		for _, i := range order {
-			if g := inst[set[i].inst].addr.wire; g != nil {
+		for _, i := range pick.order {
+			if g := set[i].glue; g != nil {
 				if len(buf)+len(g) > limit {
 					rep.buf = buf[:0]
 					return false
@@ -196,7 +200,7 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 				extras++
 			}
 		}
-		answers = len(set)
+		answers = len(pick.order)
 	}
 	if opt != nil {
 		buf = append(buf, 0) // the root name
@@ -212,16 +216,29 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, i
 	return len(buf) <= limit
 }
 
-// replyLimit is the largest reply answerWire may send to w's client: as
-// CoreDNS's request.Size (65535 over TCP, else the EDNS0 buffer size and at
-// least 512), and over UDP at most maxWireUDP.
-func replyLimit(w dns.ResponseWriter, opt *dns.OPT) int {
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+// requestSize is the largest reply a client takes, as CoreDNS's
+// request.Size: 65535 over TCP, else the EDNS0 buffer size and at least 512.
+func requestSize(tcp bool, opt *dns.OPT) int {
+	if tcp {
 		return dns.MaxMsgSize
 	}
 	size := uint16(0)
 	if opt != nil {
 		size = opt.UDPSize()
 	}
-	return min(int(edns.Size("udp", size)), maxWireUDP)
+	return int(edns.Size("udp", size))
+}
+
+// wireLimit is the largest reply answerWire may send: size, the
+// requestSize, and over UDP at most maxWireUDP.
+func wireLimit(tcp bool, size int) int {
+	if tcp {
+		return size
+	}
+	return min(size, maxWireUDP)
+}
+
+func isTCP(w dns.ResponseWriter) bool {
+	_, ok := w.RemoteAddr().(*net.TCPAddr)
+	return ok
 }

@@ -47,9 +47,11 @@ func (r *Registrar) listServices(w http.ResponseWriter, req *http.Request) error
 	return nil
 }
 
-// getService serves GET /v1/services/{name}: by default a consistent read
-// from etcd; with ?stale from the index; with ?index= a blocking query
-// answered from the index.
+// getService serves GET /v1/services/{name}: one page of ?limit= instances
+// after ?after= (see parsePage); by default a consistent read from etcd of
+// the service and the page's range of keys; with ?stale from the index; with
+// ?index= a blocking query answered from the index, whose wait is for a
+// change anywhere in the service.
 func (r *Registrar) getService(w http.ResponseWriter, req *http.Request) error {
 	name := req.PathValue("name")
 	if err := checkName("name", name); err != nil {
@@ -59,9 +61,15 @@ func (r *Registrar) getService(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
+	pg, err := parsePage(req)
+	if err != nil {
+		return err
+	}
 	var (
 		entry *catalog.Entry
 		index int64
+		page  []*catalog.Instance
+		next  string
 	)
 	switch {
 	case q.blocking:
@@ -77,20 +85,28 @@ func (r *Registrar) getService(w http.ResponseWriter, req *http.Request) error {
 	default:
 		ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
 		defer cancel()
-		e, rev, err := catalog.LoadService(ctx, r.cfg.Client, r.ks, name, r.skipped)
+		e, rev, n, err := catalog.LoadServicePage(ctx, r.cfg.Client, r.ks, name, pg.after, pg.limit, r.skipped)
 		if err != nil {
 			return etcdUnavailable("read service", err)
 		}
-		entry, index = e, rev
+		entry, index, next = e, rev, n
 		if e != nil {
 			index = e.ModRevision
+			page = e.Instances()
+		}
+	}
+	if q.blocking || req.URL.Query().Has("stale") {
+		if entry != nil {
+			page, next = entry.Page(pg.after, pg.limit)
 		}
 	}
 	setIndex(w, index)
 	if entry == nil || entry.Service == nil {
 		return errNotFound("service %s does not exist", name)
 	}
-	writeJSON(w, http.StatusOK, serviceView(entry))
+	v := serviceView(entry, page)
+	v.Next = next
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -103,16 +119,17 @@ func serviceAt(snap *catalog.Snapshot, name string) (*catalog.Entry, int64) {
 	return nil, snap.Revision()
 }
 
-func serviceView(e *catalog.Entry) api.ServiceView {
+// serviceView is the answer for the service of e with the instances page.
+func serviceView(e *catalog.Entry, page []*catalog.Instance) api.ServiceView {
 	v := api.ServiceView{
 		Name:      e.Name,
 		VIP:       e.Service.VIP,
 		Ports:     apiPorts(e.Service.Ports),
 		Created:   e.Service.Created,
-		Instances: make([]api.InstanceView, 0, e.Len()),
+		Instances: make([]api.InstanceView, 0, len(page)),
 		Index:     e.ModRevision,
 	}
-	for _, in := range e.Instances() {
+	for _, in := range page {
 		v.Instances = append(v.Instances, api.InstanceView{
 			ID:         in.ID,
 			Address:    in.Address,

@@ -82,8 +82,14 @@ type ServiceView struct {
 	Created   time.Time      `json:"created"`
 	Instances []InstanceView `json:"instances"`
 	// Index is the etcd revision of the last change to the service or its
-	// instances (also sent as the X-Netsel-Index header).
+	// instances (also sent as the X-Netsel-Index header). A page read from
+	// etcd (no ?stale, no ?index) knows only its own instances: its Index
+	// may be lower than the service's, never higher.
 	Index int64 `json:"index"`
+	// Next is set when instances follow this page: ask for the next with
+	// ?after=<Next>. Instances are in pages of ?limit= (default 1000, at
+	// most 10000), sorted by ID.
+	Next string `json:"next,omitempty"`
 }
 
 // InstanceView is one live instance of a service.

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"time"
@@ -98,14 +99,13 @@ func (c *Client) Services(ctx context.Context) (*api.ServiceList, error) {
 	return &out, nil
 }
 
-// Service returns service name and its live instances, read consistently.
-// An unknown service is an error matching ErrNotFound.
+// Service returns service name and all its live instances, read
+// consistently page by page (each page is a linearizable read; an instance
+// that comes or goes between pages may be missing). An unknown service is an
+// error matching ErrNotFound.
 func (c *Client) Service(ctx context.Context, name string) (*api.ServiceView, error) {
-	var out api.ServiceView
-	if _, err := c.do(ctx, "GET", "/v1/services/"+url.PathEscape(name), nil, nil, &out, 0); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	out, _, err := c.pages(ctx, name, nil, 0)
+	return out, err
 }
 
 // Watch is a blocking query on service name: it returns once the service
@@ -119,13 +119,49 @@ func (c *Client) Watch(ctx context.Context, name string, index int64, wait time.
 		q.Set("wait", wait.String())
 		timeout = defaultTimeout + wait + wait/16
 	}
-	var out api.ServiceView
-	idx, err := c.do(ctx, "GET", "/v1/services/"+url.PathEscape(name), q, nil, &out, timeout)
+	out, idx, err := c.pages(ctx, name, q, timeout)
 	if errors.Is(err, ErrNotFound) {
 		return nil, idx, nil
 	}
 	if err != nil {
 		return nil, index, err
 	}
+	return out, idx, nil
+}
+
+// pageLimit is the number of instances the client asks for per page: with
+// registrations of at most 64 KiB, a page stays under maxAnswer.
+const pageLimit = 500
+
+// pages reads service name with query q (and timeout) and follows the
+// answer's Next cursor until the last page, appending the instances. A
+// blocking query (q has index) waits for the first page only: later pages
+// are read from the same registrar's index at once (?stale). It returns the
+// first page's index.
+func (c *Client) pages(ctx context.Context, name string, q url.Values, timeout time.Duration) (*api.ServiceView, int64, error) {
+	path := "/v1/services/" + url.PathEscape(name)
+	first := url.Values{"limit": {strconv.Itoa(pageLimit)}}
+	for k, v := range q {
+		first[k] = v
+	}
+	var out api.ServiceView
+	idx, err := c.do(ctx, "GET", path, first, nil, &out, timeout)
+	if err != nil {
+		return nil, idx, err
+	}
+	next := url.Values{"limit": {strconv.Itoa(pageLimit)}}
+	if q.Has("index") {
+		next.Set("stale", "")
+	}
+	for after := out.Next; after != ""; {
+		next.Set("after", after)
+		var page api.ServiceView
+		if _, err := c.do(ctx, "GET", path, next, nil, &page, 0); err != nil {
+			return nil, idx, fmt.Errorf("service %s after instance %s: %w", name, after, err)
+		}
+		out.Instances = append(out.Instances, page.Instances...)
+		after = page.Next
+	}
+	out.Next = ""
 	return &out, idx, nil
 }

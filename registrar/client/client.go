@@ -224,6 +224,10 @@ func failover(err error) bool {
 	return true
 }
 
+// maxAnswer bounds the body of one answer; a service's instances come in
+// pages (see pageLimit), each well under it.
+const maxAnswer = 64 << 20
+
 func (c *Client) once(ctx context.Context, base *url.URL, method, path string, q url.Values, payload []byte, out any, timeout time.Duration) (int64, error) {
 	if timeout <= 0 {
 		timeout = defaultTimeout
@@ -253,9 +257,12 @@ func (c *Client) once(ctx context.Context, base *url.URL, method, path string, q
 		return 0, fmt.Errorf("%s %s: %w", method, u.Redacted(), err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return 0, fmt.Errorf("%s %s: read answer: %w", method, u.Redacted(), err)
+	}
+	if len(b) > maxAnswer {
+		return 0, fmt.Errorf("%s %s: answer over %d MiB", method, u.Redacted(), maxAnswer>>20)
 	}
 	var idx int64
 	fmt.Sscan(resp.Header.Get(api.IndexHeader), &idx)

@@ -1,0 +1,71 @@
+package netsel
+
+import (
+	"math/rand/v2"
+)
+
+// minSRVLen is the least a SRV record of an answer can take, compressed:
+// its owner a pointer to the question (2 bytes), type, class, TTL and
+// length (10), priority, weight and port (6), and a target of one short
+// label before a pointer (4).
+const minSRVLen = 22
+
+// srvPick is the part of an SRV set that one reply carries.
+type srvPick struct {
+	// order holds positions in the set, in the order of the answer.
+	order []int
+	// sampled is set when order is a sample of a set too big for the
+	// reply: the reply must have its TC bit set.
+	sampled bool
+}
+
+// pickSRV chooses the records of set that a reply with room bytes for its
+// answer and additional sections carries, shuffled, reusing order's array.
+// A record's size is that of its wire form and its glue.
+// It is the one place that decides an SRV answer; both the regular path and
+// answerWire serialise its choice.
+//
+// A set that might fit room, even compressed, comes whole (and a reply that
+// does not fit is truncated the regular way, by CoreDNS's ScrubWriter).
+// A bigger one — one that cannot fit — is sampled: a window of consecutive
+// records (by instance ID, wrapping around) from a random start, with their
+// glue, as long as their uncompressed wire forms fit room, then shuffled.
+// Every record is in as many windows as any other, so the load spreads
+// evenly over queries; consecutive records are also close in memory, which
+// keeps a huge set's answer as cheap as a small one's. The cost is
+// O(min(len(set), room/minSRVLen)), whatever the number of instances.
+func pickSRV(set []srvRR, room int, order []int) srvPick {
+	n := len(set)
+	order = order[:0]
+	if n*minSRVLen <= room {
+		for i := range n {
+			order = append(order, i)
+		}
+		rand.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+		return srvPick{order: order}
+	}
+	for j, i := 0, rand.IntN(n); j < n; j++ {
+		size := len(set[i].wire) + len(set[i].glue)
+		if set[i].wire == nil || size > room {
+			break
+		}
+		room -= size
+		order = append(order, i)
+		if i++; i == n {
+			i = 0
+		}
+	}
+	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	return srvPick{order: order, sampled: true}
+}
+
+// replyRoom is the room a reply to a question for qname has for its answer
+// and additional sections when it may be size bytes long: what is left
+// after the header, the question and, with EDNS0, the OPT record.
+func replyRoom(size int, qname string, edns bool) int {
+	room := size - 12 - (len(qname) + 1) - 4 // header; question: name, type, class
+	if edns {
+		room -= 11 // the root name, type, class, TTL, length
+	}
+	return room
+}

@@ -1,0 +1,93 @@
+package registrar_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/netsel/netsel/internal/testenv"
+	"github.com/netsel/netsel/registrar/api"
+)
+
+// TestServicePages reads a service of 25 instances in pages of 10 — from
+// etcd, from the index (?stale) and as a blocking query — following the
+// next cursor, and checks that bad limits and cursors are 400s naming their
+// field.
+func TestServicePages(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	for i := range 25 {
+		register(t, reg.URL, "web", api.RegisterRequest{ID: fmt.Sprintf("i%02d", i), Address: "127.0.0.1", Port: 8000 + i})
+	}
+	base := reg.URL + "/v1/services/web"
+
+	for _, mode := range []string{"", "&stale", "&index=1"} {
+		t.Run("mode "+mode, func(t *testing.T) {
+			var ids []string
+			after, pages := "", 0
+			for {
+				r := do(t, "GET", base+"?limit=10"+mode+"&after="+after, nil)
+				if r.status != http.StatusOK {
+					t.Fatalf("page after %q: %d %s", after, r.status, r.body)
+				}
+				var v api.ServiceView
+				r.decode(t, &v)
+				pages++
+				for _, in := range v.Instances {
+					ids = append(ids, in.ID)
+				}
+				if want := min(10, 25-10*(pages-1)); len(v.Instances) != want {
+					t.Fatalf("page %d has %d instances, want %d", pages, len(v.Instances), want)
+				}
+				if v.Next == "" {
+					break
+				}
+				if v.Next != v.Instances[len(v.Instances)-1].ID {
+					t.Fatalf("next %q is not the page's last instance %q", v.Next, v.Instances[len(v.Instances)-1].ID)
+				}
+				if pages > 3 {
+					t.Fatal("more than 3 pages")
+				}
+				after = v.Next
+			}
+			if pages != 3 || len(ids) != 25 {
+				t.Fatalf("%d pages, %d instances: %v", pages, len(ids), ids)
+			}
+			for i, id := range ids {
+				if want := fmt.Sprintf("i%02d", i); id != want {
+					t.Fatalf("instance %d is %s, want %s", i, id, want)
+				}
+			}
+		})
+	}
+
+	// Without limit a page holds up to 1000: all 25, no cursor.
+	var v api.ServiceView
+	do(t, "GET", base, nil).decode(t, &v)
+	if len(v.Instances) != 25 || v.Next != "" {
+		t.Errorf("default page: %d instances, next %q", len(v.Instances), v.Next)
+	}
+	// After the last instance: the service, no instances.
+	do(t, "GET", base+"?after=zzz", nil).decode(t, &v)
+	if len(v.Instances) != 0 || v.Next != "" || v.Name != "web" {
+		t.Errorf("after the last: %+v", v)
+	}
+
+	for _, tc := range []struct{ query, field string }{
+		{"limit=0", "limit"},
+		{"limit=-1", "limit"},
+		{"limit=10001", "limit"},
+		{"limit=ten", "limit"},
+		{"limit=", "limit"},
+		{"after=-bad", "after"},
+		{"after=UPPER", "after"},
+		{"after=a%2Fb", "after"},
+		{"stale&limit=0", "limit"},
+		{"index=1&after=..", "after"},
+	} {
+		r := do(t, "GET", base+"?"+tc.query, nil)
+		if r.status != http.StatusBadRequest || r.apiError(t).Field != tc.field {
+			t.Errorf("?%s: %d %s, want 400 naming %s", tc.query, r.status, r.body, tc.field)
+		}
+	}
+}

@@ -80,7 +80,7 @@ func TestHugeServiceSRV(t *testing.T) {
 			for _, c := range seen {
 				total += c
 			}
-			if len(seen) < min(total*3/4, 4500) {
+			if len(seen) < min(total*3/4, 3500) { // a fixed answer would give k
 				t.Errorf("%d queries returned %d records but only %d different ones: not spread over the set", queries, total, len(seen))
 			}
 		})

@@ -51,7 +51,7 @@ func planFDs(limit uint64, w fdWants) fdBudget {
 	reserve = min(reserve, limit)
 	b := fdBudget{Limit: limit, Reserve: reserve, VIPListeners: w.VIPListeners, VIPConns: w.VIPConns, HTTPConns: w.HTTPConns}
 	avail := limit - reserve
-	need := uint64(w.VIPListeners) + vipConnFDs*uint64(w.VIPConns) + 2*uint64(w.HTTPConns)
+	need := uint64(w.VIPListeners) + vipConnFDs*uint64(w.VIPConns) + 3*uint64(w.HTTPConns) // client, upstream, idle upstream
 	if need > avail {
 		scale := func(n int) int { return max(1, int(uint64(n)*avail/need)) }
 		b.VIPListeners, b.VIPConns, b.HTTPConns = scale(w.VIPListeners), scale(w.VIPConns), scale(w.HTTPConns)

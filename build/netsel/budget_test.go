@@ -14,10 +14,10 @@ func TestPlanFDs(t *testing.T) {
 			Limit: 1 << 20, Reserve: 1 << 18, VIPListeners: 4096, VIPConns: 16384, HTTPConns: 8192,
 			RegistrarConns: 1 << 17, Blocking: 4096}},
 		{"20000: scaled to 15000", 20000, defaults, fdBudget{
-			Limit: 20000, Reserve: 5000, VIPListeners: 517, VIPConns: 2068, HTTPConns: 1034,
+			Limit: 20000, Reserve: 5000, VIPListeners: 483, VIPConns: 1935, HTTPConns: 967,
 			RegistrarConns: 2500, Blocking: 1250}},
 		{"1024: reserve 512", 1024, defaults, fdBudget{
-			Limit: 1024, Reserve: 512, VIPListeners: 17, VIPConns: 70, HTTPConns: 35,
+			Limit: 1024, Reserve: 512, VIPListeners: 16, VIPConns: 66, HTTPConns: 33,
 			RegistrarConns: 256, Blocking: 128}},
 		{"explicit reserve", 10000, fdWants{Reserve: 9000, VIPListeners: 10, VIPConns: 100, HTTPConns: 100, Blocking: 10}, fdBudget{
 			Limit: 10000, Reserve: 9000, VIPListeners: 10, VIPConns: 100, HTTPConns: 100,

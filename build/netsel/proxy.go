@@ -64,7 +64,7 @@ func proxyConfig(c stackConfig) ([]byte, error) {
 	if c.HTTPAddr != "" {
 		srv := map[string]any{
 			"listen":          []string{c.HTTPAddr},
-			"routes":          []any{map[string]any{"handle": httpHandlers()}},
+			"routes":          []any{map[string]any{"handle": httpHandlers(c.Budget.HTTPConns)}},
 			"automatic_https": map[string]any{"disable": true},
 		}
 		if c.Budget.HTTPConns > 0 {
@@ -91,7 +91,13 @@ func proxyConfig(c stackConfig) ([]byte, error) {
 // zone, 508 to a request that looped back, 502 for an unknown
 // service, then reverse_proxy balances over the service's instances with
 // retries, passive health checks and a keep-alive pool sized for load.
-func httpHandlers() []any {
+func httpHandlers(maxConns int) []any {
+	// Idle upstream connections count against the descriptor budget too:
+	// at most one per client connection the proxy may hold.
+	idle, perHost := 4096, 512
+	if maxConns > 0 {
+		idle, perHost = min(idle, maxConns), min(perHost, maxConns)
+	}
 	return []any{
 		map[string]any{"handler": "netsel"},
 		map[string]any{
@@ -107,8 +113,8 @@ func httpHandlers() []any {
 				"dial_timeout": "2s",
 				"keep_alive": map[string]any{
 					"idle_timeout":            "90s",
-					"max_idle_conns":          4096,
-					"max_idle_conns_per_host": 512,
+					"max_idle_conns":          idle,
+					"max_idle_conns_per_host": perHost,
 				},
 			},
 		},

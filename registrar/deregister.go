@@ -21,6 +21,9 @@ func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
 	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
 	defer cancel()
 	key := r.ks.InstanceKey(name, id)
+	// Forget first: the instance must not be revived while the delete is
+	// under way, nor after it, whatever etcd answers.
+	r.seen.forget(name, id)
 	resp, err := r.cfg.Client.Delete(ctx, key, clientv3.WithPrevKV())
 	if err != nil {
 		// The delete may have been applied: if the key is gone now, it is
@@ -29,7 +32,6 @@ func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
 		if o, _ := r.readBack(req.Context(), key, 0); o != written || !known {
 			return etcdUnavailable("delete instance", err)
 		}
-		r.seen.forget(name, id)
 		r.revoke(clientv3.LeaseID(lease), 0, "deregistered")
 		r.log.Info("deregistered", "service", name, "id", id, "note", "etcd answered the delete with an error, but the instance is gone")
 		w.WriteHeader(http.StatusNoContent)
@@ -39,7 +41,6 @@ func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
 		return errNotFound("instance %s of service %s is not registered", id, name)
 	}
 	r.noteWrite(resp.Header.Revision)
-	r.seen.forget(name, id)
 	if lease := clientv3.LeaseID(resp.PrevKvs[0].Lease); lease != 0 {
 		r.revoke(lease, 0, "deregistered")
 	}

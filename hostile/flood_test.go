@@ -25,6 +25,8 @@ func TestServiceFlood(t *testing.T) {
 	r := startRunner(t)
 	const attempts = 1500 // > defaultNoFile: one listener each would exhaust it
 	var next, ok, refused atomic.Int64
+	var mu sync.Mutex
+	registered := map[string]string{} // service -> id, of the 200s
 	var wg sync.WaitGroup
 	ctx := withTimeout(t, 60*time.Second)
 	for range 8 {
@@ -38,6 +40,11 @@ func TestServiceFlood(t *testing.T) {
 				switch {
 				case status == http.StatusOK:
 					ok.Add(1)
+					var res api.RegisterResponse
+					json.Unmarshal(body, &res)
+					mu.Lock()
+					registered[fmt.Sprintf("flood-%d", i)] = res.ID
+					mu.Unlock()
 				case status >= 400 && status < 600:
 					refused.Add(1)
 				default:
@@ -53,6 +60,14 @@ func TestServiceFlood(t *testing.T) {
 	r.requireServing(t)
 	r.restart(t)
 	r.requireServing(t)
+	// Every instance that got a 200 is still there (a sample, for time).
+	n := 0
+	for name, id := range registered {
+		if n++; n > 50 {
+			break
+		}
+		r.requireInstances(t, name, []string{id})
+	}
 }
 
 // TestIdleConnectionFlood holds more idle connections to one VIP than the

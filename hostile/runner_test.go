@@ -71,9 +71,6 @@ type runner struct {
 // runnerOption changes how a runner is started.
 type runnerOption func(*runner)
 
-// withNoFile sets the runner's descriptor limit (soft and hard).
-func withNoFile(n int) runnerOption { return func(r *runner) { r.noFile = n } }
-
 // withFlags adds command-line flags.
 func withFlags(args ...string) runnerOption {
 	return func(r *runner) { r.args = append(r.args, args...) }
@@ -205,21 +202,6 @@ func (r *runner) fds() int {
 		return -1
 	}
 	return len(es)
-}
-
-// rss returns the runner's resident memory in bytes.
-func (r *runner) rss() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.proc.PID()))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
 }
 
 // etcd returns a client of the runner's embedded etcd, for writing what

@@ -26,7 +26,7 @@ func (r *Registrar) grant(ctx context.Context, ttl time.Duration) (clientv3.Leas
 	defer cancel()
 	var err error
 	for range grantAttempts {
-		id := clientv3.LeaseID(rand.Int64N(1<<63-1) + 1)
+		id := newLeaseID(time.Now())
 		// Wait for a connection, as clientv3 does, rather than fail at once
 		// while etcd is away: each failed grant leaves work for the reaper.
 		_, err = r.leases.LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: int64(ttl / time.Second), ID: int64(id)}, grpc.WaitForReady(true))
@@ -115,4 +115,13 @@ func (r *Registrar) readBack(ctx context.Context, key string, lease clientv3.Lea
 // error is not settled may still be in flight in etcd after a read back.
 func settled(err error) bool {
 	return errors.Is(err, rpctypes.ErrNoSpace) || permanentEtcdError(err)
+}
+
+// newLeaseID returns a lease ID for a grant at now: the milliseconds since
+// the epoch above 20 random bits. IDs grow with time, so etcd's lease
+// bucket takes them as appends, as it does its own sequential IDs; random
+// 63-bit IDs scatter its B+tree writes and cost registrations a quarter of
+// their throughput. A collision is answered ErrLeaseExist and retried.
+func newLeaseID(now time.Time) clientv3.LeaseID {
+	return clientv3.LeaseID(now.UnixMilli()<<20 | rand.Int64N(1<<20))
 }

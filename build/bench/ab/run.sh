@@ -53,7 +53,7 @@ sleep 1
 
 wrk_rps() { wrk -t2 -c"$C" -d"${DUR}s" "$@" | tee -a "$W/wrk.log" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 dns_qps() { dnsperf -s 127.0.0.1 -p "$1" -d "$W/queries" -l "$DUR" -c 4 -T 1 2>&1 | awk '/Queries per second/ {printf "%.0f", $4}'; }
-cases="register heartbeat dns http vip"
+cases=${CASES:-register heartbeat dns http vip}
 measure() { # case runner
 	case $1 in
 	register) wrk_rps -s build/bench/registrar/register.lua "http://${REG[$2]}" ;;

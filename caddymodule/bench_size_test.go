@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +30,7 @@ func BenchmarkUpstreamsSize(b *testing.B) {
 		app.view(name) // build the view (once per change) before timing
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testenv.CPUTime()
 			for b.Loop() {
 				r := requestFor(name)
 				ups, err := u.GetUpstreams(r)
@@ -45,24 +44,9 @@ func BenchmarkUpstreamsSize(b *testing.B) {
 					b.Fatal("nothing selected")
 				}
 			}
-			reportCPU(b, cpu)
+			testenv.ReportCPU(b, cpu)
 		})
 	}
-}
-
-// cpuTime is the CPU time, user and system, the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// reportCPU reports the process's CPU time per op since start: on a shared
-// machine, steadier than wall time.
-func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
 // appWith returns an app over a fresh etcd holding, for each name in sizes,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
@@ -61,26 +60,26 @@ func BenchmarkSRVSize(b *testing.B) {
 		b.Run(fmt.Sprintf("regular/%d", size), func(b *testing.B) {
 			w := &test.ResponseWriter{}
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testenv.CPUTime()
 			for b.Loop() {
 				rec := dnstest.NewRecorder(w)
 				if _, err := n.ServeDNS(ctx, rec, r); err != nil || rec.Msg == nil {
 					b.Fatal("no reply")
 				}
 			}
-			reportCPU(b, cpu)
+			testenv.ReportCPU(b, cpu)
 		})
 		b.Run(fmt.Sprintf("server/%d", size), func(b *testing.B) {
 			cw := &sinkWriter{}
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testenv.CPUTime()
 			for b.Loop() {
 				cw.n = 0
 				if _, err := n.ServeDNS(ctx, request.NewScrubWriter(r, cw), r); err != nil || cw.n == 0 {
 					b.Fatal("no reply")
 				}
 			}
-			reportCPU(b, cpu)
+			testenv.ReportCPU(b, cpu)
 		})
 	}
 }
@@ -105,21 +104,6 @@ func (w *sinkWriter) WriteMsg(m *dns.Msg) error {
 func (w *sinkWriter) Write(b []byte) (int, error) {
 	w.n = len(b)
 	return len(b), nil
-}
-
-// cpuTime is the CPU time, user and system, the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// reportCPU reports the process's CPU time per op since start: on a shared
-// machine, steadier than wall time.
-func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
 // putMany writes n instances of svc, with IDs of one length ("<prefix>%05d")

@@ -136,6 +136,15 @@ func (c *limitConn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite half-closes c when its connection can (TCP), as net/http does
+// after an error answer so that the client reads it before the close.
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // Interface guards
 var (
 	_ caddy.Provisioner     = (*LimitListener)(nil)

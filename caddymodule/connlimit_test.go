@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,4 +66,47 @@ func TestLimitListener(t *testing.T) {
 	}
 	held[0].Close()
 	testenv.Eventually(t, 5*time.Second, func() bool { return get() == nil }, "a freed slot was never reused")
+}
+
+// TestLimitListenerErrorAnswers: behind netsel_limit, an answer the server
+// gives before it closes (431 to an oversized header, with the request's
+// bytes still unread) reaches the client: the connection is half-closed
+// first, as without the wrapper, not reset.
+func TestLimitListenerErrorAnswers(t *testing.T) {
+	addr := testenv.FreeAddr(t)
+	cfg, err := json.Marshal(map[string]any{
+		"admin": map[string]any{"disabled": true},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"s": map[string]any{
+			"listen":            []string{addr},
+			"max_header_bytes":  1024,
+			"listener_wrappers": []any{map[string]any{"wrapper": "netsel_limit", "max_conns": 100}},
+			"routes":            []any{map[string]any{"handle": []any{map[string]any{"handler": "static_response", "body": "ok"}}}},
+			"automatic_https":   map[string]any{"disable": true},
+		}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartCaddy(t, cfg)
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		resp, err := c.Get("http://" + addr + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}, "server on %s never answered", addr)
+	for i := range 5 {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", 6<<10))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("request %d with a 6 KiB header: %v", i, err)
+		}
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || err != nil {
+			t.Fatalf("request %d with a 6 KiB header: %d %v, want 431", i, resp.StatusCode, err)
+		}
+	}
 }

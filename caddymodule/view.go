@@ -122,9 +122,13 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		a.logger.Warn("instances left out: the dial policy refuses their addresses",
 			zap.String("service", e.Name), zap.Int("refused", v.refused), zap.Strings("why", refusals))
 	}
-	// Ports looked up later (not in byPort) are checked as they are found;
-	// they are not counted or logged.
-	v.allowed = func(ap netip.AddrPort) bool { return a.dialRefused(snap, v.policy, ap) == nil }
+	// Ports looked up later (not in byPort) are checked as they are found,
+	// against the catalog's VIPs then; they are not counted or logged. The
+	// check holds no snapshot: a view lives as long as its service's entry
+	// is unchanged, and a snapshot it held would keep every other
+	// service's entry of that time alive with it.
+	policy := v.policy
+	v.allowed = func(ap netip.AddrPort) bool { return a.dialRefused(a.index.Snapshot(), policy, ap) == nil }
 	return v
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,5 +161,59 @@ func TestBlockingQueryFlood(t *testing.T) {
 	if answered.Load() == 0 {
 		t.Errorf("no blocking query was answered by the change")
 	}
+	r.requireServing(t)
+}
+
+// TestIdleRegistrarConnectionFlood opens more connections to the registrar
+// than it holds open, sends nothing on them and opens another for each it
+// loses: meanwhile another client still registers and heartbeats, each
+// answered within 3s, well inside a TTL.
+func TestIdleRegistrarConnectionFlood(t *testing.T) {
+	r := startRunner(t)
+	ctx, stop := context.WithCancel(withTimeout(t, 60*time.Second))
+	const held, maxDials = 1500, 20_000
+	var dials atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	for range held {
+		wg.Go(func() {
+			var d net.Dialer
+			for ctx.Err() == nil && dials.Add(1) <= maxDials {
+				c, err := d.DialContext(ctx, "tcp", r.addr("registrar"))
+				if err != nil {
+					continue
+				}
+				go func() { <-ctx.Done(); c.Close() }()
+				c.Read(make([]byte, 1)) // returns when the registrar closes it
+				c.Close()
+			}
+		})
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool { return dials.Load() >= held }, "the flood never opened its connections")
+
+	quick := &http.Client{Timeout: 3 * time.Second}
+	do := func(method, path string, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, r.registrarURL()+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		resp, err := quick.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s during the flood (%d connections opened): %v", method, path, dials.Load(), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s during the flood: %d", method, path, resp.StatusCode)
+		}
+		t.Logf("%s %s: %v", method, path, time.Since(start).Round(time.Millisecond))
+	}
+	do(http.MethodPost, "/v1/services/steady/instances", `{"address":"127.0.0.1","port":9,"id":"s1","ttl":"10s"}`)
+	for range 5 {
+		do(http.MethodPut, "/v1/services/steady/instances/s1/heartbeat", "")
+	}
+	t.Logf("%d connections opened by the flood; %v closed to make room", dials.Load(), r.metric(`netsel_registrar_limited_total{limit="connections"}`))
+	stop()
+	wg.Wait()
 	r.requireServing(t)
 }

@@ -337,8 +337,9 @@ func (r *runner) restart(t *testing.T) {
 	}, "runner not ready after restart")
 }
 
-// metric returns the value of an unlabelled metric of the registrar's
-// /metrics, or -1 when it is absent.
+// metric returns the value of a series of the registrar's /metrics, named
+// as the exposition format writes it (`name` or `name{label="value"}`), or
+// -1 when it is absent.
 func (r *runner) metric(name string) float64 {
 	_, body := r.get("/metrics")
 	for _, line := range strings.Split(string(body), "\n") {

@@ -1,6 +1,9 @@
 package registrar
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // RenewForTest renews lease through the registrar's shared keep-alive
 // stream, for benchmarks that leave HTTP out.
@@ -15,4 +18,11 @@ func (r *Registrar) RenewerBacklogForTest() (pending, queued int) {
 	r.renewer.mu.Lock()
 	defer r.renewer.mu.Unlock()
 	return len(r.renewer.pending), len(r.renewer.queue)
+}
+
+// MissedForTest notes that etcd did not answer a heartbeat of name/id just
+// now, as when etcd is frozen: the instance may be put back if its lease
+// is found gone.
+func (r *Registrar) MissedForTest(name, id string) {
+	r.seen.missed(name, id, time.Now())
 }

@@ -94,8 +94,11 @@ func (r *Registrar) renewInstance(ctx context.Context, name, id string, now time
 
 // revive puts instance name/id back under a new lease when its lease was
 // lost while etcd could not answer its heartbeats (see seenInstances), and
-// only if the instance key is still absent. It returns the new lease's TTL
-// in seconds, or 0 when the instance is not to be put back.
+// only if the instance key is still absent and its service still exists
+// (deleted meanwhile, it stays deleted). It returns the new lease's TTL in
+// seconds, or 0 when the instance is not to be put back: then the
+// heartbeat answers 404 and the client registers again, where the limits
+// apply. Only etcd's unavailability is an error.
 func (r *Registrar) revive(ctx context.Context, name, id string, now time.Time) (int64, error) {
 	in, ttl, ok := r.seen.revivable(name, id)
 	if !ok {
@@ -108,6 +111,12 @@ func (r *Registrar) revive(ctx context.Context, name, id string, now time.Time) 
 		// is there now.
 		secs, _, err := r.renewInstance(ctx, name, id, now)
 		return secs, err
+	}
+	var he *httpError
+	if errors.As(err, &he) && he.status != http.StatusServiceUnavailable {
+		r.seen.forget(name, id)
+		r.log.Warn("instance etcd let expire not put back", "service", name, "id", id, "err", err)
+		return 0, nil
 	}
 	if err != nil {
 		return 0, err

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar/api"
 )
@@ -161,5 +162,43 @@ func TestBlockingQuery(t *testing.T) {
 	a = <-ch
 	if a.took > 5*time.Second {
 		t.Fatalf("watch of a deleted service took %v", a.took)
+	}
+}
+
+// TestReviveKeepsDeletedServiceDeleted: an instance whose lease was lost
+// while etcd could not answer its heartbeats is put back by its next
+// heartbeat, but not when its service was deleted meanwhile: the heartbeat
+// answers 404 and the service stays deleted, its VIP free.
+func TestReviveKeepsDeletedServiceDeleted(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	ks := catalog.MustKeyspace(catalog.DefaultPrefix)
+	a := register(t, reg.URL, "gone", api.RegisterRequest{ID: "g-0", Address: "127.0.0.1", Port: 80, TTL: api.Duration(10 * time.Second)})
+
+	// Etcd did not answer a heartbeat; then the lease was lost and the
+	// service, empty, deleted with its VIP, as an admin's DELETE does.
+	reg.Registrar.MissedForTest("gone", "g-0")
+	ctx := context.Background()
+	if _, err := etcd.Client.Txn(ctx).Then(
+		clientv3.OpDelete(ks.InstanceKey("gone", "g-0")),
+		clientv3.OpDelete(ks.ServiceKey("gone")),
+		clientv3.OpDelete(ks.VIPKey(a.VIP)),
+	).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Client.Revoke(ctx, clientv3.LeaseID(a.Lease)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		return do(t, "GET", reg.URL+"/v1/services/gone?stale", nil).status == http.StatusNotFound
+	}, "the registrar's index still has the service")
+
+	if resp := do(t, "PUT", reg.URL+"/v1/services/gone/instances/g-0/heartbeat", nil); resp.status != http.StatusNotFound {
+		t.Errorf("heartbeat of an instance whose service was deleted: %d %s, want 404", resp.status, resp.body)
+	}
+	for _, k := range []string{ks.ServiceKey("gone"), ks.VIPKey(a.VIP), ks.InstanceKey("gone", "g-0")} {
+		if resp, err := etcd.Client.Get(ctx, k); err != nil || len(resp.Kvs) != 0 {
+			t.Errorf("%s is back in etcd (%v)", k, err)
+		}
 	}
 }

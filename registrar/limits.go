@@ -22,6 +22,7 @@ const (
 	DefaultRegisterBurst          = 200
 	DefaultMaxBlockingQueries     = 4096
 	DefaultMaxBlockingPerClient   = 256
+	DefaultMaxConns               = 2 * DefaultMaxBlockingQueries
 )
 
 // Limits bound what clients may make the registrar hold or do. Each field
@@ -56,6 +57,12 @@ type Limits struct {
 	// 256.
 	MaxBlockingQueries   int
 	MaxBlockingPerClient int
+	// MaxConns bounds the client connections Serve holds open. Past it, a
+	// new connection closes the one that has waited longest without a
+	// request in progress (counted as limited "connections"), so idle
+	// connections cannot keep requests out. Default 8192; keep it above
+	// MaxBlockingQueries, whose connections are busy while they wait.
+	MaxConns int
 }
 
 // withDefaults fills in the defaults and turns "no limit" into MaxInt.
@@ -71,6 +78,7 @@ func (l Limits) withDefaults() Limits {
 		{&l.RegisterBurst, DefaultRegisterBurst},
 		{&l.MaxBlockingQueries, DefaultMaxBlockingQueries},
 		{&l.MaxBlockingPerClient, DefaultMaxBlockingPerClient},
+		{&l.MaxConns, DefaultMaxConns},
 	} {
 		switch {
 		case *f.v == 0:

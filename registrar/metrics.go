@@ -77,7 +77,7 @@ func newMetrics() *metrics {
 		}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "limited_total",
-			Help: "Requests refused by a limit, by limit: services, instances_per_service, instances_per_token, data_bytes, rate, blocking_total, blocking_client, vip_range.",
+			Help: "Requests refused by a limit, by limit: services, instances_per_service, instances_per_token, data_bytes, rate, blocking_total, blocking_client, vip_range; connections counts idle connections closed to make room.",
 		}, []string{"limit"}),
 		listBuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "service_list_builds_total",

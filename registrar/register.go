@@ -37,14 +37,14 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
 	}
-	undo, err := r.admit(req.Context(), client, in)
+	admitted, err := r.admit(req.Context(), client, in)
 	if err != nil {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
 	}
 	res, err := r.put(req.Context(), in, ttl)
+	admitted(err == nil)
 	if err != nil {
-		undo()
 		result := "failed"
 		var he *httpError
 		if errors.As(err, &he) && he.status < 500 {
@@ -73,9 +73,10 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-// admit checks in against the data and capacity limits and counts it against the
-// token of client, if any; undo gives back what admit counted.
-func (r *Registrar) admit(ctx context.Context, client string, in *catalog.Instance) (undo func(), err error) {
+// admit checks in against the data and capacity limits and counts it
+// against the token of client, if any. The registration calls done with
+// whether it stored in; a failed one gives back what admit counted.
+func (r *Registrar) admit(ctx context.Context, client string, in *catalog.Instance) (done func(stored bool), err error) {
 	if err := r.checkData(in); err != nil {
 		return nil, err
 	}
@@ -89,14 +90,14 @@ func (r *Registrar) admit(ctx context.Context, client string, in *catalog.Instan
 		return nil, err
 	}
 	if r.tokens == nil || !strings.HasPrefix(client, "token:") {
-		return func() {}, nil
+		return func(bool) {}, nil
 	}
-	undo, ok := r.quota.take(client, in, snap, time.Now())
+	done, ok := r.quota.take(client, in, snap, time.Now())
 	if !ok {
 		r.metrics.limited.WithLabelValues("instances_per_token").Inc()
 		return nil, errInsufficient("Authorization", "the token holds its limit of %d instances; a new instance cannot be added (retrying will not help until its instances leave)", r.cfg.Limits.MaxInstancesPerToken)
 	}
-	return undo, nil
+	return done, nil
 }
 
 // putResult is the outcome of a successful put.
@@ -118,8 +119,9 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 	return r.putIf(ctx, in, ttl, nil)
 }
 
-// putIf is put with extra conditions on the transaction; when they fail it
-// returns errNotPut.
+// putIf is put with extra conditions on the transaction, and never
+// creates a service: when the conditions fail, or the service does not
+// exist, it returns errNotPut.
 func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Duration, conds []clientv3.Cmp) (*putResult, error) {
 	val, err := catalog.EncodeInstance(in)
 	if err != nil {
@@ -157,6 +159,12 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 			cmps []clientv3.Cmp
 			ops  []clientv3.Op
 		)
+		if current == nil && conds != nil {
+			if attempt == 0 {
+				continue // the index may lag: ask etcd
+			}
+			return nil, errNotPut
+		}
 		if current != nil {
 			svc = current
 			if err := checkPorts(svc, in); err != nil {

@@ -93,7 +93,8 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.policy.Store(policy)
 	r.rate = newRateLimiter(cfg.Limits.RegisterRate, cfg.Limits.RegisterBurst)
 	r.blocking = newSlots(cfg.Limits.MaxBlockingQueries, cfg.Limits.MaxBlockingPerClient)
-	r.quota = newTokenQuota(cfg.Limits.MaxInstancesPerToken)
+	r.seen = newSeenInstances()
+	r.quota = newTokenQuota(cfg.Limits.MaxInstancesPerToken, r.seen.alive)
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
@@ -107,7 +108,6 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.renewer = newRenewer(bg, r.leases, r.log, r.metrics, cfg.RenewCacheFor)
 	r.reaper = newReaper(cfg.Client, r.log, r.metrics, cfg.EtcdTimeout, cfg.MaxTTL, r.renewer.forget)
 	r.alarms = newAlarms(cfg.Client, r.log, r.metrics, cfg.EtcdTimeout)
-	r.seen = newSeenInstances()
 	r.wg.Go(func() { r.reaper.run(bg) })
 	r.wg.Go(func() { r.alarms.run(bg) })
 	r.wg.Go(func() { r.seen.run(bg) })
@@ -157,6 +157,9 @@ func (r *Registrar) Serve(ctx context.Context, ln net.Listener) error {
 		return context.WithValue(context.Background(), drainKey{}, (<-chan struct{})(drain))
 	})
 	srv.RegisterOnShutdown(func() { close(drain) })
+	conns := newConnLimit(r.cfg.Limits.MaxConns, r.metrics.limited.WithLabelValues("connections").Inc)
+	srv.ConnState = conns.connState
+	ln = conns.listener(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- r.serveOn(srv, ln) }()
 	r.log.Info("registrar listening", "addr", ln.Addr().String(), "scheme", r.scheme())

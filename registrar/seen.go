@@ -118,6 +118,16 @@ func (e *seenInstance) revivable(now time.Time) bool {
 	return e.in != nil && !e.missed.IsZero() && e.missed.Before(e.renewed.Add(e.ttl)) && now.Sub(e.heard) <= e.ttl
 }
 
+// alive reports whether name/id is remembered and its client has
+// heartbeated (or registered it) within its TTL: an instance that may be
+// put back although the index lacks it now.
+func (s *seenInstances) alive(name, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[seenKey(name, id)]
+	return e != nil && time.Since(e.heard) <= e.ttl
+}
+
 // lost returns the revivable instances that snap lacks although it has
 // their service.
 func (s *seenInstances) lost(snap *catalog.Snapshot) []*catalog.Instance {

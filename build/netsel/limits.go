@@ -3,8 +3,6 @@ package main
 import (
 	"flag"
 	"log/slog"
-	"net"
-	"sync"
 	"time"
 
 	"github.com/netsel/netsel/caddymodule"
@@ -79,6 +77,7 @@ func (f *limitFlags) registrarLimits(b fdBudget) registrar.Limits {
 		RegisterBurst:          f.registerBurst,
 		MaxBlockingQueries:     b.Blocking,
 		MaxBlockingPerClient:   f.maxBlockingPerClient,
+		MaxConns:               b.RegistrarConns,
 	}
 }
 
@@ -94,51 +93,4 @@ func (f *limitFlags) vipProxyLimits(b fdBudget) map[string]any {
 		"max_conns":              b.VIPConns,
 		"idle_timeout":           idle,
 	}
-}
-
-// limitListener bounds the connections a listener holds open: Accept waits
-// for one to close, leaving the others in the kernel's backlog, so they
-// hold no descriptor of this process.
-type limitListener struct {
-	net.Listener
-	sem       chan struct{}
-	closed    chan struct{}
-	closeOnce sync.Once
-}
-
-func newLimitListener(ln net.Listener, n int) net.Listener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), closed: make(chan struct{})}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	lc := &limitConn{Conn: c}
-	lc.release = sync.OnceFunc(func() { <-l.sem })
-	return lc, nil
-}
-
-func (l *limitListener) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
-	return l.Listener.Close()
-}
-
-// limitConn gives its slot back when closed.
-type limitConn struct {
-	net.Conn
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.release()
-	return err
 }

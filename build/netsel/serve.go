@@ -327,9 +327,6 @@ func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), e
 		r.Close()
 		return nil, fmt.Errorf("registrar: %w", err)
 	}
-	if c.Budget.RegistrarConns > 0 {
-		ln = newLimitListener(ln, c.Budget.RegistrarConns)
-	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {

@@ -37,8 +37,12 @@ func (r *Registrar) heartbeat(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	now := time.Now()
-	r.seen.heard(name, id, now)
 	ttl, cached, err := r.renewInstance(req.Context(), name, id, now)
+	if err != nil || ttl <= 0 {
+		// Not renewed: the heartbeat still counts as the client's, for
+		// putting the instance back (a renewal notes it itself).
+		r.seen.heard(name, id, now)
+	}
 	if err == nil && ttl <= 0 {
 		ttl, err = r.revive(req.Context(), name, id, now)
 	}

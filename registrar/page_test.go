@@ -1,9 +1,11 @@
 package registrar_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar/api"
@@ -20,6 +22,12 @@ func TestServicePages(t *testing.T) {
 		register(t, reg.URL, "web", api.RegisterRequest{ID: fmt.Sprintf("i%02d", i), Address: "127.0.0.1", Port: 8000 + i})
 	}
 	base := reg.URL + "/v1/services/web"
+	// A stale read may lag the registrations: wait until it has them all.
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		var v api.ServiceView
+		r := do(t, "GET", base+"?stale", nil)
+		return r.status == http.StatusOK && json.Unmarshal(r.body, &v) == nil && len(v.Instances) == 25
+	}, "the registrar's index never had the 25 instances")
 
 	for _, mode := range []string{"", "&stale", "&index=1"} {
 		t.Run("mode "+mode, func(t *testing.T) {

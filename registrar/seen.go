@@ -2,7 +2,9 @@ package registrar
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netsel/netsel/catalog"
@@ -20,11 +22,20 @@ const maxSeen = 1 << 20
 // stalled disk) puts the instance back instead of answering 404. An entry
 // lives as long as its client heartbeats at least once a TTL.
 type seenInstances struct {
-	mu sync.Mutex
-	m  map[string]*seenInstance
+	// shards split the entries by instance, so that heartbeats of
+	// different instances do not wait for one lock.
+	shards [seenShards]seenShard
+	seed   maphash.Seed
 	// missing counts the entries with missed set, so that lost costs
 	// nothing while etcd answers.
-	missing int
+	missing atomic.Int64
+}
+
+const seenShards = 32
+
+type seenShard struct {
+	mu sync.Mutex
+	m  map[seenRef]*seenInstance
 }
 
 type seenInstance struct {
@@ -38,53 +49,70 @@ type seenInstance struct {
 }
 
 func newSeenInstances() *seenInstances {
-	return &seenInstances{m: map[string]*seenInstance{}}
+	s := &seenInstances{seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].m = map[seenRef]*seenInstance{}
+	}
+	return s
 }
 
-func seenKey(name, id string) string { return name + "/" + id }
+// shard returns the shard of k, locked.
+func (s *seenInstances) shard(k seenRef) *seenShard {
+	sh := &s.shards[maphash.String(s.seed, k.id)%seenShards]
+	sh.mu.Lock()
+	return sh
+}
+
+// seenRef names an instance in seenInstances (a struct, not a joined
+// string: looking one up allocates nothing).
+type seenRef struct{ service, id string }
+
+func seenKey(name, id string) seenRef { return seenRef{name, id} }
 
 // heard notes a heartbeat of name/id at now. A client silent for longer
 // than its TTL has let its instance expire: the registrar forgets it.
 func (s *seenInstances) heard(name, id string, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[seenKey(name, id)]
+	k := seenKey(name, id)
+	sh := s.shard(k)
+	defer sh.mu.Unlock()
+	e := sh.m[k]
 	if e == nil {
 		return
 	}
 	if now.Sub(e.heard) > e.ttl {
-		s.drop(seenKey(name, id), e)
+		s.drop(sh, k, e)
 		return
 	}
 	e.heard = now
 }
 
-// drop deletes entry e of key k; s.mu is held.
-func (s *seenInstances) drop(k string, e *seenInstance) {
+// drop deletes entry e of key k from sh, whose lock is held.
+func (s *seenInstances) drop(sh *seenShard, k seenRef, e *seenInstance) {
 	if !e.missed.IsZero() {
-		s.missing--
+		s.missing.Add(-1)
 	}
-	delete(s.m, k)
+	delete(sh.m, k)
 }
 
 // renewed notes that etcd renewed (or wrote) name/id at now, with its record
 // when known (nil keeps the one remembered).
 func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.Duration, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[seenKey(name, id)]
+	k := seenKey(name, id)
+	sh := s.shard(k)
+	defer sh.mu.Unlock()
+	e := sh.m[k]
 	if e == nil {
-		if in == nil || len(s.m) >= maxSeen {
+		if in == nil || len(sh.m) >= maxSeen/seenShards {
 			return
 		}
 		e = &seenInstance{}
-		s.m[seenKey(name, id)] = e
+		sh.m[k] = e
 	}
 	if in != nil {
 		e.in = in
 	}
 	if !e.missed.IsZero() {
-		s.missing--
+		s.missing.Add(-1)
 	}
 	e.ttl, e.renewed, e.heard, e.missed = ttl, now, now, time.Time{}
 }
@@ -92,11 +120,12 @@ func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.
 // missed notes that etcd did not answer a heartbeat of name/id that came
 // at at.
 func (s *seenInstances) missed(name, id string, at time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.m[seenKey(name, id)]; e != nil && e.missed.IsZero() {
+	k := seenKey(name, id)
+	sh := s.shard(k)
+	defer sh.mu.Unlock()
+	if e := sh.m[k]; e != nil && e.missed.IsZero() {
 		e.missed = at
-		s.missing++
+		s.missing.Add(1)
 	}
 }
 
@@ -105,9 +134,10 @@ func (s *seenInstances) missed(name, id string, at time.Time) {
 // alive, etcd could not answer it, and the client has heartbeated at least
 // once a TTL since.
 func (s *seenInstances) revivable(name, id string) (*catalog.Instance, time.Duration, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[seenKey(name, id)]
+	k := seenKey(name, id)
+	sh := s.shard(k)
+	defer sh.mu.Unlock()
+	e := sh.m[k]
 	if e == nil || !e.revivable(time.Now()) {
 		return nil, 0, false
 	}
@@ -122,41 +152,46 @@ func (e *seenInstance) revivable(now time.Time) bool {
 // heartbeated (or registered it) within its TTL: an instance that may be
 // put back although the index lacks it now.
 func (s *seenInstances) alive(name, id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[seenKey(name, id)]
+	k := seenKey(name, id)
+	sh := s.shard(k)
+	defer sh.mu.Unlock()
+	e := sh.m[k]
 	return e != nil && time.Since(e.heard) <= e.ttl
 }
 
 // lost returns the revivable instances that snap lacks although it has
 // their service.
 func (s *seenInstances) lost(snap *catalog.Snapshot) []*catalog.Instance {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.missing == 0 {
+	if s.missing.Load() == 0 {
 		return nil
 	}
 	now := time.Now()
 	var lost []*catalog.Instance
-	for _, e := range s.m {
-		if !e.revivable(now) {
-			continue
-		}
-		if svc, ok := snap.Service(e.in.Service); ok && svc.Service != nil {
-			if _, ok := svc.Instance(e.in.ID); !ok {
-				lost = append(lost, e.in)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, e := range sh.m {
+			if !e.revivable(now) {
+				continue
+			}
+			if svc, ok := snap.Service(e.in.Service); ok && svc.Service != nil {
+				if _, ok := svc.Instance(e.in.ID); !ok {
+					lost = append(lost, e.in)
+				}
 			}
 		}
+		sh.mu.Unlock()
 	}
 	return lost
 }
 
 // forget drops name/id: deregistered, or answered 404.
 func (s *seenInstances) forget(name, id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.m[seenKey(name, id)]; e != nil {
-		s.drop(seenKey(name, id), e)
+	k := seenKey(name, id)
+	sh := s.shard(k)
+	defer sh.mu.Unlock()
+	if e := sh.m[k]; e != nil {
+		s.drop(sh, k, e)
 	}
 }
 
@@ -170,13 +205,16 @@ func (s *seenInstances) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.mu.Lock()
-			for k, e := range s.m {
-				if now.Sub(e.heard) > e.ttl {
-					s.drop(k, e)
+			for i := range s.shards {
+				sh := &s.shards[i]
+				sh.mu.Lock()
+				for k, e := range sh.m {
+					if now.Sub(e.heard) > e.ttl {
+						s.drop(sh, k, e)
+					}
 				}
+				sh.mu.Unlock()
 			}
-			s.mu.Unlock()
 		}
 	}
 }

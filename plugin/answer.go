@@ -15,7 +15,8 @@ type srvPick struct {
 	// order holds positions in the set, in the order of the answer.
 	order []int
 	// sampled is set when order is a sample of a set too big for the
-	// reply: the reply must have its TC bit set.
+	// reply: a UDP reply must have its TC bit set, so that the client may
+	// ask over TCP for a bigger sample.
 	sampled bool
 }
 

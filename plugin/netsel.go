@@ -106,7 +106,7 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	m := new(dns.Msg)
 	m.SetRcode(r, res.rcode)
 	m.Authoritative = true
-	m.Truncated = res.truncated
+	m.Truncated = res.truncated && !isTCP(w) // over TCP, a sample is the answer
 	m.Answer = res.answer
 	m.Extra = res.extra
 	if res.soa {

@@ -127,7 +127,7 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 		pick = pickSRV(set, replyRoom(size, r.Question[0].Name, opt != nil), rep.order)
 		rep.order = pick.order
 	}
-	if !rep.build(r, opt, vip, set, pick, wireLimit(tcp, size)) {
+	if !rep.build(r, opt, vip, set, pick, tcp, wireLimit(tcp, size)) {
 		// Too big: the regular path compresses, or truncates and sets TC.
 		rep.release()
 		return nil
@@ -147,11 +147,13 @@ func (rep *wireReply) release() {
 }
 
 // build makes rep.buf the reply to r: the VIP record vip, or the records of
-// set that pick chose, with their glue as additional records and TC set when pick is a sample;
+// set that pick chose, with their glue as additional records and, over
+// UDP, TC set when pick is a sample (over TCP a sample is the answer: TC
+// would only send the client to ask again the same way);
 // with opt, an OPT record as CoreDNS's SizeAndDo writes it: the client's
 // buffer size, version 0, the client's DO bit, no options. It gives up,
 // returning false, as soon as the reply would be longer than limit.
-func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, pick srvPick, limit int) bool {
+func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, pick srvPick, tcp bool, limit int) bool {
 	buf := rep.buf[:12]
 	flags := uint16(flagQR | flagAA)
 	if r.RecursionDesired {
@@ -160,7 +162,7 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, p
 	if r.CheckingDisabled {
 		flags |= flagCD
 	}
-	if pick.sampled {
+	if pick.sampled && !tcp {
 		flags |= flagTC
 	}
 	binary.BigEndian.PutUint16(buf[0:], r.Id)

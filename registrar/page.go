@@ -3,8 +3,8 @@ package registrar
 import (
 	"net/http"
 	"strconv"
-
-	"github.com/netsel/netsel/catalog"
+	"strings"
+	"unicode"
 )
 
 // Pages of GET /v1/services/{name}: ?limit= instances (default
@@ -12,6 +12,8 @@ import (
 const (
 	DefaultPageLimit = 1000
 	MaxPageLimit     = 10000
+	// maxCursorBytes bounds ?after=.
+	maxCursorBytes = 1024
 )
 
 // pageQuery is the ?limit=N&after=ID of a single-service read.
@@ -30,10 +32,11 @@ func parsePage(req *http.Request) (pageQuery, error) {
 		}
 		pq.limit = n
 	}
-	if pq.after != "" {
-		if err := catalog.CheckName("after", pq.after); err != nil {
-			return pq, fieldError(err)
-		}
+	// after is a position in the order of instance IDs, not a name: the
+	// last key of a page may be one that something other than a registrar
+	// wrote, which is skipped but still ends the page.
+	if len(pq.after) > maxCursorBytes || strings.ContainsFunc(pq.after, unicode.IsControl) {
+		return pq, errBadRequest("after", "%q is not a cursor: at most %d bytes, no control characters", truncate(pq.after, 40), maxCursorBytes)
 	}
 	return pq, nil
 }

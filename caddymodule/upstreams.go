@@ -103,11 +103,14 @@ func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, err
 		return nil, nil
 	}
 	n, start := len(v.dials), 0
-	if w := u.window(); w > 0 && n > w {
+	w := u.window()
+	windowed := w > 0 && n > w
+	if windowed {
 		n, start = w, v.weightedPosition()
-		if repl != nil {
-			repl.Set(replWindow, true)
-		}
+	}
+	if repl != nil {
+		// Set on every call: a retry's upstreams may no longer be a window.
+		repl.Set(replWindow, windowed)
 	}
 	ups := make([]reverseproxy.Upstream, n)
 	out := make([]*reverseproxy.Upstream, n)

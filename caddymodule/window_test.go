@@ -69,6 +69,21 @@ func TestUpstreamsWindow(t *testing.T) {
 			t.Errorf("%s: %d upstreams, %v; want %d", tt.name, len(ups), err, tt.want)
 		}
 	}
+
+	// A retry asks again: what netsel_weighted is told follows the last
+	// answer, a window or not.
+	r := requestFor("big")
+	for _, tt := range []struct {
+		window int
+		want   bool
+	}{{5, true}, {-1, false}, {5, true}} {
+		if _, err := (&Upstreams{app: app, Window: tt.window}).GetUpstreams(r); err != nil {
+			t.Fatal(err)
+		}
+		if windowed(r) != tt.want {
+			t.Errorf("after upstreams with window %d: windowed %v, want %v", tt.window, windowed(r), tt.want)
+		}
+	}
 }
 
 // instanceAt returns the number of the instance appWith put at dial.

@@ -24,5 +24,6 @@ func (r *Registrar) RenewerBacklogForTest() (pending, queued int) {
 // now, as when etcd is frozen: the instance may be put back if its lease
 // is found gone.
 func (r *Registrar) MissedForTest(name, id string) {
-	r.seen.missed(name, id, time.Now())
+	_, in := r.indexed(name, id)
+	r.seen.missed(name, id, in, time.Now())
 }

@@ -50,7 +50,8 @@ func (r *Registrar) heartbeat(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.heartbeats.WithLabelValues("failed").Inc()
 		var he *httpError
 		if errors.As(err, &he) && he.status == http.StatusServiceUnavailable {
-			r.seen.missed(name, id, now)
+			_, in := r.indexed(name, id)
+			r.seen.missed(name, id, in, now)
 		}
 		return err
 	}

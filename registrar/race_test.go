@@ -124,7 +124,10 @@ func metric(t testing.TB, base, series string) float64 {
 // replaced must renew the new one, never answer 404.
 func TestHeartbeatRacesReregistration(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
-	noCache := func(c *registrar.Config) { c.RenewCacheFor = -1 }
+	noCache := func(c *registrar.Config) {
+		c.RenewCacheFor = -1
+		c.Limits.RegisterRate = -1 // the re-registrations come as fast as they can
+	}
 	regs := []*testenv.Registrar{testenv.StartRegistrar(t, etcd.URL, noCache), testenv.StartRegistrar(t, etcd.URL, noCache)}
 	const (
 		ids            = 4

@@ -53,7 +53,7 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.registrations.WithLabelValues(result).Inc()
 		return err
 	}
-	r.seen.renewed(in.Service, in.ID, in, ttl, time.Now())
+	r.seen.registered(in.Service, in.ID, ttl, time.Now())
 	result := "new"
 	if res.replaced {
 		result = "renewed"

@@ -117,13 +117,42 @@ func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.
 	e.ttl, e.renewed, e.heard, e.missed = ttl, now, now, time.Time{}
 }
 
-// missed notes that etcd did not answer a heartbeat of name/id that came
-// at at.
-func (s *seenInstances) missed(name, id string, at time.Time) {
+// registered notes that name/id was just registered with ttl: its record
+// is the index's, taken at its next renewal or missed heartbeat (the
+// registration's own copy is not kept, so the index's is the only one in
+// memory).
+func (s *seenInstances) registered(name, id string, ttl time.Duration, now time.Time) {
 	k := seenKey(name, id)
 	sh := s.shard(k)
 	defer sh.mu.Unlock()
-	if e := sh.m[k]; e != nil && e.missed.IsZero() {
+	e := sh.m[k]
+	if e == nil {
+		if len(sh.m) >= maxSeen/seenShards {
+			return
+		}
+		e = &seenInstance{}
+		sh.m[k] = e
+	}
+	if !e.missed.IsZero() {
+		s.missing.Add(-1)
+	}
+	e.in, e.ttl, e.renewed, e.heard, e.missed = nil, ttl, now, now, time.Time{}
+}
+
+// missed notes that etcd did not answer a heartbeat of name/id that came
+// at at; in is its record in the index then, kept if none is yet.
+func (s *seenInstances) missed(name, id string, in *catalog.Instance, at time.Time) {
+	k := seenKey(name, id)
+	sh := s.shard(k)
+	defer sh.mu.Unlock()
+	e := sh.m[k]
+	if e == nil {
+		return
+	}
+	if e.in == nil {
+		e.in = in
+	}
+	if e.missed.IsZero() {
 		e.missed = at
 		s.missing.Add(1)
 	}

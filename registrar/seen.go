@@ -56,26 +56,24 @@ func newSeenInstances() *seenInstances {
 	return s
 }
 
-// shard returns the shard of k, locked.
-func (s *seenInstances) shard(k seenRef) *seenShard {
-	sh := &s.shards[maphash.String(s.seed, k.id)%seenShards]
+// lookup locks the shard of name/id and returns it, the key and the entry
+// (nil when there is none); the caller unlocks sh.mu.
+func (s *seenInstances) lookup(name, id string) (sh *seenShard, k seenRef, e *seenInstance) {
+	k = seenRef{name, id}
+	sh = &s.shards[maphash.String(s.seed, id)%seenShards]
 	sh.mu.Lock()
-	return sh
+	return sh, k, sh.m[k]
 }
 
 // seenRef names an instance in seenInstances (a struct, not a joined
 // string: looking one up allocates nothing).
 type seenRef struct{ service, id string }
 
-func seenKey(name, id string) seenRef { return seenRef{name, id} }
-
 // heard notes a heartbeat of name/id at now. A client silent for longer
 // than its TTL has let its instance expire: the registrar forgets it.
 func (s *seenInstances) heard(name, id string, now time.Time) {
-	k := seenKey(name, id)
-	sh := s.shard(k)
+	sh, k, e := s.lookup(name, id)
 	defer sh.mu.Unlock()
-	e := sh.m[k]
 	if e == nil {
 		return
 	}
@@ -97,10 +95,8 @@ func (s *seenInstances) drop(sh *seenShard, k seenRef, e *seenInstance) {
 // renewed notes that etcd renewed (or wrote) name/id at now, with its record
 // when known (nil keeps the one remembered).
 func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.Duration, now time.Time) {
-	k := seenKey(name, id)
-	sh := s.shard(k)
+	sh, k, e := s.lookup(name, id)
 	defer sh.mu.Unlock()
-	e := sh.m[k]
 	if e == nil {
 		if in == nil || len(sh.m) >= maxSeen/seenShards {
 			return
@@ -122,10 +118,8 @@ func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.
 // registration's own copy is not kept, so the index's is the only one in
 // memory).
 func (s *seenInstances) registered(name, id string, ttl time.Duration, now time.Time) {
-	k := seenKey(name, id)
-	sh := s.shard(k)
+	sh, k, e := s.lookup(name, id)
 	defer sh.mu.Unlock()
-	e := sh.m[k]
 	if e == nil {
 		if len(sh.m) >= maxSeen/seenShards {
 			return
@@ -142,10 +136,8 @@ func (s *seenInstances) registered(name, id string, ttl time.Duration, now time.
 // missed notes that etcd did not answer a heartbeat of name/id that came
 // at at; in is its record in the index then, kept if none is yet.
 func (s *seenInstances) missed(name, id string, in *catalog.Instance, at time.Time) {
-	k := seenKey(name, id)
-	sh := s.shard(k)
+	sh, _, e := s.lookup(name, id)
 	defer sh.mu.Unlock()
-	e := sh.m[k]
 	if e == nil {
 		return
 	}
@@ -163,10 +155,8 @@ func (s *seenInstances) missed(name, id string, in *catalog.Instance, at time.Ti
 // alive, etcd could not answer it, and the client has heartbeated at least
 // once a TTL since.
 func (s *seenInstances) revivable(name, id string) (*catalog.Instance, time.Duration, bool) {
-	k := seenKey(name, id)
-	sh := s.shard(k)
+	sh, _, e := s.lookup(name, id)
 	defer sh.mu.Unlock()
-	e := sh.m[k]
 	if e == nil || !e.revivable(time.Now()) {
 		return nil, 0, false
 	}
@@ -181,10 +171,8 @@ func (e *seenInstance) revivable(now time.Time) bool {
 // heartbeated (or registered it) within its TTL: an instance that may be
 // put back although the index lacks it now.
 func (s *seenInstances) alive(name, id string) bool {
-	k := seenKey(name, id)
-	sh := s.shard(k)
+	sh, _, e := s.lookup(name, id)
 	defer sh.mu.Unlock()
-	e := sh.m[k]
 	return e != nil && time.Since(e.heard) <= e.ttl
 }
 
@@ -216,10 +204,9 @@ func (s *seenInstances) lost(snap *catalog.Snapshot) []*catalog.Instance {
 
 // forget drops name/id: deregistered, or answered 404.
 func (s *seenInstances) forget(name, id string) {
-	k := seenKey(name, id)
-	sh := s.shard(k)
+	sh, k, e := s.lookup(name, id)
 	defer sh.mu.Unlock()
-	if e := sh.m[k]; e != nil {
+	if e != nil {
 		s.drop(sh, k, e)
 	}
 }

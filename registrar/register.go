@@ -140,7 +140,6 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 
 	name := in.Service
 	instKey := r.ks.InstanceKey(name, in.ID)
-	prevLease, _ := r.indexedLease(name, in.ID)
 	putInst := clientv3.OpPut(instKey, string(val), clientv3.WithLease(lease), clientv3.WithPrevKV())
 	tried := map[netip.Addr]bool{}
 	for attempt := range maxTxnAttempts {
@@ -209,7 +208,11 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 				r.log.Warn("registration committed although etcd answered an error", "service", name, "id", in.ID, "err", err)
 				done = true
 				r.noteWrite(rev)
-				return &putResult{service: svc, lease: lease, replaced: prevLease != 0}, nil
+				// Replaced, as far as the index knows (looked up only
+				// here: a registration that etcd answers learns it from
+				// the transaction's previous value).
+				prev, _ := r.indexedLease(name, in.ID)
+				return &putResult{service: svc, lease: lease, replaced: prev != 0 && prev != int64(lease)}, nil
 			case o == unknown || !settled(err):
 				// The transaction may yet be applied: the reaper revokes
 				// the lease once a later read shows the key does not hold it.

@@ -12,7 +12,8 @@ import (
 // longest without a request in progress: idle between requests, or not yet
 // past its first request's header (a TLS handshake included), and with no
 // bytes waiting to be read, which a client that has just sent its request
-// has; a new connection gets a moment (newConnGrace) to send its request. So clients that open connections and send nothing cannot keep a
+// has; a new connection gets a moment (newConnGrace) to send its request.
+// So clients that open connections and send nothing cannot keep a
 // heartbeat waiting behind them, however fast they open more; they lose
 // their connections instead, oldest first. Accept waits only while every
 // connection is serving a request or has one waiting, which the request

@@ -4,20 +4,20 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // connLimit bounds the connections the registrar holds open. When all are
-// taken, the next connection accepted closes the one that has waited
-// longest without a request in progress: idle between requests, or not yet
-// past its first request's header (a TLS handshake included), and with no
-// bytes waiting to be read, which a client that has just sent its request
-// has; a new connection gets a moment (newConnGrace) to send its request.
-// So clients that open connections and send nothing cannot keep a
-// heartbeat waiting behind them, however fast they open more; they lose
-// their connections instead, oldest first. Accept waits only while every
-// connection is serving a request or has one waiting, which the request
-// timeouts and the bound on blocking queries keep short.
+// taken, the next connection accepted closes one that is waiting: not
+// serving a request, with no bytes waiting to be read, and quiet (accepted,
+// read from or done with a request) for at least newConnGrace, the one
+// quiet longest first. So clients that open connections and send nothing
+// cannot keep a heartbeat waiting behind them, however fast they open
+// more; they lose their connections instead, while a client that has just
+// connected or sent its request keeps its own. Accept waits only while
+// every connection is busy or recent, which the request timeouts, the
+// bound on blocking queries and the grace keep short.
 type connLimit struct {
 	max     int
 	evicted func() // counts an eviction
@@ -46,15 +46,12 @@ func (l *connLimit) connState(c net.Conn, s http.ConnState) {
 	if !ok {
 		return
 	}
-	l.mu.Lock()
 	switch s {
 	case http.StateActive:
-		lc.busy = true
+		lc.busy.Store(true)
 	case http.StateIdle:
-		lc.busy, lc.served, lc.since = false, true, time.Now()
-	}
-	l.mu.Unlock()
-	if s == http.StateIdle {
+		lc.touch()
+		lc.busy.Store(false)
 		l.signal()
 	}
 }
@@ -94,22 +91,21 @@ func (l *connLimit) makeRoom(closed <-chan struct{}) bool {
 	}
 }
 
-// newConnGrace is how long a connection that has sent nothing yet is safe
-// from being closed to make room: a client under load may take that long
-// to write its request after connecting.
+// newConnGrace is how long a connection stays safe from being closed to
+// make room after it was accepted, sent bytes or finished a request: a
+// client under load may take that long to write its request.
 const newConnGrace = 250 * time.Millisecond
 
-// victim returns the connection to close to make room: the one accepted
-// or idle the longest, not serving a request, with no bytes waiting, and,
-// if it has never served one, accepted at least newConnGrace ago; nil when
-// there is none. l.mu is held.
+// victim returns the connection to close to make room: the one quiet
+// longest, not serving a request, with no bytes waiting and quiet for at
+// least newConnGrace; nil when there is none. l.mu is held.
 func (l *connLimit) victim() *limitedConn {
 	var spared map[*limitedConn]bool
-	young := time.Now().Add(-newConnGrace)
+	oldest := time.Now().Add(-newConnGrace).UnixNano()
 	for {
 		var v *limitedConn
 		for c := range l.open {
-			if !c.busy && !spared[c] && (c.served || c.since.Before(young)) && (v == nil || c.since.Before(v.since)) {
+			if q := c.since.Load(); !c.busy.Load() && !spared[c] && q <= oldest && (v == nil || q < v.since.Load()) {
 				v = c
 			}
 		}
@@ -124,7 +120,8 @@ func (l *connLimit) victim() *limitedConn {
 }
 
 func (l *connLimit) add(c net.Conn) *limitedConn {
-	lc := &limitedConn{Conn: c, l: l, since: time.Now()}
+	lc := &limitedConn{Conn: c, l: l}
+	lc.touch()
 	l.mu.Lock()
 	l.open[lc] = struct{}{}
 	l.mu.Unlock()
@@ -163,14 +160,25 @@ func (ln *limitedListener) Close() error {
 }
 
 // limitedConn is an accepted connection; it gives its slot back when
-// closed. busy and since are guarded by the connLimit's mu.
+// closed.
 type limitedConn struct {
 	net.Conn
-	l      *connLimit
-	once   sync.Once
-	busy   bool      // serving a request
-	served bool      // has served a request
-	since  time.Time // when it was accepted or last finished a request
+	l     *connLimit
+	once  sync.Once
+	busy  atomic.Bool  // serving a request
+	since atomic.Int64 // when it was accepted, last read from or last done with a request (Unix ns)
+}
+
+// touch notes that c was active just now.
+func (c *limitedConn) touch() { c.since.Store(time.Now().UnixNano()) }
+
+// Read notes when c last sent bytes: a request being read is not waiting.
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
 }
 
 func (c *limitedConn) Close() error {

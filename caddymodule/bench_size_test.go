@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -75,16 +74,7 @@ func appWith(tb testing.TB, sizes map[string]int, weight func(i int) int) *App {
 			}
 		}
 	}
-	ix := catalog.NewIndex(e.Client, ks, catalog.IndexOptions{Logf: tb.Logf})
-	rctx, cancel := context.WithCancel(ctx)
-	tb.Cleanup(cancel)
-	go ix.Run(rctx)
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := ix.WaitSynced(wctx); err != nil {
-		tb.Fatal(err)
-	}
-	return &App{index: ix}
+	return &App{index: syncedIndex(tb, e.Client)}
 }
 
 // requestFor returns a request for service name, with a replacer as Caddy

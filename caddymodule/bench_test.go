@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -29,16 +28,7 @@ func BenchmarkGetUpstreams(b *testing.B) {
 			Address: randomVIP(), Port: 8080, Weight: i + 1})
 		e.Client.Put(ctx, ks.InstanceKey("web", fmt.Sprintf("i%d", i)), string(in))
 	}
-	ix := catalog.NewIndex(e.Client, ks, catalog.IndexOptions{Logf: b.Logf})
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go ix.Run(rctx)
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := ix.WaitSynced(wctx); err != nil {
-		b.Fatal(err)
-	}
-	app := &App{index: ix}
+	app := &App{index: syncedIndex(b, e.Client)}
 	u := &Upstreams{app: app}
 	sel := &WeightedSelection{app: app}
 	r := httptest.NewRequest(http.MethodGet, "/", nil)

@@ -35,6 +35,22 @@ type env struct {
 	cli  *clientv3.Client
 }
 
+// syncedIndex runs a catalog index of cli until the test ends and returns
+// it once it has read etcd in full.
+func syncedIndex(tb testing.TB, cli *clientv3.Client) *catalog.Index {
+	tb.Helper()
+	ix := catalog.NewIndex(cli, ks, catalog.IndexOptions{Logf: tb.Logf})
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	go ix.Run(ctx)
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := ix.WaitSynced(wctx); err != nil {
+		tb.Fatal(err)
+	}
+	return ix
+}
+
 func newEnv(t *testing.T) *env {
 	e := testenv.StartEtcd(t)
 	return &env{t: t, etcd: e, cli: e.Client}

@@ -1,13 +1,11 @@
 package caddymodule
 
 import (
-	"context"
 	"runtime"
 	"testing"
 	"time"
 	"weak"
 
-	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/testenv"
 )
 
@@ -21,15 +19,7 @@ func TestViewHoldsNoSnapshot(t *testing.T) {
 	e.service("steady", randomVIP())
 	e.instance("steady", "a", "10.0.0.1:80", 1)
 	e.service("busy", randomVIP())
-	ix := catalog.NewIndex(e.cli, ks, catalog.IndexOptions{Logf: t.Logf})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go ix.Run(ctx)
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := ix.WaitSynced(wctx); err != nil {
-		t.Fatal(err)
-	}
+	ix := syncedIndex(t, e.cli)
 	app := &App{index: ix}
 
 	built := weak.Make(ix.Snapshot())

@@ -53,7 +53,7 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.registrations.WithLabelValues(result).Inc()
 		return err
 	}
-	r.seen.registered(in.Service, in.ID, ttl, time.Now())
+	r.seen.registered(in.Service, in.ID, res.value, ttl, time.Now())
 	result := "new"
 	if res.replaced {
 		result = "renewed"
@@ -104,7 +104,8 @@ func (r *Registrar) admit(ctx context.Context, client string, in *catalog.Instan
 type putResult struct {
 	service  *catalog.Service
 	lease    clientv3.LeaseID
-	replaced bool // the id was registered already; its old lease is revoked
+	replaced bool   // the id was registered already; its old lease is revoked
+	value    []byte // the instance's record as written
 }
 
 // put stores in under a new lease of ttl, creating its service (and VIP)
@@ -212,7 +213,7 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 				// here: a registration that etcd answers learns it from
 				// the transaction's previous value).
 				prev, _ := r.indexedLease(name, in.ID)
-				return &putResult{service: svc, lease: lease, replaced: prev != 0 && prev != int64(lease)}, nil
+				return &putResult{service: svc, lease: lease, replaced: prev != 0 && prev != int64(lease), value: val}, nil
 			case o == unknown || !settled(err):
 				// The transaction may yet be applied: the reaper revokes
 				// the lease once a later read shows the key does not hold it.
@@ -231,7 +232,7 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 			continue
 		}
 		done = true
-		res := &putResult{service: svc, lease: lease}
+		res := &putResult{service: svc, lease: lease, value: val}
 		instResp := resp.Responses[len(resp.Responses)-1].GetResponsePut()
 		if prev := instResp.GetPrevKv(); prev != nil {
 			res.replaced = true

@@ -39,7 +39,11 @@ type seenShard struct {
 }
 
 type seenInstance struct {
-	in      *catalog.Instance // the last record seen
+	in *catalog.Instance // the last record seen in the index
+	// val is the registration's record, encoded, for as long as in is
+	// nil: bytes the collector does not scan, and no second decoded copy
+	// of what the index holds.
+	val     []byte
 	ttl     time.Duration
 	renewed time.Time // when etcd last renewed or wrote it
 	heard   time.Time // the client's last heartbeat or registration
@@ -105,7 +109,7 @@ func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.
 		sh.m[k] = e
 	}
 	if in != nil {
-		e.in = in
+		e.in, e.val = in, nil
 	}
 	if !e.missed.IsZero() {
 		s.missing.Add(-1)
@@ -113,11 +117,9 @@ func (s *seenInstances) renewed(name, id string, in *catalog.Instance, ttl time.
 	e.ttl, e.renewed, e.heard, e.missed = ttl, now, now, time.Time{}
 }
 
-// registered notes that name/id was just registered with ttl: its record
-// is the index's, taken at its next renewal or missed heartbeat (the
-// registration's own copy is not kept, so the index's is the only one in
-// memory).
-func (s *seenInstances) registered(name, id string, ttl time.Duration, now time.Time) {
+// registered notes that name/id was just registered with ttl and record
+// val (encoded); the index's record replaces it at the next renewal.
+func (s *seenInstances) registered(name, id string, val []byte, ttl time.Duration, now time.Time) {
 	sh, k, e := s.lookup(name, id)
 	defer sh.mu.Unlock()
 	if e == nil {
@@ -130,7 +132,7 @@ func (s *seenInstances) registered(name, id string, ttl time.Duration, now time.
 	if !e.missed.IsZero() {
 		s.missing.Add(-1)
 	}
-	e.in, e.ttl, e.renewed, e.heard, e.missed = nil, ttl, now, now, time.Time{}
+	e.in, e.val, e.ttl, e.renewed, e.heard, e.missed = nil, val, ttl, now, now, time.Time{}
 }
 
 // missed notes that etcd did not answer a heartbeat of name/id that came
@@ -141,8 +143,8 @@ func (s *seenInstances) missed(name, id string, in *catalog.Instance, at time.Ti
 	if e == nil {
 		return
 	}
-	if e.in == nil {
-		e.in = in
+	if e.in == nil && in != nil {
+		e.in, e.val = in, nil
 	}
 	if e.missed.IsZero() {
 		e.missed = at
@@ -160,11 +162,25 @@ func (s *seenInstances) revivable(name, id string) (*catalog.Instance, time.Dura
 	if e == nil || !e.revivable(time.Now()) {
 		return nil, 0, false
 	}
-	return e.in, e.ttl, true
+	in := e.record()
+	return in, e.ttl, in != nil
 }
 
 func (e *seenInstance) revivable(now time.Time) bool {
-	return e.in != nil && !e.missed.IsZero() && e.missed.Before(e.renewed.Add(e.ttl)) && now.Sub(e.heard) <= e.ttl
+	return (e.in != nil || e.val != nil) && !e.missed.IsZero() && e.missed.Before(e.renewed.Add(e.ttl)) && now.Sub(e.heard) <= e.ttl
+}
+
+// record returns e's record: the index's, else the registration's
+// decoded; nil when neither is known.
+func (e *seenInstance) record() *catalog.Instance {
+	if e.in != nil || e.val == nil {
+		return e.in
+	}
+	in, err := catalog.DecodeInstance(e.val)
+	if err != nil {
+		return nil
+	}
+	return in
 }
 
 // alive reports whether name/id is remembered and its client has
@@ -187,13 +203,15 @@ func (s *seenInstances) lost(snap *catalog.Snapshot) []*catalog.Instance {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, e := range sh.m {
+		for k, e := range sh.m {
 			if !e.revivable(now) {
 				continue
 			}
-			if svc, ok := snap.Service(e.in.Service); ok && svc.Service != nil {
-				if _, ok := svc.Instance(e.in.ID); !ok {
-					lost = append(lost, e.in)
+			if svc, ok := snap.Service(k.service); ok && svc.Service != nil {
+				if _, ok := svc.Instance(k.id); !ok {
+					if in := e.record(); in != nil {
+						lost = append(lost, in)
+					}
 				}
 			}
 		}

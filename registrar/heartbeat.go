@@ -107,7 +107,11 @@ func (r *Registrar) renewInstance(ctx context.Context, name, id string, now time
 func (r *Registrar) revive(ctx context.Context, name, id string, now time.Time) (int64, error) {
 	in, ttl, ok := r.seen.revivable(name, id)
 	if !ok {
-		return 0, nil
+		// Not to be put back by this heartbeat; but reviveLost, or a
+		// registration, may have put it back since this heartbeat found it
+		// gone: renew what is there now.
+		secs, _, err := r.renewInstance(ctx, name, id, now)
+		return secs, err
 	}
 	absent := clientv3.Compare(clientv3.CreateRevision(r.ks.InstanceKey(name, id)), "=", 0)
 	res, err := r.putIf(ctx, in, ttl, []clientv3.Cmp{absent})

@@ -23,7 +23,8 @@ import (
 // etcd-server package (etcd 3.4), which CI installs.
 const EtcdBinary = "/usr/bin/etcd"
 
-// EtcdCluster is a cluster of etcd server processes on loopback: real
+// EtcdCluster is a cluster of etcd server processes, on loopback
+// (StartEtcdCluster) or one on each test host (StartEtcdOnHosts): real
 // separate processes that a test can stop, kill, pause and start again on
 // the same data directories and ports. Every member is killed when the test
 // ends.
@@ -42,6 +43,9 @@ type EtcdMember struct {
 	PeerURL string
 	// Dir is its data directory, kept across Stop and Start.
 	Dir string
+	// Host is the test host it runs on (StartEtcdOnHosts), nil for a
+	// member on loopback.
+	Host *Host
 
 	t    testing.TB
 	args []string
@@ -103,6 +107,15 @@ func startEtcdCluster(t testing.TB, n int, extra []string) *EtcdCluster {
 			log:       &tailBuffer{max: 64 << 10},
 		})
 	}
+	c.startAll()
+	return c
+}
+
+// startAll starts every member of c, kills them all when the test ends, and
+// waits until the cluster has a leader.
+func (c *EtcdCluster) startAll() {
+	t := c.t
+	t.Helper()
 	t.Cleanup(func() {
 		for _, m := range c.Members {
 			m.Kill()
@@ -128,9 +141,8 @@ func startEtcdCluster(t testing.TB, n int, extra []string) *EtcdCluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := c.WaitLeader(ctx); err != nil {
-		t.Fatalf("etcd cluster of %d: %v", n, err)
+		t.Fatalf("etcd cluster of %d: %v", len(c.Members), err)
 	}
-	return c
 }
 
 // Endpoints returns the client URLs of every member.
@@ -146,9 +158,15 @@ func (c *EtcdCluster) Endpoints() []string {
 // single-member cluster.
 func (c *EtcdCluster) URL() string { return c.Members[0].ClientURL }
 
-// Client returns a client of every member, closed when the test ends.
+// Client returns a client of every member, closed when the test ends. On
+// test hosts it reaches each member from the member's own host, so no
+// partition keeps it from a running member; Host.EtcdClient places a client
+// on one host instead.
 func (c *EtcdCluster) Client() *clientv3.Client {
 	c.t.Helper()
+	if c.onHosts() {
+		return c.hostClient()
+	}
 	return NewClient(c.t, c.Endpoints()...)
 }
 
@@ -156,6 +174,9 @@ func (c *EtcdCluster) Client() *clientv3.Client {
 // members it asks through the maintenance Status API, or an error when no
 // running member reports one.
 func (c *EtcdCluster) Leader(ctx context.Context) (*EtcdMember, error) {
+	if c.onHosts() {
+		return c.hostLeader(ctx)
+	}
 	u, err := etcdproc.Leader(ctx, c.runningURLs())
 	if err != nil {
 		return nil, err
@@ -165,6 +186,9 @@ func (c *EtcdCluster) Leader(ctx context.Context) (*EtcdMember, error) {
 
 // WaitLeader polls Leader until a member leads or ctx ends.
 func (c *EtcdCluster) WaitLeader(ctx context.Context) (*EtcdMember, error) {
+	if c.onHosts() {
+		return c.waitHostLeader(ctx)
+	}
 	u, err := etcdproc.WaitLeader(ctx, c.runningURLs)
 	if err != nil {
 		return nil, err
@@ -230,7 +254,7 @@ func (m *EtcdMember) launch() error {
 	if m.proc != nil && m.proc.Running() {
 		return errors.New("already running")
 	}
-	proc, err := childproc.Start(EtcdBinary, m.args, m.log)
+	proc, err := startIn(m.Host, EtcdBinary, m.args, m.log)
 	if err != nil {
 		return err
 	}
@@ -250,7 +274,7 @@ func (m *EtcdMember) waitServing() error {
 			return fmt.Errorf("exited at start (%v); log:\n%s", proc.State(), m.log.String())
 		default:
 		}
-		if _, err := etcdproc.Status(context.Background(), m.ClientURL); err == nil {
+		if _, err := m.status(context.Background()); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("not answering on %s after 20s: %v; log:\n%s", m.ClientURL, err, m.log.String())

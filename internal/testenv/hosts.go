@@ -23,8 +23,9 @@ import (
 
 // The network namespaces of a test bed are named ns<pid>-<seq>-sw (the
 // switch) and ns<pid>-<seq>-h<i> (host i), pid being the test binary's.
-// StartHosts removes those a dead test binary left behind; to remove them by
-// hand:
+// StartHosts removes those whose test binary is gone (one killed by a
+// timeout runs no cleanup), taking every test binary to share its PID
+// namespace; to remove them by hand:
 //
 //	ip netns list | awk '/^ns[0-9]+-[0-9]+-(sw|h[0-9]+)/ {print $1}' | xargs -r -n1 ip netns del
 var (

@@ -58,6 +58,9 @@ type Config struct {
 	DefragMinBytes int64
 	// Logger receives the space management's logs (default slog.Default()).
 	Logger *slog.Logger
+	// EtcdLogger, when set, receives etcd's own logs at LogLevel and above;
+	// nil leaves them JSON on stderr, as etcd writes them.
+	EtcdLogger *slog.Logger
 }
 
 // Server is a running embedded etcd.
@@ -106,7 +109,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		return nil, fmt.Errorf("embedded etcd: bad peer URL %q", c.PeerURL)
 	}
 	closing := new(atomic.Bool)
-	lg, err := newLogger(c.LogLevel, closing)
+	lg, err := newLogger(c.LogLevel, c.EtcdLogger, closing)
 	if err != nil {
 		return nil, err
 	}

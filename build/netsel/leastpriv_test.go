@@ -20,7 +20,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/embedetcd"
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar/client"
@@ -325,36 +324,4 @@ func checkLeastPrivilege(t *testing.T, pki *leastPrivilegePKI, endpoint string) 
 	if err := runStack(badCtx, bad, slog.New(slog.NewTextHandler(&logs, nil))); err == nil || !strings.Contains(err.Error(), "authentication failed") {
 		t.Errorf("runner with a wrong reader password: %v, want it refused at start (authentication failed)", err)
 	}
-}
-
-// TestReadersUseReaderUser: with -etcd-reader-user, CoreDNS and Caddy log
-// in to etcd as that user, not as -etcd-user; without it, as -etcd-user.
-func TestReadersUseReaderUser(t *testing.T) {
-	c := stackConfig{
-		EtcdEndpoints: []string{"https://127.0.0.1:2379"},
-		EtcdUsername:  registrarUser, EtcdPassword: registrarPassword,
-		ReaderUsername: readerUser, ReaderPassword: readerPassword,
-		Keyspace: catalog.MustKeyspace(catalog.DefaultPrefix),
-		DNSAddr:  "127.0.0.1:5353", DNSZone: "netsel.", HTTPAddr: "127.0.0.1:8081",
-	}
-	check := func(wantUser, wantPassword, notUser string) {
-		t.Helper()
-		corefile, err := dnsCorefile(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := fmt.Sprintf("credentials %q %q", wantUser, wantPassword); !strings.Contains(corefile, want) || strings.Contains(corefile, notUser) {
-			t.Errorf("Corefile does not log in as %s only:\n%s", wantUser, corefile)
-		}
-		caddyJSON, err := proxyConfig(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := fmt.Sprintf(`"username":%q`, wantUser); !strings.Contains(string(caddyJSON), want) || strings.Contains(string(caddyJSON), notUser) {
-			t.Errorf("Caddy config does not log in as %s only:\n%s", wantUser, caddyJSON)
-		}
-	}
-	check(readerUser, readerPassword, registrarUser)
-	c.ReaderUsername, c.ReaderPassword = "", ""
-	check(registrarUser, registrarPassword, readerUser)
 }

@@ -5,7 +5,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/netsel/netsel/caddymodule"
+	"github.com/netsel/netsel/internal/stack"
 	"github.com/netsel/netsel/registrar"
 )
 
@@ -40,12 +43,12 @@ func (f *limitFlags) register(fs *flag.FlagSet) {
 
 // plan raises the open file limit, fits the proxies' and the registrar's
 // bounds to it and logs the budget.
-func (f *limitFlags) plan(logger *slog.Logger) (fdBudget, error) {
-	limit, err := raiseFDLimit(logger)
+func (f *limitFlags) plan(logger *slog.Logger) (stack.Budget, error) {
+	limit, err := stack.RaiseFDLimit(logger)
 	if err != nil {
-		return fdBudget{}, err
+		return stack.Budget{}, err
 	}
-	b := planFDs(limit, fdWants{
+	b := stack.PlanFDs(limit, stack.FDWants{
 		Reserve:      f.fdReserve,
 		VIPListeners: positive(f.maxVIPListeners),
 		VIPConns:     positive(f.maxVIPConns),
@@ -58,7 +61,7 @@ func (f *limitFlags) plan(logger *slog.Logger) (fdBudget, error) {
 	return b, nil
 }
 
-// positive maps "no limit" (negative) to a number planFDs can scale.
+// positive maps "no limit" (negative) to a number stack.PlanFDs can scale.
 func positive(n int) int {
 	if n < 0 {
 		return 1 << 30
@@ -67,7 +70,7 @@ func positive(n int) int {
 }
 
 // registrarLimits are the registrar's limits from the flags and budget b.
-func (f *limitFlags) registrarLimits(b fdBudget) registrar.Limits {
+func (f *limitFlags) registrarLimits(b stack.Budget) registrar.Limits {
 	return registrar.Limits{
 		MaxServices:            f.maxServices,
 		MaxInstancesPerService: f.maxPerService,
@@ -82,15 +85,15 @@ func (f *limitFlags) registrarLimits(b fdBudget) registrar.Limits {
 }
 
 // vipProxyLimits are the vip_proxy options of the flags and budget b.
-func (f *limitFlags) vipProxyLimits(b fdBudget) map[string]any {
+func (f *limitFlags) vipProxyLimits(b stack.Budget) caddymodule.VIPProxyConfig {
 	idle := f.vipIdle
 	if idle < 0 {
 		idle = -1
 	}
-	return map[string]any{
-		"max_listeners":          b.VIPListeners,
-		"max_conns_per_listener": f.maxVIPConnsPerListener,
-		"max_conns":              b.VIPConns,
-		"idle_timeout":           idle,
+	return caddymodule.VIPProxyConfig{
+		MaxListeners:        b.VIPListeners,
+		MaxConnsPerListener: f.maxVIPConnsPerListener,
+		MaxConns:            b.VIPConns,
+		IdleTimeout:         caddy.Duration(idle),
 	}
 }

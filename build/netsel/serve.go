@@ -9,18 +9,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
-
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/embedetcd"
-	"github.com/netsel/netsel/registrar"
+	"github.com/netsel/netsel/internal/logs"
+	"github.com/netsel/netsel/internal/stack"
 )
 
 // serveFlags are the flags of "netsel serve".
@@ -49,6 +45,11 @@ type serveFlags struct {
 	http        string
 	vipProxy    bool
 	logLevel    string
+	logFormat   string
+
+	dnsForward    string
+	dnsQueryLog   bool
+	httpAccessLog bool
 	stopTimeout time.Duration
 
 	// The instance address policy.
@@ -93,7 +94,11 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.zone, "zone", "netsel.", "DNS zone services are answered in; the HTTP proxy routes only Hosts <service>.<zone> (others get 404)")
 	fs.StringVar(&f.http, "http", "127.0.0.1:8081", "HTTP proxy listen address; empty disables it")
 	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level of every part: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format of every part: text (logfmt) or json; one record a line, part= names the part")
+	fs.StringVar(&f.dnsForward, "dns-forward", "", "comma-separated upstream resolvers (IP or IP:port) of names outside the zone, through a cache; \"none\" refuses them.\nDefault: none, or the nameservers of /etc/resolv.conf (except this server) when -dns is on port 53")
+	fs.BoolVar(&f.dnsQueryLog, "dns-query-log", false, "log every DNS query (CoreDNS's log plugin), at info")
+	fs.BoolVar(&f.httpAccessLog, "http-access-log", false, "log every request to the HTTP proxy (Caddy's access log), at info")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
 
 	fs.StringVar(&f.allowCIDR, "allow-cidr", "", "comma-separated CIDRs (or addresses) instances may be at; empty allows every address not refused otherwise.\nAlways refused: unspecified, broadcast, multicast, link-local, the -vip-cidr range (IPv4-mapped forms too)\nand every address:port this process listens on (registrar, DNS, HTTP proxy, etcd client and peer, -etcd endpoints)")
@@ -120,88 +125,111 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "netsel serve: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
+	logger, err := f.logger(stderr)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	return runStack(ctx, f, logger)
 }
 
 // runStack starts every part, waits for ctx to end, then stops them in reverse order.
-func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
+func runStack(ctx context.Context, f serveFlags, base *slog.Logger) error {
+	logger := logs.Part(base, "netsel")
+	cfg, err := f.stackConfig(ctx, base)
+	if err != nil {
+		return err
+	}
+	s, err := stack.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	logger.Info("netsel ready", "registrar", f.registrarURL(), "dns", f.dns, "http_proxy", f.http, "vip_cidr", cfg.VIPCIDR)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	if err := s.Close(); err != nil {
+		logger.Error("exiting", "err", err)
+		return nil
+	}
+	logger.Info("netsel stopped")
+	return nil
+}
+
+// stackConfig returns the stack f describes.
+func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stack.Config, error) {
 	ks, err := catalog.NewKeyspace(f.prefix)
 	if err != nil {
-		return fmt.Errorf("-prefix: %w", err)
+		return stack.Config{}, fmt.Errorf("-prefix: %w", err)
 	}
 	cidr, err := netip.ParsePrefix(f.vipCIDR)
 	if err != nil {
-		return fmt.Errorf("-vip-cidr: %w", err)
+		return stack.Config{}, fmt.Errorf("-vip-cidr: %w", err)
 	}
 	if err := f.checkTLS(); err != nil {
-		return err
+		return stack.Config{}, err
 	}
 	policy, err := f.addrPolicy(ctx)
 	if err != nil {
-		return err
+		return stack.Config{}, err
 	}
-	budget, err := f.limits.plan(logger)
+	budget, err := f.limits.plan(logs.Part(logger, "netsel"))
 	if err != nil {
-		return err
+		return stack.Config{}, err
 	}
-	cfg := stackConfig{
+	level, _ := logs.ParseLevel(f.logLevel)
+	cfg := stack.Config{
+		Etcd: stack.Etcd{
+			Username:       f.etcdUser,
+			Password:       os.Getenv("NETSEL_ETCD_PASSWORD"),
+			ReaderUsername: f.etcdReaderUser,
+			ReaderPassword: os.Getenv("NETSEL_ETCD_READER_PASSWORD"),
+			CertFile:       f.etcdCert,
+			KeyFile:        f.etcdKey,
+			CAFile:         f.etcdCA,
+		},
+		Keyspace: ks,
+		VIPCIDR:  cidr.Masked(),
+		Registrar: &stack.Registrar{
+			Addr:            f.registrar,
+			TokenFile:       f.tokenFile,
+			AuthReads:       f.authReads,
+			TLSCertFile:     f.tlsCert,
+			TLSKeyFile:      f.tlsKey,
+			TLSClientCAFile: f.tlsClientCA,
+			Limits:          f.limits.registrarLimits(budget),
+		},
 		AddrPolicy:    policy,
 		ReservedAddrs: f.reservedAddrs(),
-		Keyspace:      ks,
-		RegistrarAddr: f.registrar,
-		VIPCIDR:       cidr.Masked(),
-		DNSAddr:       f.dns,
-		DNSZone:       f.zone,
-		HTTPAddr:      f.http,
-		VIPProxy:      f.vipProxy,
 		Logger:        logger,
-		EtcdUsername:  f.etcdUser,
-		EtcdPassword:  os.Getenv("NETSEL_ETCD_PASSWORD"),
-		EtcdCertFile:  f.etcdCert,
-		EtcdKeyFile:   f.etcdKey,
-		EtcdCAFile:    f.etcdCA,
-		Budget:        budget,
-		VIPLimits:     f.limits.vipProxyLimits(budget),
-
-		ReaderUsername: f.etcdReaderUser,
-		ReaderPassword: os.Getenv("NETSEL_ETCD_READER_PASSWORD"),
+		LogLevel:      level,
+		StopTimeout:   f.stopTimeout,
 	}
-
-	var stops []func()
-	defer func() {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for i := len(stops) - 1; i >= 0; i-- {
-				stops[i]()
-			}
-		}()
-		select {
-		case <-done:
-			logger.Info("netsel stopped")
-		case <-time.After(f.stopTimeout):
-			logger.Error("graceful shutdown took too long; exiting", "stop_timeout", f.stopTimeout)
+	if f.dns != "" {
+		cfg.DNS = &stack.DNS{Addr: f.dns, Zone: f.zone, QueryLog: f.dnsQueryLog}
+		if cfg.DNS.Forward, err = f.dnsUpstreams(); err != nil {
+			return stack.Config{}, err
 		}
-	}()
-
+	}
+	if f.http != "" || f.vipProxy {
+		cfg.Proxy = &stack.Proxy{
+			HTTPAddr:     f.http,
+			Zone:         f.zone,
+			AccessLog:    f.httpAccessLog,
+			VIP:          f.vipProxy,
+			VIPLimits:    f.limits.vipProxyLimits(budget),
+			MaxHTTPConns: budget.HTTPConns,
+		}
+	}
 	if f.etcd == "" {
 		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-			return fmt.Errorf("etcd data directory: %w", err)
+			return stack.Config{}, fmt.Errorf("etcd data directory: %w", err)
 		}
 		scheme := "http"
 		if f.etcdTLSCert != "" {
 			scheme = "https"
-			f.embeddedEtcdClientTLS(&cfg)
+			f.embeddedEtcdClientTLS(&cfg.Etcd)
 		}
-		logger.Info("starting embedded etcd", "client", scheme+"://"+f.etcdListen, "data", f.dataDir,
-			"client_cert_auth", f.etcdTLSCA != "")
-		srv, err := embedetcd.Start(ctx, embedetcd.Config{
+		cfg.Embedded = &embedetcd.Config{
 			Dir:           f.dataDir,
 			ClientURL:     scheme + "://" + f.etcdListen,
 			PeerURL:       "http://" + f.etcdPeer,
@@ -211,152 +239,44 @@ func runStack(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 
 			QuotaBytes:          f.etcdQuotaBytes,
 			CompactionRetention: f.etcdCompactionKeep,
-			Logger:              logger,
-		})
-		if err != nil {
-			return err
-		}
-		stops = append(stops, srv.Close)
-		cfg.EtcdEndpoints = []string{srv.ClientURL()}
-		if f.etcdUser == "" && f.etcdTLSCA == "" {
-			// Without credentials of any kind (user or client
-			// certificate) to lose, the registrar may skip gRPC.
-			cfg.Etcd, cfg.EtcdLease = inProcessEtcd(ctx, srv, logger)
 		}
 	} else {
-		cfg.EtcdEndpoints = strings.Split(f.etcd, ",")
-		logger.Info("using external etcd", "endpoints", cfg.EtcdEndpoints)
+		cfg.Etcd.Endpoints = strings.Split(f.etcd, ",")
 	}
-
-	if cfg.Etcd == nil {
-		client, err := newEtcdClient(cfg)
-		if err != nil {
-			return err
-		}
-		cfg.Etcd = client
-	}
-	stops = append(stops, func() { cfg.Etcd.Close() })
-
-	stopRegistrar, err := startRegistrar(ctx, cfg, f)
-	if err != nil {
-		return err
-	}
-	stops = append(stops, stopRegistrar)
-	if cfg.DNSAddr != "" {
-		s, err := startDNS(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("DNS: %w", err)
-		}
-		stops = append(stops, s)
-	}
-	if cfg.HTTPAddr != "" || cfg.VIPProxy {
-		s, err := startProxies(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("proxies: %w", err)
-		}
-		stops = append(stops, s)
-	}
-	logger.Info("netsel ready", "registrar", f.registrarURL(), "dns", cfg.DNSAddr, "http_proxy", cfg.HTTPAddr, "vip_cidr", cfg.VIPCIDR)
-	<-ctx.Done()
-	logger.Info("shutting down")
-	return nil
+	return cfg, nil
 }
 
-// inProcessEtcd returns a client and lease API that call the embedded etcd
-// directly, with no gRPC or socket in between, for the registrar: nil when
-// etcd authentication is on (the in-process client carries no credentials)
-// or its state cannot be read, and the parts then dial srv as any client.
-// Authentication turned on while the runner runs takes a restart with
-// -etcd-user to follow.
-func inProcessEtcd(ctx context.Context, srv *embedetcd.Server, logger *slog.Logger) (*clientv3.Client, pb.LeaseClient) {
-	c := srv.InProcessClient()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := c.AuthStatus(ctx)
-	if err != nil || st.Enabled {
-		c.Close()
-		logger.Info("the registrar reaches the embedded etcd over its client URL", "auth_enabled", err == nil && st.Enabled, "err", err)
+// logger returns the logger of -log-level and -log-format on w.
+func (f *serveFlags) logger(w io.Writer) (*slog.Logger, error) {
+	level, err := logs.ParseLevel(f.logLevel)
+	if err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	l, err := logs.New(w, f.logFormat, level)
+	if err != nil {
+		return nil, fmt.Errorf("-log-format: %w", err)
+	}
+	return l, nil
+}
+
+// dnsUpstreams returns the resolvers of -dns-forward.
+func (f *serveFlags) dnsUpstreams() ([]string, error) {
+	switch f.dnsForward {
+	case "none":
 		return nil, nil
-	}
-	logger.Info("the registrar calls the embedded etcd in-process")
-	return c, srv.InProcessLeaseClient()
-}
-
-func newEtcdClient(c stackConfig) (*clientv3.Client, error) {
-	cc := clientv3.Config{
-		Endpoints:   c.EtcdEndpoints,
-		DialTimeout: 5 * time.Second,
-		Username:    c.EtcdUsername,
-		Password:    c.EtcdPassword,
-	}
-	tlsCfg, err := etcdTLS(c)
-	if err != nil {
-		return nil, err
-	}
-	cc.TLS = tlsCfg
-	client, err := clientv3.New(cc)
-	if err != nil {
-		return nil, fmt.Errorf("etcd client for %v: %w", c.EtcdEndpoints, err)
-	}
-	return client, nil
-}
-
-// startRegistrar starts the registrar on c.RegistrarAddr with the token
-// file and TLS of f, reloading both on SIGHUP.
-func startRegistrar(ctx context.Context, c stackConfig, f serveFlags) (func(), error) {
-	log := c.Logger.With("part", "registrar")
-	r, err := registrar.New(ctx, registrar.Config{
-		Client:          c.Etcd,
-		LeaseClient:     c.EtcdLease,
-		Keyspace:        c.Keyspace,
-		VIPCIDR:         c.VIPCIDR,
-		TokenFile:       f.tokenFile,
-		AuthReads:       f.authReads,
-		TLSCertFile:     f.tlsCert,
-		TLSKeyFile:      f.tlsKey,
-		TLSClientCAFile: f.tlsClientCA,
-		Logger:          log,
-		AddrPolicy:      c.AddrPolicy,
-		Limits:          f.limits.registrarLimits(c.Budget),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("registrar: %w", err)
-	}
-	ln, err := net.Listen("tcp", c.RegistrarAddr)
-	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("registrar: %w", err)
-	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := r.Serve(sctx, ln); err != nil {
-			c.Logger.Error("registrar stopped", "err", err)
+	case "":
+		if _, port, err := net.SplitHostPort(f.dns); err != nil || port != "53" {
+			return nil, nil
 		}
-	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	reloaded := make(chan struct{})
-	go func() {
-		defer close(reloaded)
-		for {
-			select {
-			case <-hup:
-				log.Info("SIGHUP: reloading the token file and TLS certificate")
-				if err := r.Reload(); err != nil {
-					log.Error("reload failed; the previous settings stay in force", "err", err)
-				}
-			case <-sctx.Done():
-				return
-			}
+		ups, err := stack.ResolvConfUpstreams("/etc/resolv.conf", f.dns)
+		if err != nil {
+			return nil, fmt.Errorf("-dns-forward: %w", err)
 		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		cancel()
-		<-done
-		<-reloaded
-		r.Close()
-	}, nil
+		return ups, nil
+	}
+	ups, err := stack.ParseUpstreams(f.dnsForward)
+	if err != nil {
+		return nil, fmt.Errorf("-dns-forward: %w", err)
+	}
+	return ups, nil
 }

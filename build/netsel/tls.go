@@ -1,37 +1,12 @@
 package main
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
 
-	"github.com/netsel/netsel/internal/tlsfiles"
+	"github.com/netsel/netsel/internal/stack"
 )
-
-// etcdTLS returns the TLS configuration for etcd clients, or nil when no
-// TLS flag is set.
-func etcdTLS(c stackConfig) (*tls.Config, error) {
-	if c.EtcdCertFile == "" && c.EtcdKeyFile == "" && c.EtcdCAFile == "" {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.EtcdCertFile != "" || c.EtcdKeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.EtcdCertFile, c.EtcdKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("etcd client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	if c.EtcdCAFile != "" {
-		pool, err := tlsfiles.CertPool(c.EtcdCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("etcd CA: %w", err)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
-}
 
 // checkTLS checks the TLS flags of f go together and makes their paths
 // absolute, since CoreDNS and Caddy resolve relative ones their own way.
@@ -79,12 +54,12 @@ func (f *serveFlags) checkTLS() error {
 // trust -etcd-ca, else -etcd-tls-ca; when the embedded etcd requires client
 // certificates they present -etcd-cert, else the server's own certificate
 // (which then needs the clientAuth extended key usage as well).
-func (f *serveFlags) embeddedEtcdClientTLS(c *stackConfig) {
-	if c.EtcdCAFile == "" {
-		c.EtcdCAFile = f.etcdTLSCA
+func (f *serveFlags) embeddedEtcdClientTLS(e *stack.Etcd) {
+	if e.CAFile == "" {
+		e.CAFile = f.etcdTLSCA
 	}
-	if f.etcdTLSCA != "" && c.EtcdCertFile == "" {
-		c.EtcdCertFile, c.EtcdKeyFile = f.etcdTLSCert, f.etcdTLSKey
+	if f.etcdTLSCA != "" && e.CertFile == "" {
+		e.CertFile, e.KeyFile = f.etcdTLSCert, f.etcdTLSKey
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"fmt"
@@ -6,9 +6,9 @@ import (
 	"syscall"
 )
 
-// fdWants are the proxies' and the registrar's bounds as configured, before
+// FDWants are the proxies' and the registrar's bounds as configured, before
 // they are fitted to the descriptors the process may open.
-type fdWants struct {
+type FDWants struct {
 	// Reserve, when positive, is the descriptors kept for etcd, the
 	// registrar, DNS and the runtime; 0 means the larger of 25% of the
 	// limit and 512.
@@ -19,11 +19,11 @@ type fdWants struct {
 	Blocking int
 }
 
-// fdBudget is how the runner shares its descriptors: the reserve, and the
+// Budget is how a stack shares its descriptors: the reserve, and the
 // bounds that keep the proxies and the registrar within the rest. A VIP
 // listener takes one descriptor, a proxied VIP connection vipConnFDs, an
 // HTTP proxy connection two (the client's and the instance's).
-type fdBudget struct {
+type Budget struct {
 	Limit, Reserve                    uint64
 	VIPListeners, VIPConns, HTTPConns int
 	// RegistrarConns bounds the registrar's open client connections (half
@@ -40,16 +40,16 @@ const minReserve = 512
 // splice(2) keeps while it waits for data.
 const vipConnFDs = 6
 
-// planFDs fits w to limit descriptors: it keeps the reserve, and when the
+// PlanFDs fits w to limit descriptors: it keeps the reserve, and when the
 // proxies would need more than the rest, scales their totals down in
 // proportion (at least 1 each).
-func planFDs(limit uint64, w fdWants) fdBudget {
+func PlanFDs(limit uint64, w FDWants) Budget {
 	reserve := w.Reserve
 	if reserve == 0 {
 		reserve = max(limit/4, minReserve)
 	}
 	reserve = min(reserve, limit)
-	b := fdBudget{Limit: limit, Reserve: reserve, VIPListeners: w.VIPListeners, VIPConns: w.VIPConns, HTTPConns: w.HTTPConns}
+	b := Budget{Limit: limit, Reserve: reserve, VIPListeners: w.VIPListeners, VIPConns: w.VIPConns, HTTPConns: w.HTTPConns}
 	avail := limit - reserve
 	need := uint64(w.VIPListeners) + vipConnFDs*uint64(w.VIPConns) + 3*uint64(w.HTTPConns) // client, upstream, idle upstream
 	if need > avail {
@@ -61,9 +61,9 @@ func planFDs(limit uint64, w fdWants) fdBudget {
 	return b
 }
 
-// raiseFDLimit raises the soft RLIMIT_NOFILE to the hard limit and returns
+// RaiseFDLimit raises the soft RLIMIT_NOFILE to the hard limit and returns
 // the soft limit in force.
-func raiseFDLimit(logger *slog.Logger) (uint64, error) {
+func RaiseFDLimit(logger *slog.Logger) (uint64, error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return 0, fmt.Errorf("read RLIMIT_NOFILE: %w", err)

@@ -50,7 +50,7 @@ type serveFlags struct {
 	dnsForward    string
 	dnsQueryLog   bool
 	httpAccessLog bool
-	stopTimeout time.Duration
+	stopTimeout   time.Duration
 
 	// The instance address policy.
 	allowCIDR      string

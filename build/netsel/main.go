@@ -3,6 +3,7 @@
 // REST API.
 //
 //	netsel [serve] [flags]        run everything (the default)
+//	netsel agent -etcd URL        run one host's part of a many-host NetSel
 //	netsel services               list services
 //	netsel instances NAME         show a service and its live instances
 //	netsel register NAME ...      register an instance and keep it alive
@@ -26,6 +27,7 @@ const usage = `netsel — service registration and discovery over etcd.
 
 Usage:
   netsel [serve] [flags]          run embedded etcd, the registrar, DNS and the proxies
+  netsel agent -etcd URL [flags]  run DNS, the proxies and a registrar on this host, over an etcd cluster
   netsel services                 list registered services
   netsel instances NAME           show a service, its VIP and its live instances
   netsel register NAME [flags]    register an instance and heartbeat until Ctrl-C
@@ -55,7 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "serve":
-		err = serve(ctx, args, stderr)
+		err = serve(ctx, args, stderr, false)
+	case "agent":
+		err = serve(ctx, args, stderr, true)
 	case "services":
 		err = cmdServices(ctx, args, stdout, stderr)
 	case "instances":

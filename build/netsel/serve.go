@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -60,69 +59,52 @@ type serveFlags struct {
 	// The embedded etcd's space management.
 	etcdQuotaBytes     int64
 	etcdCompactionKeep time.Duration
+
+	// agent is set for "netsel agent"; advertise is its host address.
+	agent     bool
+	advertise string
 }
 
-func defaultDataDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
+const serveUsage = `Usage: netsel [serve] [flags]
+
+Runs NetSel on this machine: etcd (embedded unless -etcd is given), the registrar,
+the DNS server and the HTTP and VIP proxies, all on loopback by default.
+
+Flags:
+`
+
+const agentUsage = `Usage: netsel agent -etcd URL[,URL...] [flags]
+
+Runs NetSel's per-host role against an external etcd cluster: the DNS server,
+the HTTP proxy, the VIP proxy and a registrar (-registrar "" for none), on
+loopback by default. Run one on every host; see README "Many hosts".
+
+Flags:
+`
+
+// serve runs "netsel serve", or "netsel agent" when agent is set.
+func serve(ctx context.Context, args []string, stderr io.Writer, agent bool) error {
+	name, usage := "netsel serve", serveUsage
+	if agent {
+		name, usage = "netsel agent", agentUsage
 	}
-	return filepath.Join(dir, "netsel", "etcd")
-}
-
-func (f *serveFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory of the embedded etcd's data")
-	fs.StringVar(&f.etcd, "etcd", "", "comma-separated client URLs of an external etcd cluster; empty runs etcd embedded")
-	fs.StringVar(&f.etcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
-	fs.StringVar(&f.etcdPeer, "etcd-peer", "127.0.0.1:2380", "peer address of the embedded etcd")
-	fs.StringVar(&f.etcdCert, "etcd-cert", "", "client certificate the runner's parts present to etcd (TLS)")
-	fs.StringVar(&f.etcdKey, "etcd-key", "", "key of -etcd-cert")
-	fs.StringVar(&f.etcdCA, "etcd-ca", "", "CA bundle that signed etcd's certificate (embedded etcd: defaults to -etcd-tls-ca)")
-	fs.StringVar(&f.etcdUser, "etcd-user", "", "etcd username; the password is read from $NETSEL_ETCD_PASSWORD")
-	fs.StringVar(&f.etcdTLSCert, "etcd-tls-cert", "", "serve the embedded etcd over HTTPS with this certificate (PEM)")
-	fs.StringVar(&f.etcdTLSKey, "etcd-tls-key", "", "key of -etcd-tls-cert")
-	fs.StringVar(&f.etcdTLSCA, "etcd-tls-ca", "", "CA of the embedded etcd's clients: it then requires client certificates, and the runner's parts trust this CA and present -etcd-cert (default: -etcd-tls-cert)")
-	fs.StringVar(&f.prefix, "prefix", catalog.DefaultPrefix, "etcd key prefix shared by every part")
-	fs.StringVar(&f.registrar, "registrar", "127.0.0.1:9000", "registrar REST API listen address")
-	fs.StringVar(&f.vipCIDR, "vip-cidr", "127.77.0.0/16", "range virtual IPs are allocated from")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file of scoped bearer tokens, each of 16 characters or more; when set, registrar writes require one (reloaded on SIGHUP; an invalid file is refused, naming the line)")
-	fs.BoolVar(&f.authReads, "auth-reads", false, "registrar reads require a token too (needs -token-file)")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the registrar over HTTPS with this certificate (PEM; reloaded on SIGHUP)")
-	fs.StringVar(&f.tlsKey, "tls-key", "", "key of -tls-cert")
-	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require registrar clients to present a certificate signed by this CA (mutual TLS)")
-	fs.StringVar(&f.dns, "dns", "127.0.0.1:5353", "DNS listen address (UDP and TCP); empty disables DNS")
-	fs.StringVar(&f.zone, "zone", "netsel.", "DNS zone services are answered in; the HTTP proxy routes only Hosts <service>.<zone> (others get 404)")
-	fs.StringVar(&f.http, "http", "127.0.0.1:8081", "HTTP proxy listen address; empty disables it")
-	fs.BoolVar(&f.vipProxy, "vip-proxy", true, "proxy TCP on every service's VIP:port")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level of every part: debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", "text", "log format of every part: text (logfmt) or json; one record a line, part= names the part")
-	fs.StringVar(&f.dnsForward, "dns-forward", "", "comma-separated upstream resolvers (IP or IP:port) of names outside the zone, through a cache; \"none\" refuses them.\nDefault: none, or the nameservers of /etc/resolv.conf (except this server) when -dns is on port 53")
-	fs.BoolVar(&f.dnsQueryLog, "dns-query-log", false, "log every DNS query (CoreDNS's log plugin), at info")
-	fs.BoolVar(&f.httpAccessLog, "http-access-log", false, "log every request to the HTTP proxy (Caddy's access log), at info")
-	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
-
-	fs.StringVar(&f.allowCIDR, "allow-cidr", "", "comma-separated CIDRs (or addresses) instances may be at; empty allows every address not refused otherwise.\nAlways refused: unspecified, broadcast, multicast, link-local, the -vip-cidr range (IPv4-mapped forms too)\nand every address:port this process listens on (registrar, DNS, HTTP proxy, etcd client and peer, -etcd endpoints)")
-	fs.StringVar(&f.denyCIDR, "deny-cidr", "", "comma-separated CIDRs (or addresses) instances may never be at; empty denies nothing beyond what -allow-cidr says is always refused")
-	f.limits.register(fs)
-	fs.StringVar(&f.etcdReaderUser, "etcd-reader-user", "", "etcd username of the DNS server and the proxies, which only read (a read-only role on -prefix); the password is read from $NETSEL_ETCD_READER_PASSWORD (default: -etcd-user)")
-	fs.Int64Var(&f.etcdQuotaBytes, "etcd-quota-bytes", embedetcd.DefaultQuotaBytes, "space quota of the embedded etcd's database in bytes; when it is full, the runner compacts, defragments and disarms etcd's NOSPACE alarm by itself")
-	fs.DurationVar(&f.etcdCompactionKeep, "etcd-compaction-retention", embedetcd.DefaultCompactionRetention, "history the embedded etcd keeps (periodic auto-compaction)")
-}
-
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("netsel serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var f serveFlags
+	f := serveFlags{agent: agent}
 	f.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: netsel [serve] [flags]\n\nRuns NetSel on this machine: etcd (embedded unless -etcd is given), the registrar,\nthe DNS server and the HTTP and VIP proxies, all on loopback by default.\n\nFlags:\n")
+		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "netsel serve: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
+		return errUsage
+	}
+	if agent && f.etcd == "" {
+		fmt.Fprintf(stderr, "%s: -etcd is required: an agent joins an external etcd cluster\n", name)
 		return errUsage
 	}
 	logger, err := f.logger(stderr)
@@ -189,7 +171,15 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 		},
 		Keyspace: ks,
 		VIPCIDR:  cidr.Masked(),
-		Registrar: &stack.Registrar{
+
+		AddrPolicy:    policy,
+		ReservedAddrs: f.reservedAddrs(),
+		Logger:        logger,
+		LogLevel:      level,
+		StopTimeout:   f.stopTimeout,
+	}
+	if f.registrar != "" {
+		cfg.Registrar = &stack.Registrar{
 			Addr:            f.registrar,
 			TokenFile:       f.tokenFile,
 			AuthReads:       f.authReads,
@@ -197,12 +187,7 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 			TLSKeyFile:      f.tlsKey,
 			TLSClientCAFile: f.tlsClientCA,
 			Limits:          f.limits.registrarLimits(budget),
-		},
-		AddrPolicy:    policy,
-		ReservedAddrs: f.reservedAddrs(),
-		Logger:        logger,
-		LogLevel:      level,
-		StopTimeout:   f.stopTimeout,
+		}
 	}
 	if f.dns != "" {
 		cfg.DNS = &stack.DNS{Addr: f.dns, Zone: f.zone, QueryLog: f.dnsQueryLog}

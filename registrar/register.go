@@ -60,8 +60,12 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 	}
 	r.metrics.registrations.WithLabelValues(result).Inc()
 	port, ports := virtualPorts(res.service, in)
-	r.log.Info("registered", "service", in.Service, "id", in.ID, "address", in.Address, "host", in.Host, "port", in.Port,
-		"vip", res.service.VIP, "ttl", ttl, "lease", fmt.Sprintf("%x", res.lease), "again", res.replaced)
+	attrs := []any{"service", in.Service, "id", in.ID, "address", in.Address, "port", in.Port,
+		"vip", res.service.VIP, "ttl", ttl, "lease", fmt.Sprintf("%x", res.lease), "again", res.replaced}
+	if in.Host.IsValid() {
+		attrs = append(attrs, "host", in.Host)
+	}
+	r.log.Info("registered", attrs...)
 	writeJSON(w, http.StatusOK, api.RegisterResponse{
 		ID:      in.ID,
 		Address: in.Address,

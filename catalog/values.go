@@ -57,6 +57,12 @@ type Instance struct {
 	Meta       map[string]string `json:"meta,omitempty"`
 	Zone       string            `json:"zone,omitempty"`
 	Registered time.Time         `json:"registered"`
+	// Host is the address of the host the instance registered from, as
+	// a multi-host registrar saw it: the registration's remote address, or
+	// the registrar's own host address when the registration came over
+	// loopback. It is zero, and absent from the record, when a
+	// single-host registrar (or one older than the field) stored it.
+	Host netip.Addr `json:"host,omitzero"`
 
 	// Lease is the etcd lease the key is attached to and ModRevision the
 	// revision that last wrote it. Both are filled in by readers.
@@ -163,6 +169,9 @@ func (in *Instance) Validate() error {
 	}
 	if in.Address.Zone() != "" {
 		return &FieldError{Field: "address", Msg: "must not carry an IPv6 zone"}
+	}
+	if in.Host.Zone() != "" {
+		return &FieldError{Field: "host", Msg: "must not carry an IPv6 zone"}
 	}
 	if err := CheckPort("port", in.Port); err != nil {
 		return err

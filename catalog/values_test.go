@@ -24,6 +24,10 @@ func TestDecodeInstance(t *testing.T) {
 		{"big port", `{"id":"i1","service":"web","address":"10.0.0.1","port":70000}`, "port"},
 		{"bad weight", `{"id":"i1","service":"web","address":"10.0.0.1","port":80,"weight":-3}`, "weight"},
 		{"bad named port", `{"id":"i1","service":"web","address":"10.0.0.1","port":80,"ports":{"http":0}}`, "ports.http"},
+		{"host", `{"id":"i1","service":"web","address":"198.18.0.20","port":80,"host":"198.18.0.11"}`, ""},
+		{"empty host", `{"id":"i1","service":"web","address":"10.0.0.1","port":80,"host":""}`, ""},
+		{"bad host", `{"id":"i1","service":"web","address":"10.0.0.1","port":80,"host":"web.local"}`, "decode instance"},
+		{"host with zone", `{"id":"i1","service":"web","address":"10.0.0.1","port":80,"host":"fe80::1%eth0"}`, "host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,6 +45,43 @@ func TestDecodeInstance(t *testing.T) {
 				t.Fatalf("DecodeInstance error = %v, want one mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestInstanceHost: the host an instance registered from is kept through
+// the stored form, and a record without one (from a single-host or older
+// registrar) neither gains one nor is written with one.
+func TestInstanceHost(t *testing.T) {
+	in := &Instance{ID: "i1", Service: "web", Address: netip.MustParseAddr("198.18.0.20"), Port: 80, Weight: 1,
+		Host: netip.MustParseAddr("198.18.0.11")}
+	b, err := EncodeInstance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"host":"198.18.0.11"`) {
+		t.Errorf("EncodeInstance = %s, want the host in it", b)
+	}
+	got, err := DecodeInstance(b)
+	if err != nil {
+		t.Fatalf("DecodeInstance(%s): %v", b, err)
+	}
+	if got.Host != in.Host {
+		t.Errorf("host after a round trip = %v, want %v", got.Host, in.Host)
+	}
+
+	in.Host = netip.Addr{}
+	if b, err = EncodeInstance(in); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"host"`) {
+		t.Errorf("EncodeInstance without a host = %s, want no host field", b)
+	}
+	old, err := DecodeInstance([]byte(`{"id":"i1","service":"web","address":"10.0.0.1","port":80}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Host.IsValid() {
+		t.Errorf("a record without host decodes with host %v, want none", old.Host)
 	}
 }
 

@@ -174,7 +174,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		return do(t, "GET", reg.URL+"/v1/health", nil).status == http.StatusOK
 	}, "health never 200")
 	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
-	do(t, "POST", reg.URL+"/v1/services/web/instances", `{"port":1}`)
+	do(t, "POST", reg.URL+"/v1/services/web/instances", `{"address":"127.0.0.1","port":0}`)
 	if r := do(t, "PUT", reg.URL+"/v1/services/web/instances/a/heartbeat", nil); r.status != http.StatusOK {
 		t.Errorf("heartbeat: %d %s", r.status, r.body)
 	}

@@ -62,6 +62,17 @@ type Config struct {
 	Index *catalog.Index
 	// VIPCIDR is the range VIPs are allocated from (default 127.77.0.0/16).
 	VIPCIDR netip.Prefix
+	// HostAddr is the address other hosts reach this registrar's host at;
+	// set it on a registrar serving many hosts. It makes the registrar
+	// multi-host: it refuses loopback instance addresses (127.0.0.0/8,
+	// ::1 and their IPv4-mapped forms), which only this host could reach,
+	// with a 400 naming "address"; it fills in an empty address with the
+	// address the request came from, or with HostAddr when that is
+	// loopback; and it records that host in the instance (Instance.Host).
+	// When unset the registrar is single-host: any address the policy
+	// allows is registered, an empty one is filled in with the address
+	// the request came from, and no host is recorded.
+	HostAddr netip.Addr
 	// DefaultTTL, MinTTL and MaxTTL: the TTL of an instance that asks for
 	// none, and the bounds of one that does (60s, 5s, 1h).
 	DefaultTTL, MinTTL, MaxTTL time.Duration
@@ -148,6 +159,13 @@ func (c *Config) withDefaults() (Config, error) {
 	cfg.AddrPolicy.VIPRanges = append(slices.Clip(cfg.AddrPolicy.VIPRanges), cfg.VIPCIDR)
 	if bits := cfg.VIPCIDR.Addr().BitLen() - cfg.VIPCIDR.Bits(); bits < 1 {
 		return cfg, fmt.Errorf("registrar: VIP range %s has no room for a VIP", cfg.VIPCIDR)
+	}
+	if cfg.HostAddr.IsValid() {
+		a := cfg.HostAddr.Unmap()
+		if a.Zone() != "" || a.IsLoopback() || a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() {
+			return cfg, fmt.Errorf("registrar: host address %s is not one other hosts can reach this host at", cfg.HostAddr)
+		}
+		cfg.HostAddr = a
 	}
 	if cfg.DefaultTTL == 0 {
 		cfg.DefaultTTL = DefaultTTL

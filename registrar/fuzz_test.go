@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func FuzzRegisterRequest(f *testing.F) {
 		err := decodeBody(httptest.NewRecorder(), req, &reg)
 		if err == nil {
 			var in any
-			in, ttl, verr := r.instanceFrom(name, &reg, time.Now())
+			in, ttl, verr := r.instanceFrom(name, &reg, netip.AddrFrom4([4]byte{127, 0, 0, 1}), time.Now())
 			if verr == nil {
 				inst := in.(interface{ Validate() error })
 				if err := inst.Validate(); err != nil {

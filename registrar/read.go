@@ -140,6 +140,7 @@ func serviceView(e *catalog.Entry, page []*catalog.Instance) api.ServiceView {
 			Meta:       in.Meta,
 			Zone:       in.Zone,
 			Registered: in.Registered,
+			Host:       in.Host,
 		})
 	}
 	return v

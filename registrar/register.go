@@ -32,7 +32,7 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
 	}
-	in, ttl, err := r.instanceFrom(req.PathValue("name"), &body, time.Now())
+	in, ttl, err := r.instanceFrom(req.PathValue("name"), &body, remoteAddr(req), time.Now())
 	if err != nil {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
@@ -60,15 +60,20 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 	}
 	r.metrics.registrations.WithLabelValues(result).Inc()
 	port, ports := virtualPorts(res.service, in)
-	r.log.Info("registered", "service", in.Service, "id", in.ID, "address", in.Address, "port", in.Port,
-		"vip", res.service.VIP, "ttl", ttl, "lease", fmt.Sprintf("%x", res.lease), "again", res.replaced)
+	attrs := []any{"service", in.Service, "id", in.ID, "address", in.Address, "port", in.Port,
+		"vip", res.service.VIP, "ttl", ttl, "lease", fmt.Sprintf("%x", res.lease), "again", res.replaced}
+	if in.Host.IsValid() {
+		attrs = append(attrs, "host", in.Host)
+	}
+	r.log.Info("registered", attrs...)
 	writeJSON(w, http.StatusOK, api.RegisterResponse{
-		ID:    in.ID,
-		VIP:   res.service.VIP,
-		Port:  port,
-		Ports: ports,
-		TTL:   api.Duration(ttl),
-		Lease: int64(res.lease),
+		ID:      in.ID,
+		Address: in.Address,
+		VIP:     res.service.VIP,
+		Port:    port,
+		Ports:   ports,
+		TTL:     api.Duration(ttl),
+		Lease:   int64(res.lease),
 	})
 	return nil
 }

@@ -20,9 +20,10 @@ const (
 	maxMetaValue = 1024
 )
 
-// instanceFrom checks a registration of service name and returns the
-// instance to store and its TTL. Every error is a 400 naming the field.
-func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, now time.Time) (*catalog.Instance, time.Duration, error) {
+// instanceFrom checks a registration of service name, made from the
+// address from (zero when unknown), and returns the instance to store and
+// its TTL. Every error is a 400 naming the field.
+func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, from netip.Addr, now time.Time) (*catalog.Instance, time.Duration, error) {
 	if err := catalog.CheckName("name", name); err != nil {
 		return nil, 0, fieldError(err)
 	}
@@ -32,20 +33,10 @@ func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, now tim
 	} else if err := catalog.CheckName("id", id); err != nil {
 		return nil, 0, fieldError(err)
 	}
-	if body.Address == "" {
-		return nil, 0, errBadRequest("address", "is required")
-	}
-	addr, err := netip.ParseAddr(body.Address)
+	addr, host, err := r.instanceAddr(body.Address, from)
 	if err != nil {
-		return nil, 0, errBadRequest("address", "%q is not an IP address", truncate(body.Address, 80))
+		return nil, 0, err
 	}
-	if addr.Zone() != "" {
-		return nil, 0, errBadRequest("address", "%q must not carry an IPv6 zone", body.Address)
-	}
-	if err := r.policy.Load().CheckAddr(addr); err != nil {
-		return nil, 0, errBadRequest("address", "%v", err)
-	}
-	addr = addr.Unmap()
 	if err := catalog.CheckPort("port", body.Port); err != nil {
 		return nil, 0, fieldError(err)
 	}
@@ -104,6 +95,7 @@ func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, now tim
 		Meta:       body.Meta,
 		Zone:       body.Zone,
 		Registered: now.UTC(),
+		Host:       host,
 	}
 	if err := in.Validate(); err != nil {
 		return nil, 0, fieldError(err)

@@ -38,7 +38,6 @@ func TestBadInput(t *testing.T) {
 		{"port a string", "POST", base + "web/instances", `{"address":"127.0.0.1","port":"80"}`, "", 400, "port"},
 		{"named port too big", "POST", base + "web/instances", withField(`"ports":{"http":70000}`), "", 400, "ports.http"},
 		{"named port bad name", "POST", base + "web/instances", withField(`"ports":{"HTTP":80}`), "", 400, "ports"},
-		{"address missing", "POST", base + "web/instances", `{"port":80}`, "", 400, "address"},
 		{"address a name", "POST", base + "web/instances", `{"address":"localhost","port":80}`, "", 400, "address"},
 		{"address unspecified", "POST", base + "web/instances", `{"address":"0.0.0.0","port":80}`, "", 400, "address"},
 		{"address with zone", "POST", base + "web/instances", `{"address":"fe80::1%eth0","port":80}`, "", 400, "address"},

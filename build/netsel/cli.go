@@ -179,13 +179,17 @@ func cmdInstances(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func printService(w io.Writer, svc *api.ServiceView) {
 	fmt.Fprintf(w, "%s  vip %s  ports %s  index %d\n", svc.Name, svc.VIP, formatPorts(svc.Ports), svc.Index)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ID\tADDRESS\tWEIGHT\tZONE\tREGISTERED")
+	fmt.Fprintln(tw, "  ID\tADDRESS\tHOST\tWEIGHT\tZONE\tREGISTERED")
 	for _, in := range svc.Instances {
 		addr := net.JoinHostPort(in.Address.String(), strconv.Itoa(in.Port))
 		if len(in.Ports) > 0 {
 			addr += " " + formatNamedPorts(in.Ports)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", in.ID, addr, in.Weight, in.Zone, in.Registered.Format(time.RFC3339))
+		host := "-"
+		if in.Host.IsValid() {
+			host = in.Host.String()
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", in.ID, addr, host, in.Weight, in.Zone, in.Registered.Format(time.RFC3339))
 	}
 	tw.Flush()
 }
@@ -242,7 +246,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs, cf, c, err := clientCommand("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then deregisters it",
 		args, 1, 1, stderr, func(fs *flag.FlagSet) {
 			fs.StringVar(&reg.ID, "id", "", "instance id (default: a random one, picked before the first attempt and kept across retries and fail-overs)")
-			fs.StringVar(&reg.Address, "address", "127.0.0.1", "the instance's IP address")
+			fs.StringVar(&reg.Address, "address", "", "the instance's IP address; a registrar serving many hosts refuses loopback ones (default: filled in by the client library with this host's source address on the route to the registrar, or, when that is loopback, by the registrar: its host address, or 127.0.0.1 when it serves one host)")
 			fs.IntVar(&reg.Port, "port", 0, "the instance's port (required)")
 			fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")
 			fs.DurationVar(&reg.TTL, "ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
@@ -267,7 +271,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if cf.json {
 			return printJSON(stdout, a)
 		}
-		fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v\n", reg.Service, a.ID, a.VIP, a.Port, time.Duration(a.TTL))
+		fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v instance %s\n", reg.Service, a.ID, a.VIP, a.Port, time.Duration(a.TTL), a.Address)
 		return nil
 	}
 	return c.Keepalive(ctx, reg, client.KeepaliveOptions{
@@ -275,8 +279,8 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		OnEvent: func(ev client.Event) {
 			switch ev.Kind {
 			case client.EventRegistered:
-				fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v (Ctrl-C deregisters)\n",
-					reg.Service, ev.Assignment.ID, ev.Assignment.VIP, ev.Assignment.Port, time.Duration(ev.Assignment.TTL))
+				fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v instance %s (Ctrl-C deregisters)\n",
+					reg.Service, ev.Assignment.ID, ev.Assignment.VIP, ev.Assignment.Port, time.Duration(ev.Assignment.TTL), ev.Assignment.Address)
 			case client.EventExpired:
 				fmt.Fprintf(stdout, "instance expired; registering again\n")
 			case client.EventRetry:

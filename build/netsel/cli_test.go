@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/internal/testenv"
+	"github.com/netsel/netsel/registrar"
 )
 
 // TestCLIFlagsAnywhere runs every client command with its flags before,
@@ -117,5 +119,31 @@ func TestCLIRegisterOnceLostAnswer(t *testing.T) {
 	}
 	if len(resp.Kvs) != 1 || !strings.Contains(stdout.String(), string(resp.Kvs[0].Key[len("/netsel/instances/web/"):])) {
 		t.Errorf("instances of web in etcd: %v, want exactly the one the CLI printed: %s", resp.Kvs, &stdout)
+	}
+}
+
+// TestCLIRegisterFillsAddress: "netsel register" without -address, against
+// a multi-host registrar on this host, registers the registrar's host
+// address, which "netsel instances" shows as the instance's address and
+// host; "-address 127.0.0.1" is refused as reachable only on this host.
+func TestCLIRegisterFillsAddress(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL, func(c *registrar.Config) { c.HostAddr = netip.MustParseAddr("198.18.0.11") })
+	cli := func(args ...string) (code int, stdout, stderr string) {
+		var out, errb bytes.Buffer
+		code = run(context.Background(), append(args, "-registrar", reg.URL), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, stdout, stderr := cli("register", "web", "-port", "8080", "-once", "-id", "a1")
+	if code != 0 || !strings.Contains(stdout, "registered web/a1:") || !strings.Contains(stdout, "instance 198.18.0.11") {
+		t.Fatalf("register without -address: exit %d, stdout %q, stderr %q; want the registrar's host address 198.18.0.11", code, stdout, stderr)
+	}
+	code, stdout, stderr = cli("instances", "web")
+	if code != 0 || !strings.Contains(stdout, "198.18.0.11:8080  198.18.0.11") {
+		t.Fatalf("instances: exit %d, stdout %q, stderr %q; want a1 at 198.18.0.11:8080 from host 198.18.0.11", code, stdout, stderr)
+	}
+	code, _, stderr = cli("register", "web", "-port", "8080", "-once", "-id", "a2", "-address", "127.0.0.1")
+	if code != 1 || !strings.Contains(stderr, "loopback") || !strings.Contains(stderr, "address") {
+		t.Fatalf("register -address 127.0.0.1: exit %d, stderr %q; want 1 and an error naming address as loopback", code, stderr)
 	}
 }

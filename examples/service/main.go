@@ -8,6 +8,11 @@
 //
 // Run several copies to see load-balancing: each gets its own ports and id,
 // and all share the service's one VIP.
+//
+// It listens on and registers 127.0.0.1 unless told otherwise by -host. On
+// one host of many, run it with -host "" (or 0.0.0.0): it listens on every
+// address and leaves the address to register to the client library, which
+// fills in this host's address on the route to the registrar.
 package main
 
 import (
@@ -19,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -31,7 +37,7 @@ import (
 func main() {
 	name := flag.String("name", "echo", "service name to register under")
 	id := flag.String("id", "", "instance id (default: one the registrar generates)")
-	host := flag.String("host", "127.0.0.1", "address to listen on and register")
+	host := flag.String("host", "127.0.0.1", `address to listen on and register; "" or 0.0.0.0 listens on every address and registers the one the client library fills in (this host's address on the route to the registrar), as a service on one host of many does`)
 	httpPort := flag.Int("http-port", 0, "HTTP port (0 picks a free one)")
 	echoPort := flag.Int("echo-port", 0, "TCP echo port (0 picks a free one)")
 	registrars := flag.String("registrar", envOr("NETSEL_REGISTRAR", "http://127.0.0.1:9000"), "comma-separated registrar URLs")
@@ -82,7 +88,7 @@ func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, 
 		return err
 	}
 	reg := client.Registration{
-		Service: name, ID: id, Address: host, Port: hp,
+		Service: name, ID: id, Address: registered(host), Port: hp,
 		Ports: map[string]int{"http": hp, "echo": ep},
 		TTL:   ttl,
 	}
@@ -96,7 +102,7 @@ func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, 
 				log.Info("registered", "service", name, "id", a.ID, "vip", a.VIP,
 					"http", net.JoinHostPort(a.VIP.String(), fmt.Sprint(a.Ports["http"])),
 					"echo", net.JoinHostPort(a.VIP.String(), fmt.Sprint(a.Ports["echo"])),
-					"ttl", time.Duration(a.TTL), "heartbeat", interval)
+					"address", a.Address, "ttl", time.Duration(a.TTL), "heartbeat", interval)
 			case client.EventExpired:
 				log.Warn("registration expired; registering again")
 			case client.EventRetry:
@@ -115,6 +121,16 @@ func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, 
 	srv.Shutdown(shutdown)
 	echoLn.Close()
 	return err
+}
+
+// registered returns the address to register for the listen address
+// host: none, for the client library to fill in, when host stands for
+// every address.
+func registered(host string) string {
+	if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() {
+		return ""
+	}
+	return host
 }
 
 func echoHandler(self *idHolder) http.Handler {

@@ -23,7 +23,11 @@ type RegisterRequest struct {
 	// every later registration so that a re-registration replaces the
 	// instance instead of adding a second one.
 	ID string `json:"id,omitempty"`
-	// Address is the instance's IP address (IPv4 or IPv6, no zone).
+	// Address is the instance's IP address (IPv4 or IPv6, no zone). When
+	// empty the registrar fills in the address the request came from; a
+	// multi-host registrar fills in its own host's address instead when
+	// the request came over loopback, and refuses a loopback address, which
+	// other hosts cannot reach.
 	Address string `json:"address"`
 	// Port is the instance's main port, 1-65535.
 	Port int `json:"port"`
@@ -48,6 +52,10 @@ type RegisterRequest struct {
 type RegisterResponse struct {
 	// ID is the instance id, generated when the request had none.
 	ID string `json:"id"`
+	// Address is the address registered: the request's, or the one the
+	// registrar filled in when the request had none. Clients send it on
+	// every later registration of the instance.
+	Address netip.Addr `json:"address"`
 	// VIP is the service's stable virtual address.
 	VIP netip.Addr `json:"vip"`
 	// Port is the virtual port that forwards to this instance's main port.
@@ -103,6 +111,10 @@ type InstanceView struct {
 	Meta       map[string]string `json:"meta,omitempty"`
 	Zone       string            `json:"zone,omitempty"`
 	Registered time.Time         `json:"registered"`
+	// Host is the address of the host the instance registered from, as a
+	// multi-host registrar saw it; absent when a single-host registrar
+	// registered it.
+	Host netip.Addr `json:"host,omitzero"`
 }
 
 // ServiceSummary is one entry of GET /v1/services.

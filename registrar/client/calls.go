@@ -21,7 +21,15 @@ type Registration struct {
 	// ID is the instance id (a DNS label); empty: a random one (NewID),
 	// returned in Assignment.ID.
 	ID string
-	// Address and Port are where the instance listens.
+	// Address and Port are where the instance listens. Address is an IP
+	// address other hosts can reach the instance at: a registrar serving
+	// many hosts refuses a loopback one. When Address is empty, Register
+	// fills in this host's source address on its route to the registrar
+	// (the address Consul would advertise), or, when that is loopback —
+	// the registrar runs on this host — sends none and the registrar fills
+	// in its host's address (a single-host registrar: the address the
+	// request came from). Keepalive registers the address the first
+	// registration got on every later one.
 	Address string
 	Port    int
 	// Ports are named ports; the first registration of a service sets the
@@ -61,9 +69,15 @@ func instancePath(service, id string) string {
 // the service's VIP. Without an ID, Register picks one before the first
 // attempt, so when a registrar's answer is lost and the request fails over
 // to the next registrar, the instance is registered once, not twice.
+//
+// An empty Address is filled in as Registration.Address says; the
+// Assignment's Address is the one registered.
 func (c *Client) Register(ctx context.Context, reg Registration) (*Assignment, error) {
 	if reg.ID == "" {
 		reg.ID = NewID()
+	}
+	if reg.Address == "" {
+		reg.Address = c.advertise(ctx)
 	}
 	var out Assignment
 	if _, err := c.do(ctx, "POST", instancesPath(reg.Service), nil, reg.request(), &out, 0); err != nil {

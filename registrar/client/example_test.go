@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"os/signal"
 	"time"
@@ -57,4 +58,30 @@ func ExampleClient_Register() {
 		log.Fatal(err)
 	}
 	fmt.Println("registered", a.ID, "at", a.VIP)
+}
+
+// A service on a host of many listens on every address and leaves
+// Address empty: Register fills in this host's source address on its route
+// to the registrar, which other hosts reach it at. When the registrar runs
+// on this host the route is loopback, so the client sends no address and
+// the registrar fills in its host's; the Assignment says which address was
+// registered. (A registrar serving many hosts refuses 127.0.0.1, which
+// only this host could reach.)
+func ExampleClient_Register_address() {
+	ln, err := net.Listen("tcp", ":0") // every address of this host
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := client.New(client.Config{URLs: []string{"http://198.18.0.1:9000"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	a, err := c.Register(ctx, client.Registration{Service: "api", Port: ln.Addr().(*net.TCPAddr).Port})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("registered", a.ID, "at", a.Address, "behind", a.VIP)
 }

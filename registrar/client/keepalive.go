@@ -75,7 +75,8 @@ const baseBackoff = 100 * time.Millisecond
 // expire. When ctx ends it deregisters (bounded by DeregisterTimeout) and
 // returns nil. It returns early only on an error retrying cannot fix, such
 // as a 400 for a bad registration, a 401, or a 507 when the registrar holds
-// its limit of services, VIPs or instances (see APIError.Temporary).
+// its limit of services, VIPs or instances (see APIError.Temporary). An
+// empty reg.Address is filled in once, by the first registration, and kept.
 func (c *Client) Keepalive(ctx context.Context, reg Registration, opts KeepaliveOptions) error {
 	if opts.Interval <= 0 {
 		opts.Interval = 10 * time.Second
@@ -111,6 +112,11 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 			a, err := c.Register(ctx, reg)
 			if err == nil {
 				failures = 0
+				if reg.Address == "" && a.Address.IsValid() {
+					// Register again at the address filled in, whichever
+					// registrar answers then.
+					reg.Address = a.Address.String()
+				}
 				c.log.Info("registered", "service", reg.Service, "id", a.ID, "vip", a.VIP, "port", a.Port)
 				emit(Event{Kind: EventRegistered, Assignment: a})
 				return nil

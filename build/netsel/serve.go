@@ -188,6 +188,11 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 			TLSClientCAFile: f.tlsClientCA,
 			Limits:          f.limits.registrarLimits(budget),
 		}
+		if f.agent {
+			if cfg.Registrar.HostAddr, err = f.hostAddr(ctx); err != nil {
+				return stack.Config{}, err
+			}
+		}
 	}
 	if f.dns != "" {
 		cfg.DNS = &stack.DNS{Addr: f.dns, Zone: f.zone, QueryLog: f.dnsQueryLog}

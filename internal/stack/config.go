@@ -69,6 +69,9 @@ type Registrar struct {
 	TLSCertFile, TLSKeyFile, TLSClientCAFile string
 	// Limits are the registrar's limits.
 	Limits registrar.Limits
+	// HostAddr, when set, is the address other hosts reach this host at:
+	// the registrar then serves many hosts (registrar.Config.HostAddr).
+	HostAddr netip.Addr
 	// Configure, when set, changes the registrar's config last (tests).
 	Configure func(*registrar.Config)
 }

@@ -32,6 +32,7 @@ func startRegistrar(ctx context.Context, c *Config, etcd *clientv3.Client, lease
 		Logger:          log,
 		AddrPolicy:      c.AddrPolicy,
 		Limits:          rc.Limits,
+		HostAddr:        rc.HostAddr,
 	}
 	if rc.Configure != nil {
 		rc.Configure(&cfg)

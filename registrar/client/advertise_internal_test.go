@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"github.com/netsel/netsel/internal/hostaddr"
 	"log/slog"
 	"net"
 	"net/url"
@@ -39,12 +40,12 @@ func TestRouteSource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := routeSource(context.Background(), u)
+			got, err := hostaddr.RouteSource(context.Background(), u)
 			if err != nil {
-				t.Fatalf("routeSource: %v", err)
+				t.Fatalf("RouteSource: %v", err)
 			}
 			if !got.IsLoopback() || (tc.want != "" && got.String() != tc.want) {
-				t.Errorf("routeSource = %v, want loopback %s", got, tc.want)
+				t.Errorf("RouteSource = %v, want loopback %s", got, tc.want)
 			}
 			c, err := New(Config{URLs: []string{tc.url}, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {

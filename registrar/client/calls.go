@@ -90,7 +90,13 @@ func (c *Client) Register(ctx context.Context, reg Registration) (*Assignment, e
 // ServiceClient::send_heartbeat). It returns an error matching ErrNotFound
 // when the instance has expired: register again.
 func (c *Client) Heartbeat(ctx context.Context, service, id string) error {
-	_, err := c.do(ctx, "PUT", instancePath(service, id)+"/heartbeat", nil, nil, nil, 0)
+	return c.heartbeat(ctx, service, id, 0)
+}
+
+// heartbeat is Heartbeat with each registrar's attempt bounded by timeout
+// (0: the client's default).
+func (c *Client) heartbeat(ctx context.Context, service, id string, timeout time.Duration) error {
+	_, err := c.do(ctx, "PUT", instancePath(service, id)+"/heartbeat", nil, nil, nil, timeout)
 	return err
 }
 

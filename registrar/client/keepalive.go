@@ -60,6 +60,11 @@ type KeepaliveOptions struct {
 	MaxBackoff time.Duration
 	// DeregisterTimeout bounds the deregistration when ctx ends (default 5s).
 	DeregisterTimeout time.Duration
+	// HeartbeatTimeout bounds one heartbeat at one registrar before the
+	// next registrar is tried (default: Interval, from 1s to 15s), so that
+	// a registrar whose host is lost — which answers nothing, not even a
+	// refusal — costs less than a TTL.
+	HeartbeatTimeout time.Duration
 	// OnEvent, when set, is called for every Event, from Keepalive's
 	// goroutine.
 	OnEvent func(Event)
@@ -83,6 +88,9 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = opts.Interval
+	}
+	if opts.HeartbeatTimeout <= 0 {
+		opts.HeartbeatTimeout = min(max(opts.Interval, time.Second), defaultTimeout)
 	}
 	if opts.DeregisterTimeout <= 0 {
 		opts.DeregisterTimeout = 5 * time.Second
@@ -153,7 +161,7 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 		if !sleep(ctx, next) {
 			return nil
 		}
-		err := c.Heartbeat(ctx, reg.Service, reg.ID)
+		err := c.heartbeat(ctx, reg.Service, reg.ID, opts.HeartbeatTimeout)
 		switch {
 		case err == nil:
 			failures = 0

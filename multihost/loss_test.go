@@ -1,0 +1,211 @@
+package multihost
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netsel/netsel/internal/testenv"
+)
+
+// leaderOff moves etcd's leadership off host i, so that losing host i
+// costs no election: etcd renews every lease on a new leader, which would
+// add the election to an instance's TTL.
+func (c *cluster) leaderOff(i int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	leader, err := c.etcd.WaitLeader(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if leader != c.etcd.Members[i] {
+		return
+	}
+	cli := c.host(i).EtcdClient(leader.ClientURL)
+	ms, err := cli.MemberList(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, m := range ms.Members {
+		if len(m.ClientURLs) > 0 && m.ClientURLs[0] != leader.ClientURL {
+			if _, err := cli.MoveLeader(ctx, m.ID); err != nil {
+				c.t.Fatalf("move etcd's leadership off host %d: %v", i, err)
+			}
+			return
+		}
+	}
+}
+
+// hasTarget reports whether host i's SRV answer for name has a target at
+// host h's address.
+func (c *cluster) hasTarget(ctx context.Context, i int, name string, h int) (bool, error) {
+	targets, err := c.srvTargets(ctx, i, name)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(targets, func(tg string) bool {
+		return strings.HasPrefix(tg, c.host(h).Addr().String()+":")
+	}), nil
+}
+
+// TestHostLoss: host A's processes are killed and its link goes down. A's
+// instance leaves host B's and C's DNS within its TTL + 1s; the proxies on
+// C keep answering from B's instance; B's instance, whose service talked to
+// A's registrar first, is never lost: its heartbeats go to B's registrar.
+func TestHostLoss(t *testing.T) {
+	const ttl = 3 * time.Second
+	c := startCluster(t, 3)
+	c.leaderOff(hostA)
+	a := c.startService(hostA, "echo", "a", ttl, hostA, hostB)
+	c.startService(hostB, "echo", "b", ttl, hostA, hostB) // A's registrar first
+	svc := c.waitInstances(hostC, "echo", "a", "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, h := range []int{hostB, hostC} {
+		testenv.Eventually(t, 10*time.Second, func() bool {
+			okA, errA := c.hasTarget(ctx, h, "_http._tcp.echo.netsel.", hostA)
+			okB, errB := c.hasTarget(ctx, h, "_http._tcp.echo.netsel.", hostB)
+			return errA == nil && errB == nil && okA && okB
+		}, "host %d's DNS does not list both instances", h)
+	}
+
+	c.agents[hostA].Kill()
+	a.Kill()
+	c.etcd.Members[hostA].Kill()
+	c.host(hostA).LinkDown()
+	lost := time.Now()
+
+	// Until A's instance has left both DNS servers, and for a TTL more,
+	// B's instance stays in every answer and the proxies on C answer.
+	gone := map[int]time.Duration{}
+	var requests, failed int
+	var lastErr error
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for until := lost.Add(4 * ttl); time.Now().Before(until); <-tick.C {
+		for _, h := range []int{hostB, hostC} {
+			okB, err := c.hasTarget(ctx, h, "_http._tcp.echo.netsel.", hostB)
+			if err != nil {
+				t.Fatalf("host %d's DNS: %v", h, err)
+			}
+			if !okB {
+				t.Fatalf("B's instance left host %d's DNS %v after host A was lost", h, time.Since(lost).Round(time.Millisecond))
+			}
+			okA, _ := c.hasTarget(ctx, h, "_http._tcp.echo.netsel.", hostA)
+			if _, seen := gone[h]; !okA && !seen {
+				gone[h] = time.Since(lost)
+			}
+		}
+		for _, get := range []func() (string, error){
+			func() (string, error) { return c.httpVia(ctx, hostC, "echo") },
+			func() (string, error) { return c.httpViaVIP(ctx, hostC, port(svc, "http")) },
+		} {
+			requests++
+			if _, err := get(); err != nil {
+				failed++
+				lastErr = err
+			}
+		}
+	}
+	for _, h := range []int{hostB, hostC} {
+		d, ok := gone[h]
+		switch {
+		case !ok:
+			t.Errorf("A's instance never left host %d's DNS", h)
+		case d > ttl+time.Second:
+			t.Errorf("A's instance left host %d's DNS %v after the host was lost, want within TTL + 1s (%v)", h, d.Round(time.Millisecond), ttl+time.Second)
+		default:
+			t.Logf("A's instance left host %d's DNS %v after the host was lost", h, d.Round(time.Millisecond))
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d requests through host C's proxies failed after host A was lost; last: %v", failed, requests, lastErr)
+	}
+	v, _, err := c.service(ctx, hostC, "echo")
+	if err != nil || len(v.Instances) != 1 || v.Instances[0].ID != "b" || v.VIP != svc.VIP {
+		t.Errorf("after host A was lost: %+v %v, want instance b alone on VIP %s", v, err, svc.VIP)
+	}
+}
+
+// TestPartition: host A is cut from the etcd majority (and from B and C),
+// then healed. A's DNS and proxies keep answering from their last state,
+// A's registrar answers 503 with Retry-After, A's instance and the VIP are
+// kept; after healing, A's DNS sees a change made during the cut within a
+// second of A's etcd member catching up.
+func TestPartition(t *testing.T) {
+	const ttl = 30 * time.Second
+	c := startCluster(t, 3)
+	c.startService(hostA, "echo", "a", ttl, hostA, hostB)
+	c.startService(hostB, "echo", "b", ttl, hostB, hostA)
+	svc := c.waitInstances(hostA, "echo", "a", "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		okA, errA := c.hasTarget(ctx, hostA, "_http._tcp.echo.netsel.", hostA)
+		okB, errB := c.hasTarget(ctx, hostA, "_http._tcp.echo.netsel.", hostB)
+		return errA == nil && errB == nil && okA && okB
+	}, "host A's DNS does not list both instances")
+
+	c.host(hostA).Partition(c.host(hostB), c.host(hostC))
+
+	// A's registrar cannot reach a quorum: 503 with Retry-After.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.registrarURL(hostA)+"/v1/services/cut/instances",
+		strings.NewReader(`{"port":8080,"id":"p"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.host(hostA).HTTPClient().Do(req)
+	if err != nil {
+		t.Fatalf("A's registrar during the cut: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("A's registrar during the cut: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	// A's DNS and HTTP proxy answer from their last state.
+	for _, h := range []int{hostA, hostB} {
+		if ok, err := c.hasTarget(ctx, hostA, "_http._tcp.echo.netsel.", h); err != nil || !ok {
+			t.Errorf("host A's DNS during the cut lost the instance on host %d: %v", h, err)
+		}
+	}
+	if body, err := c.httpVia(ctx, hostA, "echo"); err != nil || answeredBy(body) != "a" {
+		t.Errorf("host A's HTTP proxy during the cut: %q %v, want an answer from a", body, err)
+	}
+	// The majority goes on: a service registered on B during the cut.
+	if status, body := c.post(ctx, hostB, "/v1/services/late/instances", `{"port":8080,"id":"l","ttl":"5m"}`); status != http.StatusOK {
+		t.Fatalf("register late on B during the cut: %d %s", status, body)
+	}
+
+	c.net.Heal()
+	healed := time.Now()
+	// etcd's own recovery: A's member serves a linearizable read again.
+	member := c.host(hostA).EtcdClient(c.etcd.Members[hostA].ClientURL)
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		defer rcancel()
+		_, err := member.Get(rctx, "/netsel/")
+		return err == nil
+	}, "A's etcd member did not recover after the heal")
+	recovered := time.Now()
+	var sawLate time.Time
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		ok, err := c.hasTarget(ctx, hostA, "late.netsel.", hostB)
+		if err == nil && ok {
+			sawLate = time.Now()
+		}
+		return !sawLate.IsZero()
+	}, "host A's DNS never saw the service registered during the cut")
+	t.Logf("etcd recovered %v after the heal; A's DNS converged %v later", recovered.Sub(healed).Round(time.Millisecond), sawLate.Sub(recovered).Round(time.Millisecond))
+	if d := sawLate.Sub(recovered); d > time.Second {
+		t.Errorf("A's DNS converged %v after etcd recovered, want within 1s", d.Round(time.Millisecond))
+	}
+	v, _, err := c.service(ctx, hostA, "echo")
+	if err != nil || v.VIP != svc.VIP || len(v.Instances) != 2 {
+		t.Errorf("after the heal: %+v %v; want instances a and b kept on VIP %s", v, err, svc.VIP)
+	}
+}

@@ -18,7 +18,9 @@
 //
 // FreeBind, a net.ListenConfig.Control function, sets IP_FREEBIND
 // (IPV6_FREEBIND for IPv6) so a listener can bind a VIP before the route
-// exists: the listeners and the route may come up in any order.
+// exists: the listeners and the route may come up in any order. For IPv6
+// it is needed even after: Linux binds IPv6 sockets to configured
+// addresses only, though the local route delivers the whole range.
 //
 // Check refuses a range that would capture addresses the host or the
 // process needs: the host's interface addresses and subnets, its listen

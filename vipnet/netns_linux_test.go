@@ -1,6 +1,7 @@
 package vipnet
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -112,18 +113,21 @@ func hasRoute(t *testing.T, ns string, v6 bool, prefix string) bool {
 func inNetns(ns string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
+		// Set unless fn returns: t.FailNow on this goroutine ends it early.
+		err := errors.New("the namespace's goroutine stopped before fn returned")
+		defer func() { errc <- err }()
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		f, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			errc <- err
+		f, oerr := os.Open(filepath.Join("/run/netns", ns))
+		if oerr != nil {
+			err = oerr
 			return
 		}
 		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering namespace %s: %w", ns, err)
+		if serr := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); serr != nil {
+			err = fmt.Errorf("entering namespace %s: %w", ns, serr)
 			return
 		}
-		errc <- fn()
+		err = fn()
 	}()
 	return <-errc
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/vipnet"
 )
 
 // vipProxy keeps one TCP listener on VIP:port for every TCP port of every
@@ -219,7 +220,7 @@ func (vp *vipProxy) listen(ap netip.AddrPort, name string) {
 		return
 	}
 	addr := caddy.NetworkAddress{Network: "tcp", Host: ap.Addr().String(), StartPort: uint(ap.Port()), EndPort: uint(ap.Port())}
-	lnAny, err := addr.Listen(vp.ctx, 0, net.ListenConfig{})
+	lnAny, err := addr.Listen(vp.ctx, 0, net.ListenConfig{Control: vipnet.FreeBind})
 	if err == nil {
 		if ln, ok := lnAny.(net.Listener); ok {
 			l := &vipListener{

@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/netsel/netsel/addrpolicy"
+	"github.com/netsel/netsel/internal/stack"
+	"github.com/netsel/netsel/vipnet"
 )
 
 // reservedAddrs returns every address the runner listens on or dials etcd
@@ -52,4 +57,37 @@ func (f *serveFlags) addrPolicy(ctx context.Context) (addrpolicy.Config, error) 
 		return c, err
 	}
 	return c, nil
+}
+
+// vipRange checks the VIP range against this host's addresses, the
+// runner's listen addresses and the etcd endpoints, then makes it local to
+// the host (outside 127/8: ip route add local CIDR dev lo). undo removes
+// the route it added.
+func (f *serveFlags) vipRange(ctx context.Context, cfg stack.Config, logger *slog.Logger) (undo func() error, err error) {
+	host, err := vipnet.HostAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("-vip-cidr: %w", err)
+	}
+	own := vipnet.Addrs{Host: host}
+	for _, a := range []string{f.registrar, f.dns, f.http, f.etcdListen, f.etcdPeer} {
+		if ap, err := netip.ParseAddrPort(a); err == nil {
+			own.Listen = append(own.Listen, ap)
+		}
+	}
+	for _, e := range cfg.Etcd.Endpoints {
+		if u, err := url.Parse(e); err == nil {
+			if ap, err := netip.ParseAddrPort(u.Host); err == nil {
+				own.Etcd = append(own.Etcd, ap)
+			}
+		}
+	}
+	if err := vipnet.Check(cfg.VIPCIDR, own); err != nil {
+		return nil, err
+	}
+	undo, err = vipnet.MakeLocal(ctx, cfg.VIPCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("-vip-cidr: %w", err)
+	}
+	logger.Info("VIP range is local to this host", "vip_cidr", cfg.VIPCIDR)
+	return undo, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/netsel/netsel/embedetcd"
 	"github.com/netsel/netsel/internal/logs"
 	"github.com/netsel/netsel/internal/stack"
+	"github.com/netsel/netsel/vipnet"
 )
 
 // serveFlags are the flags of "netsel serve".
@@ -122,6 +123,15 @@ func runStack(ctx context.Context, f serveFlags, base *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	undo, err := f.vipRange(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := undo(); err != nil {
+			logger.Error("removing the VIP range's local route", "err", err, "command", vipnet.UndoCommand(cfg.VIPCIDR))
+		}
+	}()
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -147,6 +147,11 @@ func (a *App) clientConfig() (clientv3.Config, error) {
 		Username:    a.Username,
 		Password:    a.Password,
 		Logger:      a.logger.Named("etcd"),
+		// Notice a member that stopped answering (its host lost or cut
+		// off) within seconds, and send to the others: etcd refuses
+		// pings more often than every 5s.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
 	}
 	if a.TLS != nil {
 		info := transport.TLSInfo{CertFile: a.TLS.Cert, KeyFile: a.TLS.Key, TrustedCAFile: a.TLS.CA}

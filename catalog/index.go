@@ -28,7 +28,9 @@ type IndexOptions struct {
 	PageSize int64
 	// RequestTimeout bounds each range request. Defaults to 15 s.
 	RequestTimeout time.Duration
-	// MaxBackoff caps the wait between failed attempts to list. Defaults to 5 s.
+	// MaxBackoff caps the wait between failed attempts to list. Defaults
+	// to 500 ms: a reader cut off from etcd's majority serves its last
+	// good state, and catches up within that of the majority's return.
 	MaxBackoff time.Duration
 	// MinPublishInterval is the least time between two snapshots while
 	// changes stream in; the first change after a quiet spell is published
@@ -78,7 +80,7 @@ func NewIndex(client *clientv3.Client, ks Keyspace, opts IndexOptions) *Index {
 		opts.RequestTimeout = 15 * time.Second
 	}
 	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 5 * time.Second
+		opts.MaxBackoff = 500 * time.Millisecond
 	}
 	if opts.MinPublishInterval <= 0 {
 		opts.MinPublishInterval = 2 * time.Millisecond

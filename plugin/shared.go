@@ -52,11 +52,15 @@ func acquireIndex(cfg indexConfig) (*sharedIndex, error) {
 		return nil, err
 	}
 	client, err := clientv3.New(clientv3.Config{
-		Endpoints:         cfg.Endpoints,
-		TLS:               cfg.TLS,
-		Username:          cfg.Username,
-		Password:          cfg.Password,
-		DialKeepAliveTime: 30 * time.Second,
+		Endpoints: cfg.Endpoints,
+		TLS:       cfg.TLS,
+		Username:  cfg.Username,
+		Password:  cfg.Password,
+		// Notice a member that stopped answering (its host lost or cut
+		// off) within seconds, and send to the others: etcd refuses
+		// pings more often than every 5s.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %v: %w", cfg.Endpoints, err)

@@ -88,6 +88,11 @@ func (e Etcd) Client(logger *slog.Logger) (*clientv3.Client, error) {
 		Password:    e.Password,
 		TLS:         tlsCfg,
 		Logger:      logs.Zap(logger),
+		// Notice a member that stopped answering (its host lost or cut
+		// off) within seconds, and send to the others: etcd refuses
+		// pings more often than every 5s.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %v: %w", e.Endpoints, err)

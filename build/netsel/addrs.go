@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/netsel/netsel/addrpolicy"
-	"github.com/netsel/netsel/internal/stack"
 	"github.com/netsel/netsel/vipnet"
 )
 
@@ -59,14 +58,12 @@ func (f *serveFlags) addrPolicy(ctx context.Context) (addrpolicy.Config, error) 
 	return c, nil
 }
 
-// vipRange checks the VIP range against this host's addresses, the
-// runner's listen addresses and the etcd endpoints, then makes it local to
-// the host (outside 127/8: ip route add local CIDR dev lo). undo removes
-// the route it added.
-func (f *serveFlags) vipRange(ctx context.Context, cfg stack.Config, logger *slog.Logger) (undo func() error, err error) {
+// checkVIPRange checks the VIP range against this host's addresses, the
+// runner's listen addresses and the etcd endpoints.
+func (f *serveFlags) checkVIPRange(cidr netip.Prefix) error {
 	host, err := vipnet.HostAddrs()
 	if err != nil {
-		return nil, fmt.Errorf("-vip-cidr: %w", err)
+		return fmt.Errorf("-vip-cidr: %w", err)
 	}
 	own := vipnet.Addrs{Host: host}
 	for _, a := range []string{f.registrar, f.dns, f.http, f.etcdListen, f.etcdPeer} {
@@ -74,20 +71,25 @@ func (f *serveFlags) vipRange(ctx context.Context, cfg stack.Config, logger *slo
 			own.Listen = append(own.Listen, ap)
 		}
 	}
-	for _, e := range cfg.Etcd.Endpoints {
-		if u, err := url.Parse(e); err == nil {
-			if ap, err := netip.ParseAddrPort(u.Host); err == nil {
-				own.Etcd = append(own.Etcd, ap)
+	if f.etcd != "" {
+		for _, e := range strings.Split(f.etcd, ",") {
+			if u, err := url.Parse(strings.TrimSpace(e)); err == nil {
+				if ap, err := netip.ParseAddrPort(u.Host); err == nil {
+					own.Etcd = append(own.Etcd, ap)
+				}
 			}
 		}
 	}
-	if err := vipnet.Check(cfg.VIPCIDR, own); err != nil {
-		return nil, err
-	}
-	undo, err = vipnet.MakeLocal(ctx, cfg.VIPCIDR)
+	return vipnet.Check(cidr, own)
+}
+
+// vipRange makes the VIP range local to the host (outside 127/8: ip route
+// add local CIDR dev lo); undo removes the route it added.
+func vipRange(ctx context.Context, cidr netip.Prefix, logger *slog.Logger) (undo func() error, err error) {
+	undo, err = vipnet.MakeLocal(ctx, cidr)
 	if err != nil {
 		return nil, fmt.Errorf("-vip-cidr: %w", err)
 	}
-	logger.Info("VIP range is local to this host", "vip_cidr", cfg.VIPCIDR)
+	logger.Info("VIP range is local to this host", "vip_cidr", cidr)
 	return undo, nil
 }

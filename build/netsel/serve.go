@@ -123,7 +123,7 @@ func runStack(ctx context.Context, f serveFlags, base *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	undo, err := f.vipRange(ctx, cfg, logger)
+	undo, err := vipRange(ctx, cfg.VIPCIDR, logger)
 	if err != nil {
 		return err
 	}
@@ -156,6 +156,9 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 	cidr, err := netip.ParsePrefix(f.vipCIDR)
 	if err != nil {
 		return stack.Config{}, fmt.Errorf("-vip-cidr: %w", err)
+	}
+	if err := f.checkVIPRange(cidr); err != nil {
+		return stack.Config{}, err
 	}
 	if err := f.checkTLS(); err != nil {
 		return stack.Config{}, err

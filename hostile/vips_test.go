@@ -12,25 +12,27 @@ import (
 	"github.com/netsel/netsel/registrar/client"
 )
 
-// TestVIPRangeExhausted fills a /29: six services get VIPs (never the
-// network or broadcast address), the seventh is a 507 that says retrying
-// will not help, and the Go client gives up at once instead of retrying.
+// TestVIPRangeExhausted fills a /24, the smallest range the runner takes:
+// 254 services get VIPs (never the network or broadcast address), the
+// 255th is a 507 that says retrying will not help, and the Go client gives
+// up at once instead of retrying.
 func TestVIPRangeExhausted(t *testing.T) {
-	r := startRunner(t, withVIPCIDR(fmt.Sprintf("127.%d.0.0/29", 200+time.Now().Nanosecond()%50)))
+	r := startRunner(t, withVIPCIDR(fmt.Sprintf("127.%d.0.0/24", 200+time.Now().Nanosecond()%50)),
+		withFlags("-register-rate", "-1"))
 	net, bcast := r.vipCIDR.Addr(), r.vipCIDR.Addr()
-	for range 7 {
+	for range 255 {
 		bcast = bcast.Next()
 	}
 	// The canary holds one VIP already.
-	for i := range 5 {
+	for i := range 253 {
 		status, body := r.register(fmt.Sprintf("svc-%d", i), map[string]any{"address": "127.0.0.1", "port": 9})
 		if status != http.StatusOK {
-			t.Fatalf("service %d of 6: %d %s", i+2, status, body)
+			t.Fatalf("service %d of 254: %d %s", i+2, status, body)
 		}
 	}
 	status, body := r.register("svc-full", map[string]any{"address": "127.0.0.1", "port": 9})
 	if status != http.StatusInsufficientStorage {
-		t.Fatalf("7th service in a /29: %d %s, want 507", status, body)
+		t.Fatalf("255th service in a /24: %d %s, want 507", status, body)
 	}
 	c, err := client.New(client.Config{URLs: []string{r.registrarURL()}})
 	if err != nil {

@@ -136,7 +136,11 @@ func runStack(ctx context.Context, f serveFlags, base *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("netsel ready", "registrar", f.registrarURL(), "dns", f.dns, "http_proxy", f.http, "vip_cidr", cfg.VIPCIDR)
+	registrarURL := ""
+	if f.registrar != "" {
+		registrarURL = f.registrarURL()
+	}
+	logger.Info("netsel ready", "registrar", registrarURL, "dns", f.dns, "http_proxy", f.http, "vip_cidr", cfg.VIPCIDR)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := s.Close(); err != nil {

@@ -2,9 +2,9 @@
 // etcd, etcd clients, the registrar, CoreDNS and Caddy) logs through one
 // *slog.Logger, in one format, each record carrying a part= attribute.
 //
-// The parts that do not log through slog are bridged into it: zap (etcd and
-// Caddy) by ZapCore, Go's standard log package (CoreDNS) by StdWriter, and
-// Caddy's configured logs by JSONWriter.
+// The parts that do not log through slog are bridged into it: zap (etcd,
+// its clients and Caddy) by ZapCore, Go's standard log package (CoreDNS)
+// by StdWriter.
 package logs
 
 import (

@@ -43,21 +43,6 @@ func slogLevel(l zapcore.Level) slog.Level {
 	}
 }
 
-// ZapLevel returns the zap level enabled when l is slog's: the level a zap
-// configuration (Caddy's, etcd's) should be given so it drops what l would.
-func ZapLevel(l slog.Level) zapcore.Level {
-	switch {
-	case l <= slog.LevelDebug:
-		return zapcore.DebugLevel
-	case l <= slog.LevelInfo:
-		return zapcore.InfoLevel
-	case l <= slog.LevelWarn:
-		return zapcore.WarnLevel
-	default:
-		return zapcore.ErrorLevel
-	}
-}
-
 func (c *zapCore) Enabled(l zapcore.Level) bool {
 	return c.l.Enabled(context.Background(), slogLevel(l))
 }

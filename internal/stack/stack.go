@@ -35,7 +35,8 @@ type Stack struct {
 
 // Start starts every part of c, in order etcd, registrar, DNS, proxies; on
 // an error it stops what it started and returns the error. Parts keep
-// running after ctx ends, until Close.
+// running after ctx ends, until Close. Until Close, Go's standard log
+// package, which CoreDNS logs through, writes to c.Logger too.
 func Start(ctx context.Context, c Config) (*Stack, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()

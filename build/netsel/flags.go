@@ -23,7 +23,7 @@ func defaultDataDir() string {
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	if f.agent {
 		fs.StringVar(&f.etcd, "etcd", "", "comma-separated client URLs of the etcd cluster (required)")
-		fs.StringVar(&f.advertise, "advertise", "", "the address other hosts reach this host at: the address registered for instances\nthat give none or a loopback one (default: the source address of the route to the first -etcd endpoint)")
+		fs.StringVar(&f.advertise, "advertise", "", "the address other hosts reach this host at: the address registered for an instance of this host that gives none;\nthe registrar refuses loopback instance addresses (default: the source address of the route to the first -etcd endpoint)")
 	} else {
 		fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory of the embedded etcd's data")
 		fs.StringVar(&f.etcd, "etcd", "", "comma-separated client URLs of an external etcd cluster; empty runs etcd embedded")

@@ -67,6 +67,9 @@ func (s *Stack) start(ctx context.Context, c *Config) error {
 		if ec.EtcdLogger == nil {
 			ec.EtcdLogger = logs.Part(c.Logger, "etcd")
 		}
+		if ec.LogLevel == "" {
+			ec.LogLevel = etcdLevel(c.LogLevel)
+		}
 		c.Logger.Info("starting embedded etcd", "part", "etcd", "client", ec.ClientURL, "data", ec.Dir,
 			"client_cert_auth", ec.TrustedCAFile != "")
 		srv, err := embedetcd.Start(ctx, ec)
@@ -161,4 +164,15 @@ func inProcessEtcd(ctx context.Context, srv *embedetcd.Server, logger *slog.Logg
 	}
 	logger.Info("the registrar calls the embedded etcd in-process", "part", "etcd")
 	return c, srv.InProcessLeaseClient()
+}
+
+// etcdLevel is the embedded etcd's own log level for the stack's level l:
+// debug at debug, else error: etcd's info and warning records (a dozen at
+// every start and stop: single-port serving, simple tokens, closed
+// listeners) are about etcd's defaults, not NetSel's, and call for nothing.
+func etcdLevel(l slog.Level) string {
+	if l <= slog.LevelDebug {
+		return "debug"
+	}
+	return "error"
 }

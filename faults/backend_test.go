@@ -23,10 +23,10 @@ const backendTTL = time.Minute
 // succeeds on a live instance, while the dead one is still in the catalog.
 func TestBackendDies(t *testing.T) {
 	e := testenv.StartEtcd(t)
-	reg := startRegistrar(t, vipRange(), e.URL)
-	httpAddr := startProxies(t, e.URL)
+	n := startStack(t, vipRange(), []string{e.URL}, withRegistrar|withProxies)
+	httpAddr := n.HTTPAddr
 	ix := caddyIndex(t)
-	c := newClient(t, reg.URL)
+	c := newClient(t, n.RegistrarURL)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

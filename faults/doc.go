@@ -5,7 +5,8 @@
 // kill etcd members, cut the network to etcd, kill the registrar and
 // backends, and check what NetSel promises under each fault: no instance
 // lost, DNS and the proxies serving their last state, 503 with Retry-After
-// from the registrar, and no half-written state in etcd.
+// from the registrar, and no half-written state in etcd. The registrar,
+// DNS and the proxies run as internal/stack composes them for the runner.
 //
 // The package has tests only. The three-member cluster test is skipped by
 // go test -short; the tests that need /usr/bin/etcd skip themselves when it

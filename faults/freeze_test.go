@@ -32,10 +32,10 @@ const (
 func TestEtcdFrozen(t *testing.T) {
 	etcd := testenv.StartEtcdProcess(t)
 	cli := etcd.Client()
-	reg := startRegistrar(t, vipRange(), etcd.URL())
-	dnsAddr := startDNS(t, etcd.URL())
+	n := startStack(t, vipRange(), []string{etcd.URL()}, withRegistrar|withDNS)
+	regURL, dnsAddr := n.RegistrarURL, n.DNSAddr
 
-	a := call("POST", reg.URL+"/v1/services/frozen/instances", api.RegisterRequest{
+	a := call("POST", regURL+"/v1/services/frozen/instances", api.RegisterRequest{
 		ID: "f-0", Address: "127.0.0.1", Port: 4242, TTL: api.Duration(freezeTTL), Meta: map[string]string{"k": "v"},
 	})
 	if a.status != http.StatusOK {
@@ -67,7 +67,7 @@ func TestEtcdFrozen(t *testing.T) {
 		defer tick.Stop()
 		for {
 			start := time.Now()
-			a := call("PUT", reg.URL+"/v1/services/frozen/instances/f-0/heartbeat", nil)
+			a := call("PUT", regURL+"/v1/services/frozen/instances/f-0/heartbeat", nil)
 			mu.Lock()
 			beats = append(beats, beat{start, a.status, a.body})
 			mu.Unlock()
@@ -131,7 +131,7 @@ func TestEtcdFrozen(t *testing.T) {
 		return err == nil && len(resp.Kvs) == 1 && leaseTTL(t, cli, resp.Kvs[0].Lease) > 0
 	}, "the instance is not in etcd after resume")
 	testenv.Eventually(t, 15*time.Second, func() bool {
-		a := call("GET", reg.URL+"/v1/services/frozen", nil)
+		a := call("GET", regURL+"/v1/services/frozen", nil)
 		var s api.ServiceView
 		return a.status == http.StatusOK && json.Unmarshal([]byte(a.body), &s) == nil &&
 			s.VIP == first.VIP && len(s.Instances) == 1 && s.Instances[0].Meta["k"] == "v"
@@ -150,7 +150,7 @@ func TestEtcdFrozen(t *testing.T) {
 		return err == nil && vip == first.VIP
 	}, "DNS does not answer the VIP %v after resume", first.VIP)
 	testenv.Eventually(t, 15*time.Second, func() bool {
-		a := call("GET", reg.URL+"/v1/services/frozen?stale", nil)
+		a := call("GET", regURL+"/v1/services/frozen?stale", nil)
 		return a.status == http.StatusOK && strings.Contains(a.body, `"f-0"`)
 	}, "the registrar's index does not list the instance after resume")
 

@@ -68,10 +68,9 @@ func TestEtcdOutage(t *testing.T) {
 
 func testOutage(t *testing.T, o outage) {
 	url, cli, breakEtcd, heal := o.start(t)
-	reg := startRegistrar(t, vipRange(), url)
-	dnsAddr := startDNS(t, url)
-	httpAddr := startProxies(t, url)
-	c := newClient(t, reg.URL)
+	n := startStack(t, vipRange(), []string{url}, withRegistrar|withDNS|withProxies)
+	regURL, dnsAddr, httpAddr := n.RegistrarURL, n.DNSAddr, n.HTTPAddr
+	c := newClient(t, regURL)
 
 	b0, b1 := testenv.StartBackend(t, "web-0"), testenv.StartBackend(t, "web-1")
 	k0 := keepalive(t, c, registration(b0, "web", "web-0", outageTTL), outageInterval)
@@ -101,7 +100,7 @@ func testOutage(t *testing.T, o outage) {
 	// The registrar's own index must hold both too: its stale reads are
 	// checked against them during the outage.
 	testenv.Eventually(t, 10*time.Second, func() bool {
-		a := call("GET", reg.URL+"/v1/services/web?stale", nil)
+		a := call("GET", regURL+"/v1/services/web?stale", nil)
 		return a.err == nil && a.status == http.StatusOK && strings.Contains(a.body, "web-0") && strings.Contains(a.body, "web-1")
 	}, "the registrar's index never served both instances")
 
@@ -141,15 +140,15 @@ func testOutage(t *testing.T, o outage) {
 				p.at = time.Since(broken)
 				switch p.what {
 				case "register":
-					p.answer = call("POST", reg.URL+"/v1/services/web/instances", api.RegisterRequest{ID: "probe", Address: "127.0.0.1", Port: 1, TTL: api.Duration(outageTTL)})
+					p.answer = call("POST", regURL+"/v1/services/web/instances", api.RegisterRequest{ID: "probe", Address: "127.0.0.1", Port: 1, TTL: api.Duration(outageTTL)})
 				case "heartbeat":
-					p.answer = call("PUT", reg.URL+"/v1/services/web/instances/web-0/heartbeat", nil)
+					p.answer = call("PUT", regURL+"/v1/services/web/instances/web-0/heartbeat", nil)
 				case "read":
-					p.answer = call("GET", reg.URL+"/v1/services/web", nil)
+					p.answer = call("GET", regURL+"/v1/services/web", nil)
 				case "stale read":
-					p.answer = call("GET", reg.URL+"/v1/services/web?stale", nil)
+					p.answer = call("GET", regURL+"/v1/services/web?stale", nil)
 				case "health":
-					p.answer = call("GET", reg.URL+"/v1/health", nil)
+					p.answer = call("GET", regURL+"/v1/health", nil)
 				}
 				probes = append(probes, p)
 			}
@@ -220,7 +219,7 @@ func testOutage(t *testing.T, o outage) {
 		t.Logf("after the outage: %d leases, %d holding no key (grants that reached etcd after the registrar gave up on them expire with their TTL)", total, len(orphans))
 	}
 	// The registrar works again and hands out the same VIP.
-	if a := call("POST", reg.URL+"/v1/services/web/instances", api.RegisterRequest{ID: "after", Address: "127.0.0.1", Port: 1}); a.status != http.StatusOK || !strings.Contains(a.body, a0.VIP.String()) {
+	if a := call("POST", regURL+"/v1/services/web/instances", api.RegisterRequest{ID: "after", Address: "127.0.0.1", Port: 1}); a.status != http.StatusOK || !strings.Contains(a.body, a0.VIP.String()) {
 		t.Errorf("registration after the outage: %d %s; want 200 with VIP %v", a.status, a.body, a0.VIP)
 	}
 	testenv.Eventually(t, 5*time.Second, func() bool {

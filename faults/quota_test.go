@@ -36,7 +36,7 @@ const quotaBytes = 8 << 20
 func TestQuota(t *testing.T) {
 	etcd := testenv.StartEtcdProcessArgs(t, "--quota-backend-bytes", strconv.Itoa(quotaBytes))
 	cli := etcd.Client()
-	reg := startRegistrar(t, vipRange(), etcd.URL())
+	regURL := startStack(t, vipRange(), []string{etcd.URL()}, withRegistrar).RegistrarURL
 
 	meta := map[string]string{}
 	for i := range 4 {
@@ -56,7 +56,7 @@ func TestQuota(t *testing.T) {
 		wg.Go(func() {
 			after := 0 // attempts after the alarm
 			for after < 20 && time.Now().Before(failed) {
-				a := call("POST", reg.URL+"/v1/services/quota/instances", api.RegisterRequest{
+				a := call("POST", regURL+"/v1/services/quota/instances", api.RegisterRequest{
 					ID: id, Address: "127.0.0.1", Port: 1000 + i, TTL: api.Duration(time.Minute), Meta: meta,
 				})
 				mu.Lock()
@@ -98,17 +98,17 @@ func TestQuota(t *testing.T) {
 		if ttl := leaseTTL(t, cli, resp.Kvs[0].Lease); ttl <= 0 {
 			t.Errorf("instance quota/%s is on lease %x, which is gone", id, resp.Kvs[0].Lease)
 		}
-		if a := call("PUT", reg.URL+"/v1/services/quota/instances/"+id+"/heartbeat", nil); a.status != http.StatusOK {
+		if a := call("PUT", regURL+"/v1/services/quota/instances/"+id+"/heartbeat", nil); a.status != http.StatusOK {
 			t.Errorf("heartbeat of quota/%s under the alarm: %d %s", id, a.status, a.body)
 		}
 	}
 
 	// Health tells the alarm; so does the metric.
 	testenv.Eventually(t, 15*time.Second, func() bool {
-		h, status := health(reg.URL)
+		h, status := health(regURL)
 		return status == http.StatusOK && h.Status == "degraded" && strings.Contains(strings.Join(h.Alarms, ","), "NOSPACE")
 	}, "/v1/health never reported the NOSPACE alarm")
-	if v := metricValue(t, reg.URL, `netsel_registrar_etcd_alarm{alarm="NOSPACE"}`); v != 1 {
+	if v := metricValue(t, regURL, `netsel_registrar_etcd_alarm{alarm="NOSPACE"}`); v != 1 {
 		t.Errorf(`netsel_registrar_etcd_alarm{alarm="NOSPACE"} = %v under the alarm, want 1`, v)
 	}
 
@@ -133,13 +133,13 @@ func TestQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 15*time.Second, func() bool {
-		h, status := health(reg.URL)
+		h, status := health(regURL)
 		return status == http.StatusOK && h.Status == "ok" && len(h.Alarms) == 0
 	}, "/v1/health still degraded after the alarm was disarmed")
-	if v := metricValue(t, reg.URL, `netsel_registrar_etcd_alarm{alarm="NOSPACE"}`); v != 0 {
+	if v := metricValue(t, regURL, `netsel_registrar_etcd_alarm{alarm="NOSPACE"}`); v != 0 {
 		t.Errorf(`netsel_registrar_etcd_alarm{alarm="NOSPACE"} = %v after the alarm, want 0`, v)
 	}
-	if a := call("POST", reg.URL+"/v1/services/quota/instances", api.RegisterRequest{ID: "after", Address: "127.0.0.1", Port: 999}); a.status != http.StatusOK {
+	if a := call("POST", regURL+"/v1/services/quota/instances", api.RegisterRequest{ID: "after", Address: "127.0.0.1", Port: 999}); a.status != http.StatusOK {
 		t.Errorf("register after the alarm was disarmed: %d %s", a.status, a.body)
 	}
 }

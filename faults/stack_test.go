@@ -3,7 +3,7 @@
 package faults
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,17 +20,13 @@ import (
 	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	// Caddy's http app and reverse_proxy, and NetSel's Caddy modules.
-	_ "github.com/caddyserver/caddy/v2/modules/standard"
-
+	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/caddymodule"
 	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/internal/stack"
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar"
 	"github.com/netsel/netsel/registrar/client"
-
-	// The netsel CoreDNS plugin.
-	_ "github.com/netsel/netsel/plugin"
 )
 
 var ks = catalog.MustKeyspace(catalog.DefaultPrefix)
@@ -62,7 +59,9 @@ func vipRange() netip.Prefix {
 }
 
 // startRegistrar runs an in-process registrar over etcd at endpoints,
-// allocating VIPs from cidr, with short deadlines so faults show quickly.
+// allocating VIPs from cidr, with short deadlines so faults show quickly:
+// for tests with registrars of their own, apart from a stack (several at
+// once, or over other endpoints than the stack's readers).
 func startRegistrar(t *testing.T, cidr netip.Prefix, endpoints ...string) *testenv.Registrar {
 	t.Helper()
 	return testenv.StartRegistrar(t, endpoints[0], func(c *registrar.Config) {
@@ -89,57 +88,120 @@ func newClient(t *testing.T, urls ...string) *client.Client {
 	return c
 }
 
-// startDNS runs CoreDNS with the netsel plugin reading etcd at endpoints and
-// returns its UDP address.
-func startDNS(t *testing.T, endpoints ...string) string {
-	t.Helper()
-	udp, _ := testenv.StartCoreDNS(t, fmt.Sprintf(`netsel.:0 {
-    bind 127.0.0.1
-    netsel {
-        endpoint %s
-    }
-}
-`, strings.Join(endpoints, " ")))
-	return udp
+// part is a part of NetSel a test's stack runs.
+type part int
+
+const (
+	withRegistrar part = 1 << iota
+	withDNS
+	withProxies
+)
+
+// netsel is the stack a test runs: internal/stack, as the runner starts it.
+type netsel struct {
+	// RegistrarURL is the registrar's base URL, "" without one.
+	RegistrarURL string
+	// DNSAddr is the DNS server's address, UDP and TCP, "" without one.
+	DNSAddr string
+	// HTTPAddr is the HTTP proxy's address, "" without one.
+	HTTPAddr string
 }
 
-// startProxies runs Caddy with the netsel app reading etcd at endpoints:
-// the HTTP proxy (configured as build/netsel configures it) on the returned
-// address, and the VIP listeners.
-func startProxies(t *testing.T, endpoints ...string) string {
+// startStack runs the parts of internal/stack, as the runner composes
+// them, over etcd at endpoints, allocating VIPs from cidr, on free loopback
+// ports: the registrar (with short deadlines so faults show quickly), DNS
+// for netsel., and the HTTP proxy with the VIP proxy (retrying a VIP:port
+// it could not bind every 200ms). As the runner does, instances are kept
+// off the stack's own addresses. The stack is closed when the test ends.
+// CoreDNS and Caddy are process-wide: tests that start a stack must not
+// run in parallel.
+func startStack(t *testing.T, cidr netip.Prefix, endpoints []string, parts part) *netsel {
 	t.Helper()
-	addr := testenv.FreeAddr(t)
-	cfg, err := json.Marshal(map[string]any{
-		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
-		"apps": map[string]any{
-			"netsel": map[string]any{
-				"endpoints": endpoints,
-				"vip_proxy": map[string]any{"enabled": true, "dial_timeout": "2s", "bind_retry": "200ms"},
-			},
-			"http": map[string]any{"servers": map[string]any{"netsel": map[string]any{
-				"listen":          []string{addr},
-				"automatic_https": map[string]any{"disable": true},
-				"routes": []any{map[string]any{"handle": []any{
-					map[string]any{"handler": "netsel"},
-					map[string]any{
-						"handler":           "reverse_proxy",
-						"dynamic_upstreams": map[string]any{"source": "netsel"},
-						"load_balancing": map[string]any{
-							"retries":          2,
-							"selection_policy": map[string]any{"policy": "netsel_weighted"},
-						},
-						"health_checks": map[string]any{"passive": map[string]any{"fail_duration": "10s"}},
-						"transport":     map[string]any{"protocol": "http", "dial_timeout": "2s"},
-					},
-				}}},
-			}}},
-		},
+	n := &netsel{}
+	var listen []string
+	free := func() string {
+		a := testenv.FreeAddr(t)
+		listen = append(listen, a)
+		return a
+	}
+	var registrarCfg *stack.Registrar
+	if parts&withRegistrar != 0 {
+		addr := free()
+		n.RegistrarURL = "http://" + addr
+		registrarCfg = &stack.Registrar{Addr: addr, Configure: func(c *registrar.Config) {
+			c.RequestTimeout = 3 * time.Second
+			c.EtcdTimeout = time.Second
+		}}
+	}
+	var dnsCfg *stack.DNS
+	if parts&withDNS != 0 {
+		n.DNSAddr = free()
+		dnsCfg = &stack.DNS{Addr: n.DNSAddr, Zone: "netsel."}
+	}
+	var proxyCfg *stack.Proxy
+	if parts&withProxies != 0 {
+		n.HTTPAddr = free()
+		proxyCfg = &stack.Proxy{
+			HTTPAddr:  n.HTTPAddr,
+			Zone:      "netsel.",
+			VIP:       true,
+			VIPLimits: caddymodule.VIPProxyConfig{BindRetry: caddy.Duration(200 * time.Millisecond)},
+		}
+	}
+	reserved := append(listen, endpoints...)
+	var policy addrpolicy.Config
+	for _, a := range reserved {
+		aps, err := addrpolicy.ParseListen(context.Background(), nil, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policy.Reserved = append(policy.Reserved, aps...)
+	}
+	log := &testLog{t: t}
+	s, err := stack.Start(context.Background(), stack.Config{
+		Etcd:          stack.Etcd{Endpoints: endpoints},
+		Keyspace:      ks,
+		VIPCIDR:       cidr,
+		Registrar:     registrarCfg,
+		DNS:           dnsCfg,
+		Proxy:         proxyCfg,
+		AddrPolicy:    policy,
+		ReservedAddrs: reserved,
+		Logger:        slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		LogLevel:      slog.LevelWarn,
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("start stack: %v", err)
 	}
-	testenv.StartCaddy(t, cfg)
-	return addr
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close stack: %v", err)
+		}
+		log.stop()
+	})
+	return n
+}
+
+// testLog writes log lines to t.Log until stopped, then drops them: a part
+// may still log after its test ended when closing it timed out.
+type testLog struct {
+	mu sync.Mutex
+	t  *testing.T
+}
+
+func (w *testLog) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.t != nil {
+		w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	}
+	return len(b), nil
+}
+
+func (w *testLog) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t = nil
 }
 
 // caddyIndex returns the catalog index of the running Caddy config's netsel

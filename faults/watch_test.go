@@ -31,9 +31,10 @@ func testWatchCompacted(t *testing.T, kind etcdKind) {
 	url, cli := kind.start(t)
 	proxy := testenv.StartProxy(t, strings.TrimPrefix(url, "http://"))
 	readerURL := "http://" + proxy.Addr()
-	reg := startRegistrar(t, vipRange(), url)
-	dnsAddr := startDNS(t, readerURL)
-	httpAddr := startProxies(t, readerURL)
+	vips := vipRange()
+	reg := startRegistrar(t, vips, url)
+	n := startStack(t, vips, []string{readerURL}, withDNS|withProxies)
+	dnsAddr, httpAddr := n.DNSAddr, n.HTTPAddr
 	ix := caddyIndex(t)
 	c := newClient(t, reg.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -160,29 +160,24 @@ func (c *cluster) srvTargets(ctx context.Context, i int, name string) ([]string,
 // httpVia sends GET / for service name through host i's HTTP proxy and
 // returns the body: "echo from <id>: ...".
 func (c *cluster) httpVia(ctx context.Context, i int, name string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/", nil)
-	if err != nil {
-		return "", err
-	}
-	req.Host = name + ".netsel"
-	resp, err := c.host(i).HTTPClient().Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, body)
-	}
-	return string(body), nil
+	return c.get(ctx, i, "http://"+httpAddr+"/", name+".netsel")
 }
 
 // httpViaVIP sends GET / to vip:port from inside host i (its agent's VIP
-// proxy) and returns the body.
+// proxy), on a new connection each time, and returns the body.
 func (c *cluster) httpViaVIP(ctx context.Context, i int, vip netip.AddrPort) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+vip.String()+"/", nil)
+	return c.get(ctx, i, "http://"+vip.String()+"/", "")
+}
+
+// get sends GET url with Host host (when set) from inside host i, on a new
+// connection, and returns the body of a 200.
+func (c *cluster) get(ctx context.Context, i int, url, host string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
+	}
+	if host != "" {
+		req.Host = host
 	}
 	req.Close = true
 	resp, err := c.host(i).HTTPClient().Do(req)

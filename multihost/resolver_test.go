@@ -2,7 +2,6 @@ package multihost
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,23 +23,12 @@ func TestHostResolver(t *testing.T) {
 	etcd := testenv.StartEtcdOnHosts(t, nt.Hosts)
 	a, b := nt.Hosts[0], nt.Hosts[1]
 
-	// Host B runs the upstream resolver: every A question is answered
-	// 192.0.2.1 (an answer only, never dialled).
+	// Host B runs the upstream resolver.
 	pc, err := b.ListenPacket("udp", netip.AddrPortFrom(b.Addr(), 53).String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Answer = append(m.Answer, &dns.A{
-			Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-			A:   net.IPv4(192, 0, 2, 1),
-		})
-		w.WriteMsg(m)
-	})}
-	go up.ActivateAndServe()
-	t.Cleanup(func() { up.Shutdown() })
+	testenv.StartUpstream(t, pc)
 
 	// Host A's resolv.conf names host B's resolver and the agent itself;
 	// `ip netns exec` mounts /etc/netns/<name>/resolv.conf over
@@ -86,8 +74,8 @@ func TestHostResolver(t *testing.T) {
 		in, err = ask("www.example.org.")
 		return err == nil && in.Rcode == dns.RcodeSuccess && len(in.Answer) == 1
 	}, "host A's agent does not forward www.example.org. to host B's resolver")
-	if got := in.Answer[0].(*dns.A).A.String(); got != "192.0.2.1" {
-		t.Errorf("www.example.org. A %s, want the upstream's 192.0.2.1", got)
+	if got := in.Answer[0].(*dns.A).A.String(); got != testenv.UpstreamAnswer {
+		t.Errorf("www.example.org. A %s, want the upstream's %s", got, testenv.UpstreamAnswer)
 	}
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		in, err = ask("nosuch.netsel.")

@@ -16,30 +16,6 @@ import (
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-// startUpstream runs a resolver on loopback that answers every A question
-// with 192.0.2.1 (an answer only, never dialled) and counts the questions.
-func startUpstream(t *testing.T) (addr string, asked func() int) {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := make(chan struct{}, 1000)
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		n <- struct{}{}
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Answer = append(m.Answer, &dns.A{
-			Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300},
-			A:   net.IPv4(192, 0, 2, 1),
-		})
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String(), func() int { return len(n) }
-}
-
 // startStack starts a stack of DNS only over etcd at url.
 func startStack(t *testing.T, url string, dnsCfg *stack.DNS) {
 	t.Helper()
@@ -63,7 +39,12 @@ func startStack(t *testing.T, url string, dnsCfg *stack.DNS) {
 // them (and cached); without, it is refused, as before.
 func TestDNSForward(t *testing.T) {
 	e := testenv.StartEtcd(t)
-	up, asked := startUpstream(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := pc.LocalAddr().String()
+	asked := testenv.StartUpstream(t, pc)
 	for _, tc := range []struct {
 		name    string
 		forward []string
@@ -75,7 +56,7 @@ func TestDNSForward(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := testenv.FreeAddr(t)
 			startStack(t, e.URL, &stack.DNS{Addr: addr, Zone: "netsel.", Forward: tc.forward})
-			before := asked()
+			before := asked.Load()
 			for range 3 {
 				m := new(dns.Msg)
 				m.SetQuestion("www.example.org.", dns.TypeA)
@@ -88,24 +69,24 @@ func TestDNSForward(t *testing.T) {
 				if in.Rcode != tc.rcode {
 					t.Fatalf("www.example.org.: rcode %s, want %s", dns.RcodeToString[in.Rcode], dns.RcodeToString[tc.rcode])
 				}
-				if tc.rcode == dns.RcodeSuccess && (len(in.Answer) != 1 || in.Answer[0].(*dns.A).A.String() != "192.0.2.1") {
+				if tc.rcode == dns.RcodeSuccess && (len(in.Answer) != 1 || in.Answer[0].(*dns.A).A.String() != testenv.UpstreamAnswer) {
 					t.Fatalf("forwarded answer %v, want 192.0.2.1", in.Answer)
 				}
 			}
-			if got := asked() - before; tc.forward != nil && got != 1 {
+			if got := asked.Load() - before; tc.forward != nil && got != 1 {
 				t.Errorf("the upstream was asked %d times for three questions, want once (cache)", got)
 			}
 			// The zone is still the plugin's: a missing service is
 			// NXDOMAIN from NetSel (once its index is synced), never
 			// forwarded.
-			before = asked()
+			before = asked.Load()
 			m := new(dns.Msg)
 			m.SetQuestion("nosuch.netsel.", dns.TypeA)
 			testenv.Eventually(t, 10*time.Second, func() bool {
 				in, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, addr)
 				return err == nil && in.Rcode == dns.RcodeNameError
 			}, "nosuch.netsel. is not NXDOMAIN")
-			if asked() != before {
+			if asked.Load() != before {
 				t.Error("a name in the zone was forwarded")
 			}
 		})

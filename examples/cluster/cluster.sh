@@ -35,7 +35,10 @@
 #
 # For tests only: NETSEL_CLUSTER_FAIL_AT=hosts|etcd|agent|service makes
 # start-up fail right after that step.
-set -euo pipefail
+
+# Functions that only traps and wait_until call look unreachable to it:
+# shellcheck disable=SC2317
+set -Eeuo pipefail
 
 readonly prefix=netsel
 readonly switch_ns=$prefix-sw
@@ -53,7 +56,7 @@ case ${1:-} in
 '') ;;
 -check) check=true ;;
 -h | -help | --help)
-	sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+	sed -n '2,/^$/{/^$/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 	exit 0
 	;;
 *)
@@ -132,12 +135,15 @@ stop() {
 cleanup() {
 	local rc=$? pid ns log
 	set +e
+	trap - ERR
 	trap '' INT TERM HUP
 	if ((${#created_ns[@]} > 0)); then echo "stopping (this takes a few seconds)"; fi
 	stop 10 "${service_pids[@]}"
 	stop 20 "${agent_pids[@]}" # they stop within -stop-timeout 10s
-	stop 10 "${etcd_pids[@]}"
-	if ((rc != 0)) && [[ -n $tmp && ${#logs[@]} -gt 0 ]]; then
+	for pid in "${etcd_pids[@]}"; do # one by one: each hands on its lead at once
+		stop 10 "$pid"
+	done
+	if ((rc != 0)) && ! $stopped; then
 		for pid in "${!logs[@]}"; do
 			log=${logs[$pid]}
 			echo "--- last lines of ${what[$pid]} ($log):" >&2
@@ -155,12 +161,12 @@ cleanup() {
 # wait_until SECONDS WHAT COMMAND...: runs COMMAND until it succeeds; fails
 # after SECONDS, saying that WHAT did not happen.
 wait_until() {
-	local secs=$1 what=$2
+	local secs=$1 awaited=$2
 	local deadline=$((SECONDS + secs))
 	shift 2
 	until "$@"; do
 		if ((SECONDS >= deadline)); then
-			echo "cluster.sh: no $what within ${secs}s" >&2
+			echo "cluster.sh: no $awaited within ${secs}s" >&2
 			return 1
 		fi
 		sleep 0.2
@@ -217,6 +223,7 @@ make_hosts() {
 		ip netns add "$n"
 		created_ns+=("$n")
 		# IPv4 only, as the test bed's hosts.
+		# shellcheck disable=SC2016 # expanded by sh
 		ip netns exec "$n" sh -c 'f=/proc/sys/net/ipv6/conf/all/disable_ipv6; [ ! -e $f ] || echo 1 >$f'
 		ip -n "$switch_ns" link add "h$h" type veth peer name eth0 netns "$n"
 		ip -n "$switch_ns" link set "h$h" master br0
@@ -232,6 +239,7 @@ make_hosts() {
 etcd_healthy() {
 	local out
 	alive "${etcd_pids[$1 - 1]}" || die "etcd on $(ns "$1") exited"
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	out=$(ip netns exec "$(ns "$1")" timeout 2 bash -c \
 		'exec 3<>"/dev/tcp/$0/2379" && printf "GET /health HTTP/1.0\r\n\r\n" >&3 && cat <&3' "$(addr "$1")" 2>/dev/null) || return 1
 	[[ $out == *'"health":"true"'* ]]
@@ -309,7 +317,8 @@ start_services() {
 	service_pids+=("$started")
 	wait_until 30 "h3's registrar listing echo on h1 and h2" both_listed
 	local first
-	first=$(instances | head -n 1)
+	first=$(instances)
+	first=${first%%$'\n'*}
 	vip=$(awk '{print $3}' <<<"$first")
 	vip_port=$(sed -n 's/.*[ ,]http=\([0-9]*\)\/.*/\1/p' <<<"$first")
 	[[ -n $vip && -n $vip_port ]] || die "no VIP and http port in: $first"
@@ -369,9 +378,11 @@ EOF
 
 check_prerequisites
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap 'echo "cluster.sh: line $LINENO: $BASH_COMMAND: failed" >&2' ERR
+stopped=false # by a signal, not by a failure
+trap 'stopped=true; exit 130' INT
+trap 'stopped=true; exit 143' TERM
+trap 'stopped=true; exit 129' HUP
 tmp=$(mktemp -d -t netsel-cluster.XXXXXX)
 mkdir "$tmp/logs"
 echo "temp dir (data, logs): $tmp"

@@ -1,40 +1,38 @@
 #!/usr/bin/env bash
 # cluster.sh: NetSel on three hosts, all on this one Linux machine.
 #
-# It is the README's "Many hosts" set-up, with network namespaces for hosts:
-# netsel-h1, netsel-h2 and netsel-h3 (198.18.0.11 to .13/24), each plugged
-# into one bridge that lives in a fourth namespace, netsel-sw. Nothing is
-# routed to or from this machine's own network. On them it starts
-#   - an etcd cluster of three members, one on each host;
-#   - "netsel agent" on every host: the registrar on the host's address,
-#     DNS (127.0.0.1:5353) and the HTTP proxy (127.0.0.1:8081) on its
-#     loopback, the VIP range 198.19.0.0/16 made local to the host;
-#   - the example echo service on h1 and h2;
-# then prints what to type to find and reach the service from h3, and waits.
+# It is the README's "Many hosts" set-up on network namespaces: hosts
+# netsel-h1..netsel-h3 (198.18.0.11-13/24) plugged into one bridge that lives
+# in a fourth namespace, netsel-sw; nothing is routed to or from this
+# machine's own network. On them it starts an etcd cluster, one member on
+# each host; "netsel agent" on every host (the registrar on the host's
+# address; DNS, 127.0.0.1:5353, and the HTTP proxy, 127.0.0.1:8081, on its
+# loopback; the VIP range 198.19.0.0/16 local to it); the example echo
+# service on h1 and h2. Then it prints what to type to find and reach the
+# service from h3, and waits.
 #
 # Usage, as root, from anywhere in the repository:
-#   sudo examples/cluster/cluster.sh          bring it up; stop it with Ctrl-C
+#   sudo examples/cluster/cluster.sh          bring it up; Ctrl-C stops it
 #   sudo examples/cluster/cluster.sh -check   bring it up, run the example
 #       client on h3 (and dig and curl, if installed), tear it down; exit 0
 #       when every check passed
 #
-# Needs: root (to create namespaces); ip (iproute2), setsid (util-linux) and
-# timeout (coreutils); Debian's etcd server at /usr/bin/etcd (package
-# etcd-server; $NETSEL_ETCD names another); and either go, to build netsel
-# and the example service and client into the temp dir (sudo may drop go
-# from PATH: sudo env "PATH=$PATH" examples/cluster/cluster.sh), or
-# $NETSEL_BIN_DIR, a directory where they are built already:
-#   go build -o DIR/ ./build/netsel ./examples/service ./examples/client
+# Needs: root; ip (iproute2), setsid (util-linux), timeout (coreutils);
+# Debian's etcd server, /usr/bin/etcd (package etcd-server; $NETSEL_ETCD
+# names another); and go, to build netsel and the example service and
+# client into its temp dir (sudo may drop go from PATH: sudo env
+# "PATH=$PATH" examples/cluster/cluster.sh), or $NETSEL_BIN_DIR, a directory
+# where they are built: go build -o DIR/ ./build/netsel ./examples/...
 #
-# Stopping: on Ctrl-C, SIGTERM, or a failure while starting, it stops every
-# process it started, by PID (SIGTERM first, so that the agents remove their
-# VIP routes; SIGKILL after a deadline), deletes the namespaces it created
-# and its temp dir, where the processes' logs are. It refuses to start when
-# one of its namespaces exists. Had it no chance to clean up (SIGKILL), kill
-# the PIDs it printed and delete the namespaces: ip netns del netsel-h1 ...
+# On Ctrl-C, SIGTERM, or a failure while starting, it stops every process
+# it started, by PID (SIGTERM, so that the agents remove their VIP routes;
+# SIGKILL after a deadline), deletes the namespaces it created and its temp
+# dir, where the logs are. It refuses to start if one of its namespaces
+# exists. Killed with SIGKILL, it leaves them: kill the PIDs it printed, then
+# ip netns del netsel-h1 (and h2, h3, sw).
 #
-# For tests only: NETSEL_CLUSTER_FAIL_AT=hosts|etcd|agent|service makes
-# start-up fail right after that step.
+# A test hook: NETSEL_CLUSTER_FAIL_AT=hosts|etcd|agent|service fails start-up
+# on purpose right after that step.
 
 # Functions that only traps and wait_until call look unreachable to it:
 # shellcheck disable=SC2317
@@ -51,18 +49,11 @@ readonly etcd_bin=${NETSEL_ETCD:-/usr/bin/etcd}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 readonly root
 
-check=false
 case ${1:-} in
-'') ;;
+'') check=false ;;
 -check) check=true ;;
--h | -help | --help)
-	sed -n '2,/^$/{/^$/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-	exit 0
-	;;
-*)
-	echo "usage: $0 [-check]" >&2
-	exit 2
-	;;
+-h | -help | --help) sed -n '2,/^$/{/^$/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" && exit 0 ;;
+*) echo "usage: $0 [-check]" >&2 && exit 2 ;;
 esac
 
 # What this run made, and so must undo.
@@ -77,6 +68,11 @@ declare -A logs=() # PID -> its log file
 ns() { echo "$prefix-h$1"; }
 addr() { echo "198.18.0.$((10 + $1))"; }
 registrar_url() { echo "http://$(addr "$1"):$registrar_port"; }
+join() { # join SEP WORD...
+	local IFS=$1
+	shift
+	echo "$*"
+}
 
 die() {
 	echo "cluster.sh: $*" >&2
@@ -133,7 +129,7 @@ stop() {
 }
 
 cleanup() {
-	local rc=$? pid ns log
+	local rc=$? pid ns
 	set +e
 	trap - ERR
 	trap '' INT TERM HUP
@@ -145,9 +141,7 @@ cleanup() {
 	done
 	if ((rc != 0)) && ! $stopped; then
 		for pid in "${!logs[@]}"; do
-			log=${logs[$pid]}
-			echo "--- last lines of ${what[$pid]} ($log):" >&2
-			tail -n 15 "$log" >&2
+			echo "--- last lines of ${what[$pid]} (${logs[$pid]}):" >&2 && tail -n 15 "${logs[$pid]}" >&2
 		done
 	fi
 	for ((i = ${#created_ns[@]} - 1; i >= 0; i--)); do
@@ -161,8 +155,7 @@ cleanup() {
 # wait_until SECONDS WHAT COMMAND...: runs COMMAND until it succeeds; fails
 # after SECONDS, saying that WHAT did not happen.
 wait_until() {
-	local secs=$1 awaited=$2
-	local deadline=$((SECONDS + secs))
+	local secs=$1 awaited=$2 deadline=$((SECONDS + $1))
 	shift 2
 	until "$@"; do
 		if ((SECONDS >= deadline)); then
@@ -173,11 +166,12 @@ wait_until() {
 	done
 }
 
-# fail_at STEP: the test hook NETSEL_CLUSTER_FAIL_AT.
-fail_at() {
-	if [[ ${NETSEL_CLUSTER_FAIL_AT:-} == "$1" ]]; then
-		die "failing after step $1 on purpose (NETSEL_CLUSTER_FAIL_AT)"
-	fi
+# step NAME MESSAGE FUNCTION: says MESSAGE and runs FUNCTION; then fails on
+# purpose if NAME is $NETSEL_CLUSTER_FAIL_AT (a test hook).
+step() {
+	echo "$2"
+	"$3"
+	if [[ ${NETSEL_CLUSTER_FAIL_AT:-} == "$1" ]]; then die "failing after step $1 on purpose"; fi
 }
 
 # check_prerequisites names everything missing at once.
@@ -196,9 +190,7 @@ check_prerequisites() {
 		missing+=("go, to build the programs (or NETSEL_BIN_DIR with them built)")
 	fi
 	if ((${#missing[@]} > 0)); then
-		printf 'cluster.sh: missing:\n' >&2
-		printf '  %s\n' "${missing[@]}" >&2
-		exit 1
+		printf 'cluster.sh: missing:\n%s\n' "$(printf '  %s\n' "${missing[@]}")" >&2 && exit 1
 	fi
 	local taken=()
 	for t in "$switch_ns" $(for h in "${hosts[@]}"; do ns "$h"; done); do
@@ -246,23 +238,20 @@ etcd_healthy() {
 }
 
 start_etcd() {
-	local h initial=() endpoints=()
+	local h a initial=() endpoints=()
 	for h in "${hosts[@]}"; do
 		initial+=("m$h=http://$(addr "$h"):2380")
 		endpoints+=("http://$(addr "$h"):2379")
 	done
-	etcd_endpoints=$(
-		IFS=,
-		echo "${endpoints[*]}"
-	)
+	etcd_endpoints=$(join , "${endpoints[@]}")
 	for h in "${hosts[@]}"; do
+		a=$(addr "$h")
+		# As internal/etcdproc.Args: fast elections, warnings only.
 		start etcd "$h" "$etcd_bin" --name "m$h" --data-dir "$tmp/etcd-h$h" \
-			--listen-client-urls "http://$(addr "$h"):2379" --advertise-client-urls "http://$(addr "$h"):2379" \
-			--listen-peer-urls "http://$(addr "$h"):2380" --initial-advertise-peer-urls "http://$(addr "$h"):2380" \
-			--initial-cluster "$(
-				IFS=,
-				echo "${initial[*]}"
-			)" --initial-cluster-state new --initial-cluster-token "netsel-example-$$" \
+			--listen-client-urls "http://$a:2379" --advertise-client-urls "http://$a:2379" \
+			--listen-peer-urls "http://$a:2380" --initial-advertise-peer-urls "http://$a:2380" \
+			--initial-cluster "$(join , "${initial[@]}")" --initial-cluster-state new \
+			--initial-cluster-token "netsel-example-$$" \
 			--heartbeat-interval 100 --election-timeout 1000 --pre-vote \
 			--logger zap --log-outputs stderr --log-level warn
 		etcd_pids+=("$started")
@@ -395,25 +384,14 @@ else
 	(cd "$root" && go build -o "$bin/" ./build/netsel ./examples/service ./examples/client)
 fi
 
-echo "creating hosts: $(ns 1) $(ns 2) $(ns 3) on a bridge in $switch_ns"
-make_hosts
-fail_at hosts
-echo "starting etcd, one member on each host"
-start_etcd
-fail_at etcd
-echo "starting netsel agent on each host"
-start_agents
-fail_at agent
-echo "starting the echo service on h1 and h2"
-start_services
-fail_at service
-
+step hosts "creating hosts $(ns 1) $(ns 2) $(ns 3) on a bridge in $switch_ns" make_hosts
+step etcd "starting etcd, one member on each host" start_etcd
+step agent "starting netsel agent on each host" start_agents
+step service "starting the echo service on h1 and h2" start_services
 if $check; then
-	if run_checks; then
-		echo "cluster check passed"
-		exit 0
-	fi
-	die "cluster check failed"
+	run_checks || die "cluster check failed"
+	echo "cluster check passed"
+	exit 0
 fi
 print_howto
 # Wait for Ctrl-C; say when a process exits (e.g. after kill $svc1).

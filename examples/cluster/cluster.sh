@@ -2,7 +2,7 @@
 # cluster.sh: NetSel on three hosts, all on this one Linux machine.
 #
 # It is the README's "Many hosts" set-up on network namespaces: hosts
-# netsel-h1..netsel-h3 (198.18.0.11-13/24) plugged into one bridge that lives
+# netsel-h1..netsel-h3 (198.18.0.10-12/24) plugged into one bridge that lives
 # in a fourth namespace, netsel-sw; nothing is routed to or from this
 # machine's own network. On them it starts an etcd cluster, one member on
 # each host; "netsel agent" on every host (the registrar on the host's
@@ -66,7 +66,7 @@ declare -A what=() # PID -> "role on namespace"
 declare -A logs=() # PID -> its log file
 
 ns() { echo "$prefix-h$1"; }
-addr() { echo "198.18.0.$((10 + $1))"; }
+addr() { echo "198.18.0.$((9 + $1))"; } # h1..h3: .10-.12, as in the tests
 registrar_url() { echo "http://$(addr "$1"):$registrar_port"; }
 join() { # join SEP WORD...
 	local IFS=$1

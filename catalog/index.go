@@ -137,6 +137,11 @@ func (ix *Index) Stats() Stats {
 	}
 }
 
+// maxWatchBackoff caps the wait after a watch that failed at once, before
+// listing again: a persistent watch fault (the list succeeds, the watch
+// does not) must not become two full lists a second on every reader.
+const maxWatchBackoff = 5 * time.Second
+
 // Run keeps the index current until ctx ends, then returns nil. It returns an
 // error only when called twice on one Index.
 func (ix *Index) Run(ctx context.Context) error {
@@ -182,7 +187,7 @@ func (ix *Index) Run(ctx context.Context) error {
 			backoff = 100 * time.Millisecond
 		}
 		sleep(ctx, backoff)
-		backoff = min(backoff*2, ix.opts.MaxBackoff)
+		backoff = min(backoff*2, max(ix.opts.MaxBackoff, maxWatchBackoff))
 	}
 	return nil
 }

@@ -185,6 +185,7 @@ func TestPartition(t *testing.T) {
 	}, "host A's DNS does not list both instances")
 
 	c.host(hostA).Partition(c.host(hostB), c.host(hostC))
+	cut := time.Now()
 
 	// A's registrar cannot reach a quorum: 503 with Retry-After.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.registrarURL(hostA)+"/v1/services/cut/instances",
@@ -212,7 +213,7 @@ func TestPartition(t *testing.T) {
 	}
 	// The majority goes on: a service registered on B during the cut, as
 	// a client does, trying again after a 503.
-	cut := time.Now()
+	registering := time.Now()
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		status, body := c.post(ctx, hostB, "/v1/services/late/instances", `{"port":8080,"id":"l","ttl":"5m"}`)
 		if status != http.StatusOK {
@@ -220,7 +221,20 @@ func TestPartition(t *testing.T) {
 		}
 		return status == http.StatusOK
 	}, "B's registrar never registered during the cut")
-	t.Logf("B's registrar registered %v into the cut", time.Since(cut).Round(time.Millisecond))
+	t.Logf("B's registrar registered %v after it was asked", time.Since(registering).Round(time.Millisecond))
+
+	// Still from the last state at the end of the cut, which lasts until
+	// every etcd client on A has noticed it (keep-alive: 7 s at most): the
+	// scenario's length, not a wait for a condition.
+	<-time.After(time.Until(cut.Add(8 * time.Second)))
+	for _, h := range []int{hostA, hostB} {
+		if ok, err := c.hasTarget(ctx, hostA, "_http._tcp.echo.netsel.", h); err != nil || !ok {
+			t.Errorf("host A's DNS %v into the cut lost the instance on host %d: %v", time.Since(cut).Round(time.Millisecond), h, err)
+		}
+	}
+	if body, err := c.httpVia(ctx, hostA, "echo"); err != nil || answeredBy(body) != "a" {
+		t.Errorf("host A's HTTP proxy %v into the cut: %q %v, want an answer from a", time.Since(cut).Round(time.Millisecond), body, err)
+	}
 
 	c.net.Heal()
 	healed := time.Now()

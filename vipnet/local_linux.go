@@ -48,7 +48,9 @@ func MakeLocal(ctx context.Context, cidr netip.Prefix) (undo func() error, err e
 	if local {
 		return noop, nil
 	}
-	err = routeRequest(ctx, unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL, r)
+	// The kernel adds the route once the request is sent: read its answer
+	// even if ctx ends meanwhile, so that a route added is always undone.
+	err = routeRequest(context.WithoutCancel(ctx), unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL, r)
 	switch {
 	case errors.Is(err, unix.EEXIST): // added since we looked: not ours
 		return noop, nil

@@ -246,7 +246,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs, cf, c, err := clientCommand("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then deregisters it",
 		args, 1, 1, stderr, func(fs *flag.FlagSet) {
 			fs.StringVar(&reg.ID, "id", "", "instance id (default: a random one, picked before the first attempt and kept across retries and fail-overs)")
-			fs.StringVar(&reg.Address, "address", "", "the instance's IP address; a registrar serving many hosts refuses loopback ones (default: filled in by the client library with this host's source address on the route to the registrar, or, when that is loopback, by the registrar: its host address, or 127.0.0.1 when it serves one host)")
+			fs.StringVar(&reg.Address, "address", "", "the instance's IP address; a registrar serving many hosts refuses loopback ones (default: filled in by the client library with this host's source address on the route to the registrar, or, when that is loopback, by the registrar: its host address, or the address the request came from when it serves one host)")
 			fs.IntVar(&reg.Port, "port", 0, "the instance's port (required)")
 			fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")
 			fs.DurationVar(&reg.TTL, "ttl", 60*time.Second, "how long the instance outlives its last heartbeat")

@@ -123,9 +123,11 @@ func runStack(ctx context.Context, f serveFlags, base *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	undo, err := vipRange(ctx, cfg.VIPCIDR, logger)
-	if err != nil {
-		return err
+	undo := func() error { return nil }
+	if cfg.Proxy != nil && cfg.Proxy.VIP {
+		if undo, err = vipRange(ctx, cfg.VIPCIDR, logger); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		if err := undo(); err != nil {

@@ -55,11 +55,13 @@ func TestStdWriter(t *testing.T) {
 	std.Print("[WARNING] plugin/errors: 2 x.netsel. A: timeout")
 	std.Print("[DEBUG] plugin/netsel: dropped at info")
 	std.Print("http: TLS handshake error from 127.0.0.1:1: EOF")
+	std.Print("[ERROR] plugin/errors: 2 x.netsel. A: first line\nsecond line")
 	got := records(t, &buf)
 	want := []struct{ level, part, plugin, msg string }{
 		{"INFO", "dns", "netsel", "watching /netsel/"},
 		{"WARN", "dns", "errors", "2 x.netsel. A: timeout"},
 		{"INFO", "go", "", "http: TLS handshake error from 127.0.0.1:1: EOF"},
+		{"ERROR", "dns", "errors", "2 x.netsel. A: first line\nsecond line"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d records, want %d: %v", len(got), len(want), got)

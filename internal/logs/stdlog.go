@@ -45,22 +45,18 @@ var stdLevels = map[string]slog.Level{
 	"FATAL":   slog.LevelError,
 }
 
-// LineWriter hands each complete line written to it to a function. It is
-// safe for the concurrent use the standard log package makes of it (one
-// Write per call, serialised by the logger).
+// LineWriter hands each entry written to it to a function. It is safe for
+// the concurrent use the standard log package makes of it (one Write per
+// entry, serialised by the logger).
 type LineWriter struct {
 	handle func(line []byte)
 }
 
-// Write implements io.Writer. Each call is taken as whole lines; a line
-// without its final newline is handled as it is.
+// Write implements io.Writer. Each call is one entry, as the standard log
+// package writes them: a message of several lines stays one record.
 func (w *LineWriter) Write(p []byte) (int, error) {
-	for rest := p; len(rest) > 0; {
-		line, after, _ := bytes.Cut(rest, []byte("\n"))
-		if len(bytes.TrimSpace(line)) > 0 {
-			w.handle(bytes.TrimRight(line, "\r"))
-		}
-		rest = after
+	if entry := bytes.TrimRight(p, "\r\n"); len(bytes.TrimSpace(entry)) > 0 {
+		w.handle(entry)
 	}
 	return len(p), nil
 }

@@ -28,6 +28,10 @@ func startDNS(c *Config) (stop func(), err error) {
 	dnsserver.Quiet = true
 	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: "Corefile", ServerTypeName: "dns"})
 	if err != nil {
+		if inst != nil {
+			// The plugin's set-up may have opened its etcd client.
+			inst.ShutdownCallbacks()
+		}
 		return nil, fmt.Errorf("start CoreDNS: %w", err)
 	}
 	log.Info("DNS serving", "addr", c.DNS.Addr, "zone", dns.Fqdn(c.DNS.Zone), "reverse", c.VIPCIDR, "forward", c.DNS.Forward)
@@ -48,11 +52,11 @@ func Corefile(c *Config) (string, error) {
 	d := c.DNS
 	host, port, err := net.SplitHostPort(d.Addr)
 	if err != nil {
-		return "", fmt.Errorf("DNS address %q: %w", d.Addr, err)
+		return "", fmt.Errorf("address %q: %w", d.Addr, err)
 	}
 	zone := dns.Fqdn(strings.ToLower(d.Zone))
 	if _, ok := dns.IsDomainName(zone); !ok || zone == "." {
-		return "", fmt.Errorf("DNS zone %q is not a domain name", d.Zone)
+		return "", fmt.Errorf("zone %q is not a domain name", d.Zone)
 	}
 	keys := []string{zone + ":" + port}
 	if c.VIPCIDR.IsValid() {
@@ -80,7 +84,7 @@ func Corefile(c *Config) (string, error) {
 		for i, u := range d.Forward {
 			q, err := quote(u)
 			if err != nil {
-				return "", fmt.Errorf("DNS upstream: %w", err)
+				return "", fmt.Errorf("upstream: %w", err)
 			}
 			ups[i] = q
 		}

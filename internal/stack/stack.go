@@ -7,7 +7,6 @@ import (
 	"log"
 	"log/slog"
 	"net"
-	"os"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -54,9 +53,13 @@ func Start(ctx context.Context, c Config) (*Stack, error) {
 
 func (s *Stack) start(ctx context.Context, c *Config) error {
 	// CoreDNS logs through the standard log package.
+	w, flags := log.Writer(), log.Flags()
 	log.SetFlags(0)
 	log.SetOutput(logs.StdWriter(c.Logger))
-	s.stops = append(s.stops, func() { log.SetOutput(os.Stderr) })
+	s.stops = append(s.stops, func() {
+		log.SetOutput(w)
+		log.SetFlags(flags)
+	})
 
 	var lease pb.LeaseClient
 	if e := c.Embedded; e != nil {
@@ -129,7 +132,8 @@ func (s *Stack) start(ctx context.Context, c *Config) error {
 var ErrStopTimeout = errors.New("graceful shutdown took too long")
 
 // Close stops every part in the reverse order of Start, waiting at most the
-// stop timeout.
+// stop timeout. Caddy's process-wide default logger keeps writing to the
+// stack's logger until another Caddy config replaces it.
 func (s *Stack) Close() error {
 	done := make(chan struct{})
 	go func() {

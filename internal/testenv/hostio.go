@@ -116,17 +116,20 @@ func (h *Host) ListenPacket(network, address string) (net.PacketConn, error) {
 	return pc, nil
 }
 
-// HTTPClient returns an HTTP client whose connections are dialed from
-// inside h; its URLs must name IP addresses. Its idle connections are closed
-// when the test ends.
+// HTTPClient returns h's HTTP client, whose connections are dialed from
+// inside h; its URLs must name IP addresses. Its idle connections are
+// closed when the test ends.
 func (h *Host) HTTPClient() *http.Client {
-	tr := &http.Transport{
-		DialContext:         h.DialContext,
-		TLSHandshakeTimeout: 10 * time.Second,
-		MaxIdleConnsPerHost: 16,
-	}
-	h.net.t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
+	h.httpOnce.Do(func() {
+		tr := &http.Transport{
+			DialContext:         h.DialContext,
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 16,
+		}
+		h.net.t.Cleanup(tr.CloseIdleConnections)
+		h.httpClient = &http.Client{Transport: tr}
+	})
+	return h.httpClient
 }
 
 // do runs f on an OS thread of its own that has entered h's network

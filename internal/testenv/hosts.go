@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -64,6 +65,9 @@ type Host struct {
 	ns    string
 	addr  netip.Addr
 	port  string // eth0's peer on the bridge, in the switch namespace
+
+	httpOnce   sync.Once
+	httpClient *http.Client
 }
 
 // StartHosts creates a Net of n hosts and deletes it, after killing the

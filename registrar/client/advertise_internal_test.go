@@ -2,11 +2,12 @@ package client
 
 import (
 	"context"
-	"github.com/netsel/netsel/internal/hostaddr"
 	"log/slog"
 	"net"
 	"net/url"
 	"testing"
+
+	"github.com/netsel/netsel/internal/hostaddr"
 )
 
 // TestRouteSource: the source address of the route to a registrar on this

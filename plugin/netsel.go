@@ -112,6 +112,12 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	if res.soa {
 		m.Ns = []dns.RR{n.soa(zone, snap)}
 	}
+	if opt := r.IsEdns0(); opt != nil {
+		// The reply's own OPT record, with only the DO bit of the query's
+		// flags: CoreDNS's SizeAndDo would copy the query's reserved
+		// flag bits, which RFC 6891 says must be zero in replies.
+		m.SetEdns0(opt.UDPSize(), opt.Do())
+	}
 	// The server's ScrubWriter fits m to the client's EDNS0 buffer and sets
 	// TC when it has to drop records.
 	w.WriteMsg(m)

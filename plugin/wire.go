@@ -208,7 +208,9 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, p
 		buf = append(buf, 0) // the root name
 		buf = binary.BigEndian.AppendUint16(buf, dns.TypeOPT)
 		buf = binary.BigEndian.AppendUint16(buf, opt.UDPSize())
-		buf = binary.BigEndian.AppendUint32(buf, opt.Hdr.Ttl&0xff00)
+		// Extended RCODE 0, version 0, the query's DO bit and none of the
+		// reserved flag bits (RFC 6891 6.1.4: zero in replies).
+		buf = binary.BigEndian.AppendUint32(buf, opt.Hdr.Ttl&doBit)
 		buf = binary.BigEndian.AppendUint16(buf, 0)
 		extras++
 	}
@@ -217,6 +219,9 @@ func (rep *wireReply) build(r *dns.Msg, opt *dns.OPT, vip []byte, set []srvRR, p
 	rep.buf = buf
 	return len(buf) <= limit
 }
+
+// doBit is the DO flag in an OPT record's TTL field.
+const doBit = 0x8000
 
 // requestSize is the largest reply a client takes, as CoreDNS's
 // request.Size: 65535 over TCP, else the EDNS0 buffer size and at least 512.

@@ -73,6 +73,12 @@ func instancePath(service, id string) string {
 // An empty Address is filled in as Registration.Address says; the
 // Assignment's Address is the one registered.
 func (c *Client) Register(ctx context.Context, reg Registration) (*Assignment, error) {
+	return c.register(ctx, reg, 0)
+}
+
+// register is Register with each registrar's attempt bounded by timeout
+// (0: the client's default).
+func (c *Client) register(ctx context.Context, reg Registration, timeout time.Duration) (*Assignment, error) {
 	if reg.ID == "" {
 		reg.ID = NewID()
 	}
@@ -80,7 +86,7 @@ func (c *Client) Register(ctx context.Context, reg Registration) (*Assignment, e
 		reg.Address = c.advertise(ctx)
 	}
 	var out Assignment
-	if _, err := c.do(ctx, "POST", instancesPath(reg.Service), nil, reg.request(), &out, 0); err != nil {
+	if _, err := c.do(ctx, "POST", instancesPath(reg.Service), nil, reg.request(), &out, timeout); err != nil {
 		return nil, err
 	}
 	return &out, nil

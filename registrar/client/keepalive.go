@@ -60,11 +60,13 @@ type KeepaliveOptions struct {
 	MaxBackoff time.Duration
 	// DeregisterTimeout bounds the deregistration when ctx ends (default 5s).
 	DeregisterTimeout time.Duration
-	// HeartbeatTimeout bounds one heartbeat at one registrar before the
-	// next registrar is tried (default: Interval, from 1s to 15s), so that
-	// a registrar whose host is lost — which answers nothing, not even a
-	// refusal — costs less than a TTL.
-	HeartbeatTimeout time.Duration
+	// AttemptTimeout bounds one registration or heartbeat at one
+	// registrar before the next registrar is tried (default: Interval,
+	// from 1s to 15s), so that a registrar whose host is lost — which
+	// answers nothing, not even a refusal — costs less than a TTL. A
+	// registrar slower than that (one whose etcd is away answers 503 only
+	// after its own etcd timeout) counts as failed too.
+	AttemptTimeout time.Duration
 	// OnEvent, when set, is called for every Event, from Keepalive's
 	// goroutine.
 	OnEvent func(Event)
@@ -89,8 +91,8 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = opts.Interval
 	}
-	if opts.HeartbeatTimeout <= 0 {
-		opts.HeartbeatTimeout = min(max(opts.Interval, time.Second), defaultTimeout)
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = min(max(opts.Interval, time.Second), defaultTimeout)
 	}
 	if opts.DeregisterTimeout <= 0 {
 		opts.DeregisterTimeout = 5 * time.Second
@@ -117,7 +119,7 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 	}
 	register := func() error {
 		for {
-			a, err := c.Register(ctx, reg)
+			a, err := c.register(ctx, reg, opts.AttemptTimeout)
 			if err == nil {
 				failures = 0
 				if reg.Address == "" && a.Address.IsValid() {
@@ -161,7 +163,7 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 		if !sleep(ctx, next) {
 			return nil
 		}
-		err := c.heartbeat(ctx, reg.Service, reg.ID, opts.HeartbeatTimeout)
+		err := c.heartbeat(ctx, reg.Service, reg.ID, opts.AttemptTimeout)
 		switch {
 		case err == nil:
 			failures = 0

@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -85,9 +87,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			repl.Set(replHopMarked, true)
 		}
 		h.app.markHop(r)
-		return next.ServeHTTP(w, r)
+		return unreached(w, r, next, name)
 	}
 	return plain(w, status, msg)
+}
+
+// unreached serves r with next (reverse_proxy) and, when next fails
+// without answering — every instance refused the dial or is marked down
+// after failing — answers 502 naming the service, with Retry-After, in
+// place of Caddy's bare status.
+func unreached(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, name string) error {
+	aw := &answerWatch{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := next.ServeHTTP(aw, r)
+	var he caddyhttp.HandlerError
+	if err == nil || aw.answered || !errors.As(err, &he) || he.StatusCode < 500 {
+		return err
+	}
+	w.Header().Set("Retry-After", "1")
+	return plain(w, http.StatusBadGateway, fmt.Sprintf("netsel: no instance of service %q could be reached: %v\n", name, he.Err))
+}
+
+// answerWatch notes whether a response was started through it.
+type answerWatch struct {
+	caddyhttp.ResponseWriterWrapper
+	answered bool
+}
+
+func (a *answerWatch) WriteHeader(status int) {
+	a.answered = true
+	a.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (a *answerWatch) Write(b []byte) (int, error) {
+	a.answered = true
+	return a.ResponseWriterWrapper.Write(b)
+}
+
+func (a *answerWatch) ReadFrom(r io.Reader) (int64, error) {
+	a.answered = true
+	return a.ResponseWriterWrapper.ReadFrom(r)
 }
 
 // plain answers status with msg as text.

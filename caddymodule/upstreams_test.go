@@ -1,9 +1,11 @@
 package caddymodule
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -230,5 +232,88 @@ func TestHTTPBeforeSyncIs503(t *testing.T) {
 	}, "proxy at %s never answered", addr)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not loaded from etcd yet") {
 		t.Fatalf("before sync: %d %q, want 503 saying the catalog is not loaded", code, body)
+	}
+}
+
+// TestHTTPUnreachableNamesService: when no instance of a service can be
+// reached — its only instance refuses the dial, then is marked down — the
+// proxy answers 502 naming the service, with Retry-After, never Caddy's
+// bare status.
+func TestHTTPUnreachableNamesService(t *testing.T) {
+	e := newEnv(t)
+	e.service("dead", randomVIP())
+	b := startBackend(t, "dead")
+	e.instance("dead", "i0", b.addr, 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	startCaddy(t, config{etcdURL: e.etcd.URL, httpAddr: addr, guard: true})
+	client := newClient()
+	waitServed(t, client, addr, "dead.netsel")
+	b.kill()
+	for i := range 3 { // the dial fails, then the instance is marked down
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "dead.netsel"
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), `service "dead"`) || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("request %d to a service with no reachable instance: %s %q Retry-After %q; want 502 naming the service, with Retry-After",
+				i, resp.Status, body, resp.Header.Get("Retry-After"))
+		}
+	}
+}
+
+// TestHTTPUpgradeThroughHandler: a protocol upgrade (WebSocket's form)
+// passes the netsel handler: the 101 and the switched connection reach
+// the client both ways.
+func TestHTTPUpgradeThroughHandler(t *testing.T) {
+	e := newEnv(t)
+	e.service("ws", randomVIP())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			io.WriteString(w, "ws")
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	e.instance("ws", "i0", ln.Addr().String(), 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	startCaddy(t, config{etcdURL: e.etcd.URL, httpAddr: addr, guard: true})
+	waitServed(t, newClient(), addr, "ws.netsel")
+
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: ws.netsel\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade through the proxy: %v %v", resp, err)
+	}
+	io.WriteString(conn, "ping\n")
+	line, err := br.ReadString('\n')
+	if err != nil || line != "ping\n" {
+		t.Fatalf("echo over the upgraded connection: %q %v", line, err)
 	}
 }

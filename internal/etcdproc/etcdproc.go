@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // Member is one etcd server of a cluster.
@@ -51,11 +53,20 @@ func Args(m Member, members []Member, token string) []string {
 	}
 }
 
-// Status asks the server at url alone for its status, within a second.
-func Status(ctx context.Context, url string) (*clientv3.StatusResponse, error) {
+// Dialer connects to a member's host:port, e.g. from inside a network
+// namespace; nil dials from this process's own network.
+type Dialer func(ctx context.Context, addr string) (net.Conn, error)
+
+// Status asks the server at url alone for its status, within a second,
+// dialling it with dial.
+func Status(ctx context.Context, url string, dial Dialer) (*clientv3.StatusResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: []string{url}, DialTimeout: time.Second, Logger: zap.NewNop()}
+	if dial != nil {
+		cfg.DialOptions = []grpc.DialOption{grpc.WithContextDialer(dial)}
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -63,12 +74,12 @@ func Status(ctx context.Context, url string) (*clientv3.StatusResponse, error) {
 	return cli.Status(ctx, url)
 }
 
-// Leader asks the servers at urls for their status and returns the URL of
-// the one that reports itself the leader.
-func Leader(ctx context.Context, urls []string) (string, error) {
+// Leader asks the servers at urls for their status, dialling them with
+// dial, and returns the URL of the one that reports itself the leader.
+func Leader(ctx context.Context, urls []string, dial Dialer) (string, error) {
 	var errs []error
 	for _, u := range urls {
-		st, err := Status(ctx, u)
+		st, err := Status(ctx, u, dial)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", u, err))
@@ -83,9 +94,9 @@ func Leader(ctx context.Context, urls []string) (string, error) {
 
 // WaitLeader polls Leader over the URLs urls returns (those of the running
 // members) until one leads or ctx ends.
-func WaitLeader(ctx context.Context, urls func() []string) (string, error) {
+func WaitLeader(ctx context.Context, urls func() []string, dial Dialer) (string, error) {
 	for {
-		u, err := Leader(ctx, urls())
+		u, err := Leader(ctx, urls(), dial)
 		if err == nil {
 			return u, nil
 		}

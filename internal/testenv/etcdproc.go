@@ -85,7 +85,6 @@ func startEtcdCluster(t testing.TB, n int, extra []string) *EtcdCluster {
 		t.Fatalf("StartEtcdCluster: %d members", n)
 	}
 	ports := freePorts(t, 2*n)
-	c := &EtcdCluster{t: t}
 	specs := make([]etcdproc.Member, n)
 	for i := range specs {
 		specs[i] = etcdproc.Member{
@@ -96,8 +95,17 @@ func startEtcdCluster(t testing.TB, n int, extra []string) *EtcdCluster {
 		}
 	}
 	token := fmt.Sprintf("netsel-test-%d-%d", os.Getpid(), ports[0])
-	for _, spec := range specs {
-		c.Members = append(c.Members, &EtcdMember{
+	return startMembers(t, specs, token, nil, extra)
+}
+
+// startMembers starts the cluster of specs, member i on hosts[i] when
+// hosts is not nil, each with the extra etcd arguments, and waits until it
+// has a leader.
+func startMembers(t testing.TB, specs []etcdproc.Member, token string, hosts []*Host, extra []string) *EtcdCluster {
+	t.Helper()
+	c := &EtcdCluster{t: t}
+	for i, spec := range specs {
+		m := &EtcdMember{
 			Name:      spec.Name,
 			ClientURL: spec.ClientURL,
 			PeerURL:   spec.PeerURL,
@@ -105,7 +113,11 @@ func startEtcdCluster(t testing.TB, n int, extra []string) *EtcdCluster {
 			t:         t,
 			args:      append(etcdproc.Args(spec, specs, token), extra...),
 			log:       &tailBuffer{max: 64 << 10},
-		})
+		}
+		if hosts != nil {
+			m.Host = hosts[i]
+		}
+		c.Members = append(c.Members, m)
 	}
 	c.startAll()
 	return c
@@ -164,8 +176,8 @@ func (c *EtcdCluster) URL() string { return c.Members[0].ClientURL }
 // on one host instead.
 func (c *EtcdCluster) Client() *clientv3.Client {
 	c.t.Helper()
-	if c.onHosts() {
-		return c.hostClient()
+	if dial := c.dial(); dial != nil {
+		return newClientDialer(c.t, dial, c.Endpoints())
 	}
 	return NewClient(c.t, c.Endpoints()...)
 }
@@ -174,10 +186,7 @@ func (c *EtcdCluster) Client() *clientv3.Client {
 // members it asks through the maintenance Status API, or an error when no
 // running member reports one.
 func (c *EtcdCluster) Leader(ctx context.Context) (*EtcdMember, error) {
-	if c.onHosts() {
-		return c.hostLeader(ctx)
-	}
-	u, err := etcdproc.Leader(ctx, c.runningURLs())
+	u, err := etcdproc.Leader(ctx, c.runningURLs(), c.dial())
 	if err != nil {
 		return nil, err
 	}
@@ -186,10 +195,7 @@ func (c *EtcdCluster) Leader(ctx context.Context) (*EtcdMember, error) {
 
 // WaitLeader polls Leader until a member leads or ctx ends.
 func (c *EtcdCluster) WaitLeader(ctx context.Context) (*EtcdMember, error) {
-	if c.onHosts() {
-		return c.waitHostLeader(ctx)
-	}
-	u, err := etcdproc.WaitLeader(ctx, c.runningURLs)
+	u, err := etcdproc.WaitLeader(ctx, c.runningURLs, c.dial())
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +280,7 @@ func (m *EtcdMember) waitServing() error {
 			return fmt.Errorf("exited at start (%v); log:\n%s", proc.State(), m.log.String())
 		default:
 		}
-		if _, err := m.status(context.Background()); err == nil {
+		if _, err := etcdproc.Status(context.Background(), m.ClientURL, m.dial()); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("not answering on %s after 20s: %v; log:\n%s", m.ClientURL, err, m.log.String())

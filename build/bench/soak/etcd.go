@@ -91,7 +91,7 @@ func (m *etcdMember) waitServing(ctx context.Context, timeout time.Duration) err
 		if !m.running() {
 			return fmt.Errorf("etcd member %s exited (%v); see %s", m.name, m.exitState(), m.logPath)
 		}
-		_, err := etcdproc.Status(ctx, m.clientURL)
+		_, err := etcdproc.Status(ctx, m.clientURL, nil)
 		if err == nil {
 			return nil
 		}
@@ -104,7 +104,7 @@ func (m *etcdMember) waitServing(ctx context.Context, timeout time.Duration) err
 
 // leader returns the member that the running members report as leader.
 func leader(ctx context.Context, ms []*etcdMember) (*etcdMember, error) {
-	u, err := etcdproc.Leader(ctx, runningURLs(ms))
+	u, err := etcdproc.Leader(ctx, runningURLs(ms), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func leader(ctx context.Context, ms []*etcdMember) (*etcdMember, error) {
 
 // waitLeader polls leader until one leads or ctx ends.
 func waitLeader(ctx context.Context, ms []*etcdMember) (*etcdMember, error) {
-	u, err := etcdproc.WaitLeader(ctx, func() []string { return runningURLs(ms) })
+	u, err := etcdproc.WaitLeader(ctx, func() []string { return runningURLs(ms) }, nil)
 	if err != nil {
 		return nil, err
 	}

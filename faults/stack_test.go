@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -157,7 +156,6 @@ func startStack(t *testing.T, cidr netip.Prefix, endpoints []string, parts part)
 		}
 		policy.Reserved = append(policy.Reserved, aps...)
 	}
-	log := &testLog{t: t}
 	s, err := stack.Start(context.Background(), stack.Config{
 		Etcd:          stack.Etcd{Endpoints: endpoints},
 		Keyspace:      ks,
@@ -167,7 +165,7 @@ func startStack(t *testing.T, cidr netip.Prefix, endpoints []string, parts part)
 		Proxy:         proxyCfg,
 		AddrPolicy:    policy,
 		ReservedAddrs: reserved,
-		Logger:        slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:        slog.New(slog.NewTextHandler(testenv.LogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		LogLevel:      slog.LevelWarn,
 	})
 	if err != nil {
@@ -177,31 +175,8 @@ func startStack(t *testing.T, cidr netip.Prefix, endpoints []string, parts part)
 		if err := s.Close(); err != nil {
 			t.Errorf("close stack: %v", err)
 		}
-		log.stop()
 	})
 	return n
-}
-
-// testLog writes log lines to t.Log until stopped, then drops them: a part
-// may still log after its test ended when closing it timed out.
-type testLog struct {
-	mu sync.Mutex
-	t  *testing.T
-}
-
-func (w *testLog) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.t != nil {
-		w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	}
-	return len(b), nil
-}
-
-func (w *testLog) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.t = nil
 }
 
 // caddyIndex returns the catalog index of the running Caddy config's netsel

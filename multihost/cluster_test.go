@@ -116,7 +116,12 @@ func (c *cluster) service(ctx context.Context, i int, name string) (*api.Service
 
 // query asks host i's DNS server, from inside host i.
 func (c *cluster) query(ctx context.Context, i int, name string, qtype uint16) (*dns.Msg, error) {
-	conn, err := c.host(i).DialContext(ctx, "udp", dnsAddr)
+	return queryOn(ctx, c.host(i), dnsAddr, name, qtype)
+}
+
+// queryOn asks the DNS server at server (IP:port) over UDP from inside h.
+func queryOn(ctx context.Context, h *testenv.Host, server, name string, qtype uint16) (*dns.Msg, error) {
+	conn, err := h.DialContext(ctx, "udp", server)
 	if err != nil {
 		return nil, err
 	}

@@ -55,19 +55,7 @@ func TestHostResolver(t *testing.T) {
 	ask := func(name string) (*dns.Msg, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		conn, err := a.DialContext(ctx, "udp", "127.0.0.1:53")
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(2 * time.Second))
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		dc := &dns.Conn{Conn: conn}
-		if err := dc.WriteMsg(m); err != nil {
-			return nil, err
-		}
-		return dc.ReadMsg()
+		return queryOn(ctx, a, "127.0.0.1:53", name, dns.TypeA)
 	}
 	var in *dns.Msg
 	testenv.Eventually(t, 10*time.Second, func() bool {

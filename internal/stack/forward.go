@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/netsel/netsel/vipnet"
 )
 
 // ParseUpstreams parses a comma-separated list of resolvers, each an IP
@@ -86,14 +89,9 @@ func isSelf(a, self netip.Addr) bool {
 // isLocalAddr reports whether a is an address of one of this host's
 // interfaces.
 func isLocalAddr(a netip.Addr) bool {
-	addrs, err := net.InterfaceAddrs()
+	addrs, err := vipnet.HostAddrs()
 	if err != nil {
 		return false
 	}
-	for _, ia := range addrs {
-		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr().Unmap() == a {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(addrs, func(p netip.Prefix) bool { return p.Addr().Unmap() == a })
 }

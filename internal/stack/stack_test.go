@@ -23,7 +23,7 @@ func startStack(t *testing.T, url string, dnsCfg *stack.DNS) {
 		Etcd:     stack.Etcd{Endpoints: []string{url}},
 		Keyspace: catalog.MustKeyspace(catalog.DefaultPrefix),
 		DNS:      dnsCfg,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger:   slog.New(slog.NewTextHandler(testenv.LogWriter(t), nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,13 +126,4 @@ func TestResolvConfUpstreams(t *testing.T) {
 	if got, err := stack.ResolvConfUpstreams(path, "127.0.0.1:53"); err == nil {
 		t.Errorf("only itself as nameserver: %v, want an error", got)
 	}
-}
-
-// testWriter writes to the test log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(b))
-	return len(b), nil
 }

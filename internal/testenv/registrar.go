@@ -2,8 +2,10 @@ package testenv
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +45,7 @@ func StartRegistrarAt(t testing.TB, etcdURL, addr string, opts ...RegistrarOptio
 	cfg := registrar.Config{
 		Client:         NewClient(t, etcdURL),
 		Keyspace:       catalog.MustKeyspace(catalog.DefaultPrefix),
-		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:         slog.New(slog.NewTextHandler(LogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		RequestTimeout: 5 * time.Second,
 		EtcdTimeout:    2 * time.Second,
 	}
@@ -94,11 +96,31 @@ func StartRegistrarAt(t testing.TB, etcdURL, addr string, opts ...RegistrarOptio
 // from its clients). It is safe to call more than once.
 func (r *Registrar) Stop() { r.stopOnce.Do(r.stop) }
 
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t testing.TB }
+// LogWriter returns a writer that sends each write to t.Log, without its
+// final newline, until the test's cleanup runs, and then drops them: a
+// part may still log after its test ended, when closing it timed out, and
+// t.Log would panic then. Cleanups registered after LogWriter run before it
+// stops.
+func LogWriter(t testing.TB) io.Writer {
+	w := &logWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.t = nil
+	})
+	return w
+}
 
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(b))
+type logWriter struct {
+	mu sync.Mutex
+	t  testing.TB
+}
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.t != nil {
+		w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	}
 	return len(b), nil
 }

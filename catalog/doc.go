@@ -11,4 +11,10 @@
 //	/netsel/services/<name>        Service JSON, persistent
 //	/netsel/vips/<ip>              the owning service's name, persistent
 //	/netsel/instances/<name>/<id>  Instance JSON, attached to the instance's lease
+//	/netsel/health/<name>/<id>     Health JSON (check state), same lease
+//	/netsel/maintenance/<name>/<id> Maintenance JSON, same lease
+//	/netsel/drain/<name>/<id>      Drain JSON, same lease
+//	/netsel/registrars/<id>        Member JSON, attached to the registrar's lease
+//	/netsel.readers/<id>           Reader JSON, attached to the reader's lease
+//	                               (beside the keyspace: readers do not watch it)
 package catalog

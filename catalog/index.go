@@ -228,6 +228,7 @@ func (ix *Index) list(ctx context.Context, st *state) (int64, error) {
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	st.services = fresh.services
+	st.members = fresh.members
 	return rev, nil
 }
 
@@ -252,7 +253,7 @@ func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 	timer.Stop()
 	defer timer.Stop()
 	flush := func() {
-		if len(st.dirty) > 0 {
+		if st.pending() {
 			start := time.Now()
 			ix.publish(st, rev, false)
 			lastPublish = time.Now()
@@ -277,7 +278,7 @@ func (ix *Index) watch(ctx context.Context, st *state, rev int64) error {
 			if wr.Header.Revision > rev {
 				rev = wr.Header.Revision
 			}
-			if len(st.dirty) == 0 || timerC != nil {
+			if !st.pending() || timerC != nil {
 				continue
 			}
 			if wait := interval - time.Since(lastPublish); wait > 0 {

@@ -46,6 +46,18 @@ func (l *instanceList) mutable(c int) []*Instance {
 	return l.chunks[c]
 }
 
+// get returns the instance id.
+func (l *instanceList) get(id string) (*Instance, bool) {
+	if l.n == 0 {
+		return nil, false
+	}
+	c, i, found := l.find(id)
+	if !found {
+		return nil, false
+	}
+	return l.chunks[c][i], true
+}
+
 // put adds in or replaces the instance with its ID.
 func (l *instanceList) put(in *Instance) {
 	if l.n == 0 {

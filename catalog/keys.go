@@ -67,6 +67,40 @@ func (k Keyspace) InstanceKey(name, id string) string {
 	return k.prefix + "instances/" + name + "/" + id
 }
 
+// HealthKey returns the key of the check state of instance id of service
+// name; it lives under the instance's lease.
+func (k Keyspace) HealthKey(name, id string) string {
+	return k.prefix + "health/" + name + "/" + id
+}
+
+// MaintenanceKey returns the key that puts instance id of service name in
+// maintenance; it lives under the instance's lease.
+func (k Keyspace) MaintenanceKey(name, id string) string {
+	return k.prefix + "maintenance/" + name + "/" + id
+}
+
+// DrainKey returns the key that marks instance id of service name as
+// draining; it lives under the instance's lease.
+func (k Keyspace) DrainKey(name, id string) string {
+	return k.prefix + "drain/" + name + "/" + id
+}
+
+// MembersPrefix returns the prefix of every live registrar's key.
+func (k Keyspace) MembersPrefix() string { return k.prefix + "registrars/" }
+
+// MemberKey returns the key of the registrar id.
+func (k Keyspace) MemberKey(id string) string { return k.prefix + "registrars/" + id }
+
+// ReadersPrefix returns the prefix of the readers' keys. It is a sibling of
+// the keyspace, not inside it ("/netsel/" has "/netsel.readers/"): readers
+// watch the keyspace, and one reader's report must not wake the others.
+func (k Keyspace) ReadersPrefix() string {
+	return strings.TrimSuffix(k.prefix, "/") + ".readers/"
+}
+
+// ReaderKey returns the key of reader id.
+func (k Keyspace) ReaderKey(id string) string { return k.ReadersPrefix() + id }
+
 // KeyKind says which part of the keyspace a key belongs to.
 type KeyKind int
 
@@ -76,13 +110,17 @@ const (
 	KindService
 	KindVIP
 	KindInstance
+	KindHealth      // an instance's check state
+	KindMaintenance // an instance in maintenance
+	KindDrain       // an instance draining
+	KindMember      // a live registrar
 )
 
 // Key is a parsed key.
 type Key struct {
 	Kind    KeyKind
-	Service string     // KindService, KindInstance
-	ID      string     // KindInstance
+	Service string     // KindService and the kinds of an instance
+	ID      string     // the kinds of an instance, KindMember
 	VIP     netip.Addr // KindVIP
 }
 
@@ -109,12 +147,24 @@ func (k Keyspace) ParseKey(key string) (Key, bool) {
 			return Key{}, false
 		}
 		return Key{Kind: KindVIP, VIP: ip}, true
-	case "instances":
+	case "instances", "health", "maintenance", "drain":
 		svc, id, ok := strings.Cut(rest, "/")
 		if !ok || !ValidName(svc) || !ValidName(id) {
 			return Key{}, false
 		}
-		return Key{Kind: KindInstance, Service: svc, ID: id}, true
+		return Key{Kind: instanceKinds[kind], Service: svc, ID: id}, true
+	case "registrars":
+		if !ValidName(rest) {
+			return Key{}, false
+		}
+		return Key{Kind: KindMember, ID: rest}, true
 	}
 	return Key{}, false
+}
+
+var instanceKinds = map[string]KeyKind{
+	"instances":   KindInstance,
+	"health":      KindHealth,
+	"maintenance": KindMaintenance,
+	"drain":       KindDrain,
 }

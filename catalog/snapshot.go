@@ -26,6 +26,22 @@ type Entry struct {
 	n      int
 	// flat caches Instances for entries of more than one chunk.
 	flat atomic.Pointer[[]*Instance]
+	// serving caches Serving.
+	serving atomic.Pointer[[]*Instance]
+}
+
+// Serving returns the instances new traffic goes to, sorted by ID: those
+// passing or warning; every critical one when no instance passes or warns
+// (serving all rather than nothing); never one in maintenance or draining.
+// DNS answers and both proxies choose from it. The slice is shared and must
+// not be modified.
+func (e *Entry) Serving() []*Instance {
+	if p := e.serving.Load(); p != nil {
+		return *p
+	}
+	s := serving(e.Instances())
+	e.serving.Store(&s)
+	return s
 }
 
 // Len returns the number of live instances.
@@ -80,8 +96,13 @@ type Snapshot struct {
 	vips      map[netip.Addr]string
 	vipsRev   int64 // the revision the set of VIPs last changed at
 	instances int
+	members   []*Member
 	next      chan struct{}
 }
+
+// Members returns the live registrars, sorted by ID. The slice is shared
+// and must not be modified.
+func (s *Snapshot) Members() []*Member { return s.members }
 
 func newSnapshot() *Snapshot {
 	return &Snapshot{

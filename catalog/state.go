@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
@@ -13,6 +15,10 @@ type state struct {
 	services map[string]*svcState
 	// dirty holds the services changed since the last publish.
 	dirty map[string]bool
+	// members are the live registrars; membersDirty says they changed
+	// since the last publish.
+	members      map[string]*Member
+	membersDirty bool
 	// onSkip is called for every key whose value does not decode.
 	onSkip func(key string, err error)
 }
@@ -21,11 +27,26 @@ type svcState struct {
 	service   *Service
 	instances instanceList
 	modRev    int64
+	// side holds each instance's health, maintenance and drain keys, kept
+	// apart so that an instance put (a re-registration) keeps them and
+	// they may arrive before the instance does.
+	side map[string]*side
+}
+
+// side is what the keys beside an instance say about it.
+type side struct {
+	health *Health
+	maint  *Maintenance
+	drain  *Drain
 }
 
 func newState(ks Keyspace, onSkip func(string, error)) *state {
-	return &state{ks: ks, services: map[string]*svcState{}, dirty: map[string]bool{}, onSkip: onSkip}
+	return &state{ks: ks, services: map[string]*svcState{}, dirty: map[string]bool{},
+		members: map[string]*Member{}, onSkip: onSkip}
 }
+
+// pending reports whether anything changed since the last publish.
+func (st *state) pending() bool { return len(st.dirty) > 0 || st.membersDirty }
 
 func (st *state) svc(name string) *svcState {
 	s := st.services[name]
@@ -78,10 +99,35 @@ func (st *state) apply(kv *mvccpb.KeyValue, deleted bool, rev int64) {
 			} else {
 				in.Lease = kv.Lease
 				in.ModRevision = kv.ModRevision
-				s.instances.put(in)
+				s.instances.put(s.decorate(in))
 			}
 		}
 		st.touch(key.Service, s, rev)
+	case KindHealth, KindMaintenance, KindDrain:
+		s := st.svc(key.Service)
+		if err := s.applySide(key, kv, deleted); err != nil {
+			st.onSkip(string(kv.Key), err)
+		}
+		if in, ok := s.instances.get(key.ID); ok {
+			c := *in
+			s.instances.put(s.decorate(&c))
+		}
+		st.touch(key.Service, s, rev)
+	case KindMember:
+		delete(st.members, key.ID)
+		if !deleted {
+			m, err := DecodeMember(kv.Value)
+			if err == nil && m.ID != key.ID {
+				err = errNameMismatch
+			}
+			if err != nil {
+				st.onSkip(string(kv.Key), err)
+			} else {
+				m.Lease = kv.Lease
+				st.members[key.ID] = m
+			}
+		}
+		st.membersDirty = true
 	case KindVIP:
 		// VIP reservations serve allocation only; readers find VIPs in
 		// service records.
@@ -93,10 +139,84 @@ func (st *state) touch(name string, s *svcState, rev int64) {
 		s.modRev = rev
 	}
 	st.dirty[name] = true
-	if s.service == nil && s.instances.n == 0 {
+	if s.service == nil && s.instances.n == 0 && len(s.side) == 0 {
 		delete(st.services, name)
 	}
 }
+
+// applySide folds a health, maintenance or drain key into s.side. A value
+// that does not decode counts as absent.
+func (s *svcState) applySide(key Key, kv *mvccpb.KeyValue, deleted bool) error {
+	sd := s.side[key.ID]
+	if sd == nil {
+		sd = &side{}
+	}
+	var err error
+	switch key.Kind {
+	case KindHealth:
+		sd.health = nil
+		if !deleted {
+			var h *Health
+			if h, err = DecodeHealth(kv.Value); err == nil {
+				h.Lease = kv.Lease
+				sd.health = h
+			}
+		}
+	case KindMaintenance:
+		sd.maint = nil
+		if !deleted {
+			var m *Maintenance
+			if m, err = DecodeMaintenance(kv.Value); err == nil {
+				m.Lease = kv.Lease
+				sd.maint = m
+			}
+		}
+	case KindDrain:
+		sd.drain = nil
+		if !deleted {
+			var d *Drain
+			if d, err = DecodeDrain(kv.Value); err == nil {
+				d.Lease = kv.Lease
+				sd.drain = d
+			}
+		}
+	}
+	if sd.health == nil && sd.maint == nil && sd.drain == nil {
+		delete(s.side, key.ID)
+		return err
+	}
+	if s.side == nil {
+		s.side = map[string]*side{}
+	}
+	s.side[key.ID] = sd
+	return err
+}
+
+// decorate sets in's Health, Maintenance and Drain from the keys beside it
+// that share its lease (a key left from an earlier lease of the same id
+// says nothing about this one), and returns in.
+func (s *svcState) decorate(in *Instance) *Instance {
+	in.Health, in.Maintenance, in.Drain = nil, nil, nil
+	sd := s.side[in.ID]
+	if sd == nil {
+		return in
+	}
+	same := func(lease int64) bool { return lease == in.Lease || lease == 0 || in.Lease == 0 }
+	if sd.health != nil && same(sd.health.Lease) {
+		in.Health = sd.health
+	}
+	if sd.maint != nil && same(sd.maint.Lease) {
+		in.Maintenance = sd.maint
+	}
+	if sd.drain != nil && same(sd.drain.Lease) {
+		in.Drain = sd.drain
+	}
+	return in
+}
+
+// visible reports whether readers see s: keys beside instances that are
+// gone (or not yet come) make no service.
+func (s *svcState) visible() bool { return s.service != nil || s.instances.n > 0 }
 
 // entry builds the immutable Entry of s.
 func (s *svcState) entry(name string) *Entry {
@@ -121,8 +241,16 @@ func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
 	next := newSnapshot()
 	next.revision = rev
 	next.synced = true
+	next.members = prev.members
+	if full || st.membersDirty {
+		next.members = st.sortedMembers()
+		st.membersDirty = false
+	}
 	if full {
 		for name, s := range st.services {
+			if !s.visible() {
+				continue
+			}
 			if old, ok := prev.services[name]; ok && s.sameAs(old) {
 				next.services[name] = old
 				continue
@@ -144,7 +272,7 @@ func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
 		for name := range st.dirty {
 			old := prev.services[name]
 			var cur *Entry
-			if s, ok := st.services[name]; ok {
+			if s, ok := st.services[name]; ok && s.visible() {
 				cur = s.entry(name)
 				next.services[name] = cur
 			} else {
@@ -187,4 +315,13 @@ func entryVIP(e *Entry) netip.Addr {
 		return netip.Addr{}
 	}
 	return e.Service.VIP
+}
+
+func (st *state) sortedMembers() []*Member {
+	ms := make([]*Member, 0, len(st.members))
+	for _, m := range st.members {
+		ms = append(ms, m)
+	}
+	slices.SortFunc(ms, func(a, b *Member) int { return strings.Compare(a.ID, b.ID) })
+	return ms
 }

@@ -63,6 +63,16 @@ type Instance struct {
 	// loopback. It is zero, and absent from the record, when a
 	// single-host registrar (or one older than the field) stored it.
 	Host netip.Addr `json:"host,omitzero"`
+	// Checks are the instance's active health checks, with defaults
+	// filled in by the registrar.
+	Checks []Check `json:"checks,omitempty"`
+
+	// Health, Maintenance and Drain come from the instance's own keys
+	// beside it (under the same lease), filled in by readers; nil when
+	// absent. See State.
+	Health      *Health      `json:"-"`
+	Maintenance *Maintenance `json:"-"`
+	Drain       *Drain       `json:"-"`
 
 	// Lease is the etcd lease the key is attached to and ModRevision the
 	// revision that last wrote it. Both are filled in by readers.
@@ -193,5 +203,5 @@ func (in *Instance) Validate() error {
 	if len(in.Meta) > MaxMetaPairs {
 		return &FieldError{Field: "meta", Msg: fmt.Sprintf("more than %d pairs", MaxMetaPairs)}
 	}
-	return nil
+	return validateChecks(in.Checks)
 }

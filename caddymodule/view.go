@@ -98,7 +98,7 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		}
 		return err == nil
 	}
-	for _, in := range e.Instances() {
+	for _, in := range e.Serving() {
 		if !hs.healthy(e.Name, in.ID) {
 			continue
 		}

@@ -107,7 +107,10 @@ type srvRR struct {
 const srvPriority = 10
 
 func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
-	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, e.Len())}
+	// Every instance keeps its own name (<id>.<svc>); SRV answers list the
+	// ones traffic goes to.
+	all, serving := e.Instances(), e.Serving()
+	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, len(all))}
 	srv := func(target string, port, weight, inst int) srvRR {
 		rr := &dns.SRV{
 			Hdr:      dns.RR_Header{Name: rs.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
@@ -118,11 +121,21 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 		}
 		return srvRR{srv: rr, inst: inst, wire: packRR(rr, true)}
 	}
-	targets := make([]string, e.Len())
-	for i, in := range e.Instances() {
+	targets := make([]string, len(all))
+	for i, in := range all {
 		targets[i] = in.ID + "." + rs.name
 		rs.inst[i] = instRR{addr: newAddrRR(targets[i], ttl, in.Address).withWire(false)}
-		rs.def = append(rs.def, srv(targets[i], in.Port, in.Weight, i))
+	}
+	// pos[k] is the position in all of serving[k], a subsequence of all.
+	pos := make([]int, len(serving))
+	for k, i := 0, 0; k < len(serving); i++ {
+		if all[i] == serving[k] {
+			pos[k] = i
+			k++
+		}
+	}
+	for k, in := range serving {
+		rs.def = append(rs.def, srv(targets[pos[k]], in.Port, in.Weight, pos[k]))
 	}
 	if e.Service != nil {
 		rs.vip = newAddrRR(rs.name, ttl, e.Service.VIP).withWire(true)
@@ -131,9 +144,9 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 		for _, p := range e.Service.Ports {
 			rs.protos[p.Protocol] = true
 			var set []srvRR
-			for i, in := range e.Instances() {
+			for k, in := range serving {
 				if port, ok := in.PortFor(p.Name); ok {
-					set = append(set, srv(targets[i], port, in.Weight, i))
+					set = append(set, srv(targets[pos[k]], port, in.Weight, pos[k]))
 				}
 			}
 			rs.ports[p.Name+"."+p.Protocol] = compactSRV(set, rs.inst)

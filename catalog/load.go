@@ -17,6 +17,11 @@ func LoadService(ctx context.Context, kv clientv3.KV, ks Keyspace, name string, 
 		onSkip = func(string, error) {}
 	}
 	resp, err := kv.Txn(ctx).Then(
+		// The keys beside instances first, so that each instance is
+		// decorated as it is put.
+		clientv3.OpGet(ks.HealthKey(name, ""), clientv3.WithPrefix()),
+		clientv3.OpGet(ks.MaintenanceKey(name, ""), clientv3.WithPrefix()),
+		clientv3.OpGet(ks.DrainKey(name, ""), clientv3.WithPrefix()),
 		clientv3.OpGet(ks.ServiceKey(name)),
 		clientv3.OpGet(ks.ServiceInstancesPrefix(name), clientv3.WithPrefix()),
 	).Commit()

@@ -50,21 +50,34 @@ func LoadServicePage(ctx context.Context, kv clientv3.KV, ks Keyspace, name, aft
 	if after != "" {
 		from = ks.InstanceKey(name, after) + "\x00" // the first key after it
 	}
-	resp, err := kv.Txn(ctx).Then(
+	// The keys beside the page's instances (health, maintenance, drain)
+	// are read over the same range of ids: there are never more of each
+	// than there are instances.
+	ops := []clientv3.Op{
 		clientv3.OpGet(ks.ServiceKey(name)),
 		clientv3.OpGet(from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(int64(limit))),
-	).Commit()
+	}
+	for _, key := range []func(string, string) string{ks.HealthKey, ks.MaintenanceKey, ks.DrainKey} {
+		sp := key(name, "")
+		sf := sp
+		if after != "" {
+			sf = key(name, after) + "\x00"
+		}
+		ops = append(ops, clientv3.OpGet(sf, clientv3.WithRange(clientv3.GetPrefixRangeEnd(sp)), clientv3.WithLimit(int64(limit))))
+	}
+	resp, err := kv.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("read service %s: %w", name, err)
 	}
 	st := newState(ks, onSkip)
 	next := ""
-	for _, r := range resp.Responses {
-		rr := r.GetResponseRange()
+	// Side keys first, so that each instance is decorated as it is put.
+	for _, i := range []int{2, 3, 4, 0, 1} {
+		rr := resp.Responses[i].GetResponseRange()
 		for _, kv := range rr.Kvs {
 			st.apply(kv, false, kv.ModRevision)
 		}
-		if rr.More && len(rr.Kvs) > 0 {
+		if i == 1 && rr.More && len(rr.Kvs) > 0 {
 			next = strings.TrimPrefix(string(rr.Kvs[len(rr.Kvs)-1].Key), prefix)
 		}
 	}

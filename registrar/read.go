@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -65,6 +66,10 @@ func (r *Registrar) getService(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
+	show, err := stateFilter(req)
+	if err != nil {
+		return err
+	}
 	var (
 		entry *catalog.Entry
 		index int64
@@ -104,7 +109,7 @@ func (r *Registrar) getService(w http.ResponseWriter, req *http.Request) error {
 	if entry == nil || entry.Service == nil {
 		return errNotFound("service %s does not exist", name)
 	}
-	v := serviceView(entry, page)
+	v := serviceView(entry, page, show)
 	v.Next = next
 	writeJSON(w, http.StatusOK, v)
 	return nil
@@ -120,7 +125,7 @@ func serviceAt(snap *catalog.Snapshot, name string) (*catalog.Entry, int64) {
 }
 
 // serviceView is the answer for the service of e with the instances page.
-func serviceView(e *catalog.Entry, page []*catalog.Instance) api.ServiceView {
+func serviceView(e *catalog.Entry, page []*catalog.Instance, show func(*catalog.Instance) bool) api.ServiceView {
 	v := api.ServiceView{
 		Name:      e.Name,
 		VIP:       e.Service.VIP,
@@ -130,20 +135,65 @@ func serviceView(e *catalog.Entry, page []*catalog.Instance) api.ServiceView {
 		Index:     e.ModRevision,
 	}
 	for _, in := range page {
-		v.Instances = append(v.Instances, api.InstanceView{
-			ID:         in.ID,
-			Address:    in.Address,
-			Port:       in.Port,
-			Ports:      in.Ports,
-			Weight:     in.Weight,
-			Tags:       in.Tags,
-			Meta:       in.Meta,
-			Zone:       in.Zone,
-			Registered: in.Registered,
-			Host:       in.Host,
+		if show(in) {
+			v.Instances = append(v.Instances, instanceView(in))
+		}
+	}
+	return v
+}
+
+// instanceView is the API's view of in.
+func instanceView(in *catalog.Instance) api.InstanceView {
+	v := api.InstanceView{
+		ID:         in.ID,
+		Address:    in.Address,
+		Port:       in.Port,
+		Ports:      in.Ports,
+		Weight:     in.Weight,
+		Tags:       in.Tags,
+		Meta:       in.Meta,
+		Zone:       in.Zone,
+		Registered: in.Registered,
+		Host:       in.Host,
+		State:      in.State(),
+	}
+	switch {
+	case in.Maintenance != nil:
+		v.Since, v.Reason = in.Maintenance.Since, in.Maintenance.Reason
+	case in.Drain != nil:
+		v.Since = in.Drain.Since
+	case in.Health != nil:
+		v.Since = in.Health.Since
+	}
+	if in.Health != nil {
+		v.Output = in.Health.Output
+	}
+	for _, c := range in.Checks {
+		v.Checks = append(v.Checks, api.Check{
+			Type: c.Type, Path: c.Path, Port: c.Port, Service: c.Service,
+			Interval: api.Duration(c.Interval), Timeout: api.Duration(c.Timeout),
+			Failures: c.Failures, Successes: c.Successes,
 		})
 	}
 	return v
+}
+
+// stateFilter parses ?state=: absent lists what the API lists by default
+// (every state but critical and maintenance), "any" lists every instance,
+// and a state lists the instances in it.
+func stateFilter(req *http.Request) (func(*catalog.Instance) bool, error) {
+	q := req.URL.Query()
+	if !q.Has("state") {
+		return (*catalog.Instance).Listed, nil
+	}
+	switch want := q.Get("state"); want {
+	case "any":
+		return func(*catalog.Instance) bool { return true }, nil
+	case catalog.StatePassing, catalog.StateWarning, catalog.StateCritical, catalog.StateMaintenance, catalog.StateDraining:
+		return func(in *catalog.Instance) bool { return in.State() == want }, nil
+	default:
+		return nil, &catalog.FieldError{Field: "state", Msg: fmt.Sprintf("%q is not any, passing, warning, critical, maintenance or draining", truncate(want, 40))}
+	}
 }
 
 func apiPorts(ps []catalog.Port) []api.Port {

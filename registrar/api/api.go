@@ -45,6 +45,32 @@ type RegisterRequest struct {
 	Meta map[string]string `json:"meta,omitempty"`
 	// Zone is an optional locality label (a DNS label).
 	Zone string `json:"zone,omitempty"`
+	// Checks are active health checks one registrar runs against the
+	// instance (see the README's Health section); at most 8.
+	Checks []Check `json:"checks,omitempty"`
+}
+
+// Check is one active health check of an instance.
+type Check struct {
+	// Type is "http" (GET Path; 2xx passes, 429 warns, anything else
+	// fails), "tcp" (a connection opens) or "grpc" (grpc.health.v1 says
+	// SERVING).
+	Type string `json:"type"`
+	// Path is the HTTP check's path, "/" when empty.
+	Path string `json:"path,omitempty"`
+	// Port names the instance port to probe; empty means its main port.
+	Port string `json:"port,omitempty"`
+	// Service is the gRPC check's service name; empty asks for the
+	// server's overall health.
+	Service string `json:"service,omitempty"`
+	// Interval between probes, 1s-1h (default 10s); Timeout of one probe,
+	// 100ms up to the interval (default 2s or the interval).
+	Interval Duration `json:"interval,omitempty"`
+	Timeout  Duration `json:"timeout,omitempty"`
+	// Failures in a row make the check critical (default 3); Successes in
+	// a row make it pass again (default 1). Each 1-100.
+	Failures  int `json:"failures,omitempty"`
+	Successes int `json:"successes,omitempty"`
 }
 
 // RegisterResponse is the answer to a registration: where the service can be
@@ -115,6 +141,17 @@ type InstanceView struct {
 	// multi-host registrar saw it; absent when a single-host registrar
 	// registered it.
 	Host netip.Addr `json:"host,omitzero"`
+	// State is "passing", "warning", "critical", "maintenance" or
+	// "draining".
+	State string `json:"state"`
+	// Output is the last check output that changed the state, Since when
+	// the state (from checks, maintenance or drain) began; Reason is the
+	// maintenance reason.
+	Output string    `json:"output,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+	// Checks are the instance's checks, with defaults filled in.
+	Checks []Check `json:"checks,omitempty"`
 }
 
 // ServiceSummary is one entry of GET /v1/services.

@@ -125,7 +125,7 @@ func (p *prober) probeGRPC(ctx context.Context, t *target) result {
 		return result{status: fail, output: err.Error()}
 	}
 	defer conn.Close()
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: t.check.Service}, grpc.WaitForReady(true))
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: t.check.Service})
 	if err != nil {
 		return failed(ctx, "gRPC health "+t.addr.String(), err, t.check.Timeout)
 	}

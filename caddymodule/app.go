@@ -60,7 +60,11 @@ type App struct {
 	health *healthChecker
 	vips   *vipProxy
 	views  viewCache
-	logger *zap.Logger
+	// open counts connections and requests per instance; reporter says
+	// them, with the revision served, in the app's reader key.
+	open     openConns
+	reporter *catalog.Reporter
+	logger   *zap.Logger
 	// policy is the dial policy; Start adds the config's own listeners.
 	policy    atomic.Pointer[addrpolicy.Policy]
 	policyCfg addrpolicy.Config
@@ -112,6 +116,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	sugar := a.logger.Named("catalog").Sugar()
 	a.index = catalog.NewIndex(a.client, ks, catalog.IndexOptions{Logf: sugar.Infof})
+	a.reporter = catalog.NewReporter(a.client, a.index, catalog.ReporterOptions{
+		Kind:        catalog.ReaderProxy,
+		Connections: a.open.counts,
+		Logf:        a.logger.Named("reader").Sugar().Warnf,
+	})
 	if a.HealthChecks != nil {
 		a.health = newHealthChecker(a.HealthChecks, a.logger.Named("health"))
 		a.health.refused = func(snap *catalog.Snapshot, ap netip.AddrPort) bool {
@@ -172,6 +181,7 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.goRun(func() { _ = a.index.Run(ctx) })
+	a.goRun(func() { _ = a.reporter.Run(ctx) })
 	if a.health != nil {
 		a.goRun(func() { a.health.run(ctx, a.index) })
 	}

@@ -33,22 +33,26 @@ type forwarder struct {
 	leastConn   bool
 
 	active sync.Map // dial address -> *atomic.Int64, for least_conn
+	// open counts connections per instance for the reader report; nil
+	// counts nothing.
+	open *openConns
 }
 
-func newForwarder(dialTimeout time.Duration, tries int, policy string) *forwarder {
+func newForwarder(dialTimeout time.Duration, tries int, policy string, open *openConns) *forwarder {
 	if dialTimeout <= 0 {
 		dialTimeout = defaultVIPDialTimeout
 	}
 	if tries <= 0 {
 		tries = 3
 	}
-	return &forwarder{dialTimeout: dialTimeout, tries: tries, leastConn: policy == policyLeastConn}
+	return &forwarder{dialTimeout: dialTimeout, tries: tries, leastConn: policy == policyLeastConn, open: open}
 }
 
 // candidate is an instance that serves the wanted port.
 type candidate struct {
 	addr   string
 	weight int
+	key    string // catalog.ConnectionKey of the instance
 }
 
 // candidates returns the dial addresses of v's instances for port name,
@@ -64,7 +68,7 @@ func candidates(v *view, port string) []candidate {
 		if v.allowed != nil && !v.allowed(ap) {
 			continue
 		}
-		cs = append(cs, candidate{ap.String(), in.Weight})
+		cs = append(cs, candidate{ap.String(), in.Weight, catalog.ConnectionKey(in.Service, in.ID)})
 	}
 	return cs
 }
@@ -92,12 +96,17 @@ func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.U
 			errs = append(errs, err)
 			continue
 		}
+		closed := noop
+		if f.open != nil {
+			closed = f.open.open(c.key)
+		}
 		if !f.leastConn {
-			return conn, noop, nil
+			return conn, closed, nil
 		}
 		n := f.counter(c.addr)
 		n.Add(1)
 		return conn, func() {
+			closed()
 			// Forget idle addresses, so instances that come and go do
 			// not grow the map.
 			if n.Add(-1) == 0 {

@@ -6,9 +6,9 @@ import (
 )
 
 func TestForwarderStart(t *testing.T) {
-	cs := []candidate{{"a:1", 1}, {"b:1", 3}, {"c:1", 1}}
+	cs := []candidate{{"a:1", 1, "s/a"}, {"b:1", 3, "s/b"}, {"c:1", 1, "s/c"}}
 	t.Run("weighted round robin", func(t *testing.T) {
-		f := newForwarder(0, 0, policyRoundRobin)
+		f := newForwarder(0, 0, policyRoundRobin, nil)
 		var rr atomic.Uint64
 		got := make([]int, len(cs))
 		for range 50 { // 10 rounds of total weight 5
@@ -19,7 +19,7 @@ func TestForwarderStart(t *testing.T) {
 		}
 	})
 	t.Run("least conn", func(t *testing.T) {
-		f := newForwarder(0, 0, policyLeastConn)
+		f := newForwarder(0, 0, policyLeastConn, nil)
 		f.counter("a:1").Store(2)
 		f.counter("b:1").Store(1)
 		f.counter("c:1").Store(5)

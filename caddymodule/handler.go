@@ -87,7 +87,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			repl.Set(replHopMarked, true)
 		}
 		h.app.markHop(r)
-		return unreached(w, r, next, name)
+		return unreached(w, r, next, name, &h.app.open)
 	}
 	return plain(w, status, msg)
 }
@@ -96,9 +96,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // without answering — every instance refused the dial or is marked down
 // after failing — answers 502 naming the service, with Retry-After, in
 // place of Caddy's bare status.
-func unreached(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, name string) error {
-	aw := &answerWatch{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+func unreached(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, name string, open *openConns) error {
+	aw := &answerWatch{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, open: open}
 	err := next.ServeHTTP(aw, r)
+	if aw.closed != nil {
+		aw.closed()
+	}
 	var he caddyhttp.HandlerError
 	if err == nil || aw.answered || !errors.As(err, &he) || he.StatusCode < 500 {
 		return err
@@ -107,10 +110,24 @@ func unreached(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, n
 	return plain(w, http.StatusBadGateway, fmt.Sprintf("netsel: no instance of service %q could be reached: %v\n", name, he.Err))
 }
 
-// answerWatch notes whether a response was started through it.
+// answerWatch notes whether a response was started through it, and counts
+// the request as open to the instance serving it (see inflight).
 type answerWatch struct {
 	caddyhttp.ResponseWriterWrapper
 	answered bool
+	open     *openConns
+	closed   func() // counts the request closed at its instance
+}
+
+// inflight is the writer the netsel selection policy tells which instance
+// serves the request (again on a retry).
+type inflight interface{ servedBy(key string) }
+
+func (a *answerWatch) servedBy(key string) {
+	if a.closed != nil {
+		a.closed()
+	}
+	a.closed = a.open.open(key)
 }
 
 func (a *answerWatch) WriteHeader(status int) {

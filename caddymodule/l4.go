@@ -67,7 +67,7 @@ func (h *L4Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app
-	h.fwd = newForwarder(time.Duration(h.DialTimeout), h.Tries, h.Policy)
+	h.fwd = newForwarder(time.Duration(h.DialTimeout), h.Tries, h.Policy, &app.open)
 	return nil
 }
 

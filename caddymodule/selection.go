@@ -42,8 +42,25 @@ func (s *WeightedSelection) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Select implements reverseproxy.Selector.
-func (s *WeightedSelection) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+// Select implements reverseproxy.Selector. When w is the netsel handler's
+// writer, the request counts as open to the chosen instance until it ends
+// (for the reader report a drain waits on).
+func (s *WeightedSelection) Select(pool reverseproxy.UpstreamPool, r *http.Request, w http.ResponseWriter) *reverseproxy.Upstream {
+	name, ok := serviceFromRepl(r)
+	if !ok {
+		name, _ = s.app.serviceFor(r, "")
+	}
+	v := s.app.view(name)
+	chosen := s.choose(pool, r, v)
+	if t, ok := w.(inflight); ok && chosen != nil && v != nil {
+		if key, ok := v.keys[chosen.Dial]; ok {
+			t.servedBy(key)
+		}
+	}
+	return chosen
+}
+
+func (s *WeightedSelection) choose(pool reverseproxy.UpstreamPool, r *http.Request, v *view) *reverseproxy.Upstream {
 	if windowed(r) {
 		for _, u := range pool {
 			if u.Available() {
@@ -53,11 +70,7 @@ func (s *WeightedSelection) Select(pool reverseproxy.UpstreamPool, r *http.Reque
 		return nil
 	}
 	var weights map[string]int
-	name, ok := serviceFromRepl(r)
-	if !ok {
-		name, _ = s.app.serviceFor(r, "")
-	}
-	if v := s.app.view(name); v != nil {
+	if v != nil {
 		weights = v.weights
 	}
 	// Weighted reservoir sampling over the available upstreams: one pass,

@@ -37,8 +37,10 @@ type view struct {
 	instances []*catalog.Instance
 	// dials are "address:port" of each instance's main port, in the same order.
 	dials []string
-	// weights maps each dial address to its instance's weight.
+	// weights maps each dial address to its instance's weight, keys to
+	// its catalog.ConnectionKey.
 	weights map[string]int
+	keys    map[string]string
 	// cum holds the running sums of the weights, in the order of dials:
 	// cum[i] is the weight of instances 0 to i.
 	cum []int
@@ -86,6 +88,7 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		policy:    a.policy.Load(),
 		instances: make([]*catalog.Instance, 0, e.Len()),
 		weights:   make(map[string]int, e.Len()),
+		keys:      make(map[string]string, e.Len()),
 	}
 	var refusals []string
 	v.allowed = func(ap netip.AddrPort) bool {
@@ -110,6 +113,7 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		d := ap.String()
 		v.dials = append(v.dials, d)
 		v.weights[d] = in.Weight
+		v.keys[d] = catalog.ConnectionKey(in.Service, in.ID)
 		v.cum = append(v.cum, in.Weight+sum(v.cum))
 	}
 	if e.Service != nil {

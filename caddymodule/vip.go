@@ -66,7 +66,7 @@ func newVIPProxy(ctx caddy.Context, app *App, cfg *VIPProxyConfig, logger *zap.L
 	vp := &vipProxy{
 		app:       app,
 		ctx:       ctx,
-		fwd:       newForwarder(time.Duration(cfg.DialTimeout), cfg.Tries, cfg.Policy),
+		fwd:       newForwarder(time.Duration(cfg.DialTimeout), cfg.Tries, cfg.Policy, &app.open),
 		retry:     retry,
 		logger:    logger,
 		listeners: map[netip.AddrPort]*vipListener{},

@@ -24,6 +24,7 @@ type Entry struct {
 	// entries of the same service where they did not change.
 	chunks [][]*Instance
 	n      int
+	drains int // drain keys of the service
 	// flat caches Instances for entries of more than one chunk.
 	flat atomic.Pointer[[]*Instance]
 	// serving caches Serving.
@@ -96,9 +97,15 @@ type Snapshot struct {
 	vips      map[netip.Addr]string
 	vipsRev   int64 // the revision the set of VIPs last changed at
 	instances int
+	drains    int
 	members   []*Member
 	next      chan struct{}
 }
+
+// Draining reports whether any instance is draining (its drain key is
+// held), so that readers report promptly what they serve while a drain
+// waits for them.
+func (s *Snapshot) Draining() bool { return s.drains > 0 }
 
 // Members returns the live registrars, sorted by ID. The slice is shared
 // and must not be modified.

@@ -27,6 +27,8 @@ type svcState struct {
 	service   *Service
 	instances instanceList
 	modRev    int64
+	// drains counts the drain keys in side.
+	drains int
 	// side holds each instance's health, maintenance and drain keys, kept
 	// apart so that an instance put (a re-registration) keeps them and
 	// they may arrive before the instance does.
@@ -172,12 +174,16 @@ func (s *svcState) applySide(key Key, kv *mvccpb.KeyValue, deleted bool) error {
 			}
 		}
 	case KindDrain:
+		if sd.drain != nil {
+			s.drains--
+		}
 		sd.drain = nil
 		if !deleted {
 			var d *Drain
 			if d, err = DecodeDrain(kv.Value); err == nil {
 				d.Lease = kv.Lease
 				sd.drain = d
+				s.drains++
 			}
 		}
 	}
@@ -220,7 +226,7 @@ func (s *svcState) visible() bool { return s.service != nil || s.instances.n > 0
 
 // entry builds the immutable Entry of s.
 func (s *svcState) entry(name string) *Entry {
-	return &Entry{Name: name, Service: s.service, ModRevision: s.modRev, chunks: s.instances.freeze(), n: s.instances.n}
+	return &Entry{Name: name, Service: s.service, ModRevision: s.modRev, chunks: s.instances.freeze(), n: s.instances.n, drains: s.drains}
 }
 
 // sameAs reports whether e holds exactly what s holds, judged by revisions.
@@ -268,6 +274,7 @@ func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
 			next.services[name] = e
 		}
 		next.instances = prev.instances
+		next.drains = prev.drains
 		vipsChanged := false
 		for name := range st.dirty {
 			old := prev.services[name]
@@ -279,6 +286,7 @@ func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
 				delete(next.services, name)
 			}
 			next.instances += entryLen(cur) - entryLen(old)
+			next.drains += entryDrains(cur) - entryDrains(old)
 			if entryVIP(old) != entryVIP(cur) {
 				vipsChanged = true
 			}
@@ -292,9 +300,10 @@ func (st *state) publish(prev *Snapshot, rev int64, full bool) *Snapshot {
 	clear(st.dirty)
 	next.vipsRev = rev
 	next.vips = make(map[netip.Addr]string, len(next.services))
-	next.instances = 0
+	next.instances, next.drains = 0, 0
 	for name, e := range next.services {
 		next.instances += e.n
+		next.drains += e.drains
 		if e.Service != nil {
 			next.vips[e.Service.VIP] = name
 		}
@@ -307,6 +316,13 @@ func entryLen(e *Entry) int {
 		return 0
 	}
 	return e.n
+}
+
+func entryDrains(e *Entry) int {
+	if e == nil {
+		return 0
+	}
+	return e.drains
 }
 
 // entryVIP returns the VIP of e, or the zero Addr.

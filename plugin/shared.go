@@ -76,9 +76,15 @@ func acquireIndex(cfg indexConfig) (*sharedIndex, error) {
 		done:   make(chan struct{}),
 		refs:   1,
 	}
+	// The reader key says which revision this CoreDNS serves, so that a
+	// drain can wait until it has stopped answering with the instance.
+	rep := catalog.NewReporter(client, ix, catalog.ReporterOptions{Kind: catalog.ReaderDNS, Logf: log.Warningf})
 	go func() {
 		defer close(s.done)
+		var wg sync.WaitGroup
+		wg.Go(func() { rep.Run(ctx) })
 		ix.Run(ctx)
+		wg.Wait()
 	}()
 	indexes.m[k] = s
 	log.Infof("watching %s on %s", cfg.Prefix, strings.Join(cfg.Endpoints, ","))

@@ -18,7 +18,23 @@ func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EtcdTimeout)
+	removed, err := r.removeInstance(req.Context(), name, id)
+	if err != nil {
+		return err
+	}
+	if !removed {
+		return errNotFound("instance %s of service %s is not registered", id, name)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// removeInstance deletes instance name/id and revokes its lease (and with
+// it the keys beside the instance). It reports whether the instance was
+// there to remove.
+func (r *Registrar) removeInstance(ctx context.Context, name, id string) (bool, error) {
+	reqCtx := ctx
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
 	defer cancel()
 	key := r.ks.InstanceKey(name, id)
 	// Forget first: the instance must not be revived while the delete is
@@ -29,24 +45,22 @@ func (r *Registrar) deregister(w http.ResponseWriter, req *http.Request) error {
 		// The delete may have been applied: if the key is gone now, it is
 		// deregistered, and the lease it was on can go too.
 		lease, known := r.indexedLease(name, id)
-		if o, _ := r.readBack(req.Context(), key, 0); o != written || !known {
-			return etcdUnavailable("delete instance", err)
+		if o, _ := r.readBack(reqCtx, key, 0); o != written || !known {
+			return false, etcdUnavailable("delete instance", err)
 		}
 		r.revoke(clientv3.LeaseID(lease), 0, "deregistered")
 		r.log.Info("deregistered", "service", name, "id", id, "note", "etcd answered the delete with an error, but the instance is gone")
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return true, nil
 	}
 	if resp.Deleted == 0 {
-		return errNotFound("instance %s of service %s is not registered", id, name)
+		return false, nil
 	}
 	r.noteWrite(resp.Header.Revision)
 	if lease := clientv3.LeaseID(resp.PrevKvs[0].Lease); lease != 0 {
 		r.revoke(lease, 0, "deregistered")
 	}
 	r.log.Info("deregistered", "service", name, "id", id)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return true, nil
 }
 
 // deleteService serves DELETE /v1/services/{name} (admin): it removes a

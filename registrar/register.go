@@ -127,7 +127,13 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 
 // putIf is put with extra conditions on the transaction, and never
 // creates a service: when the conditions fail, or the service does not
-// exist, it returns errNotPut.
+// exist, it returns errNotPut. It serves to put back a record of the
+// index whose lease etcd let expire, and puts back its maintenance and
+// drain with it.
+//
+// Either way the instance keeps its maintenance and drain keys: the
+// transaction puts them under the new lease too (see carried), so that
+// revoking the old lease does not take them.
 func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Duration, conds []clientv3.Cmp) (*putResult, error) {
 	val, err := catalog.EncodeInstance(in)
 	if err != nil {
@@ -148,12 +154,13 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 	instKey := r.ks.InstanceKey(name, in.ID)
 	putInst := clientv3.OpPut(instKey, string(val), clientv3.WithLease(lease), clientv3.WithPrevKV())
 	tried := map[netip.Addr]bool{}
+	snap := r.ix.Snapshot()
 	for attempt := range maxTxnAttempts {
 		// The first attempt trusts the index (the transaction checks it);
 		// after a conflict, read the service record from etcd.
 		var current *catalog.Service
 		if attempt == 0 {
-			if e, ok := r.ix.Snapshot().Service(name); ok {
+			if e, ok := snap.Service(name); ok {
 				current = e.Service
 			}
 		} else if current, err = r.serviceRecord(ctx, name); err != nil {
@@ -203,7 +210,22 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 			}
 			tried[vip] = true
 		}
+		var side *carried
+		switch {
+		case conds != nil:
+			side, err = r.carryRecord(in, lease)
+		case attempt == 0:
+			side, err = r.carryIndexed(snap, name, in.ID, lease)
+		default:
+			side, err = r.carryStored(ctx, name, in.ID, lease)
+		}
+		if err != nil {
+			return nil, err
+		}
 		cmps = append(cmps, conds...)
+		cmps = append(cmps, side.cmps...)
+		// The instance's put stays last: its answer says what it replaced.
+		ops = append(ops[:len(ops)-1:len(ops)-1], append(side.ops, putInst)...)
 		resp, err := r.commit(ctx, cmps, ops...)
 		if err != nil {
 			o, rev := r.readBack(ctx, instKey, lease)

@@ -25,6 +25,11 @@ func (r *Registrar) routes() http.Handler {
 	handle("PUT /v1/services/{name}/instances/{id}/heartbeat", ActionRegister, r.heartbeat)
 	handle("DELETE /v1/services/{name}/instances/{id}", ActionRegister, r.deregister)
 	handle("DELETE /v1/services/{name}", ActionAdmin, r.deleteService)
+	handle("PUT /v1/services/{name}/instances/{id}/maintenance", ActionRegister, r.putMaintenance)
+	handle("DELETE /v1/services/{name}/instances/{id}/maintenance", ActionRegister, r.deleteMaintenance)
+	handle(drainRoute, ActionRegister, r.drain)
+	handle("DELETE /v1/services/{name}/instances/{id}/drain", ActionRegister, r.deleteDrain)
+	handle("GET /v1/readers", ActionRead, r.readers)
 	handle("GET /v1/services", ActionRead, r.listServices)
 	handle("GET /v1/services/{name}", ActionRead, r.getService)
 	handle("GET /v1/health", "", r.health)
@@ -58,13 +63,18 @@ func (r *Registrar) endpoint(action Action, h handlerFunc) http.Handler {
 }
 
 // middleware recovers panics, records metrics, bounds non-blocking requests
-// by RequestTimeout and answers unknown routes with JSON errors.
+// by RequestTimeout (blocking queries and drains wait longer) and answers
+// unknown routes with JSON errors.
 func (r *Registrar) middleware(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		_, route := mux.Handler(req)
 		blocking := req.Method == http.MethodGet && req.URL.Query().Has("index")
+		longest := MaxBlockingWait
+		if route == drainRoute {
+			blocking, longest = true, MaxDrainTimeout
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -102,7 +112,7 @@ func (r *Registrar) middleware(mux *http.ServeMux) http.Handler {
 			// query short (a passed read deadline cancels the request's
 			// context): give this request room for the longest wait.
 			rc := http.NewResponseController(w)
-			d := time.Now().Add(MaxBlockingWait + r.cfg.WriteTimeout)
+			d := time.Now().Add(longest + r.cfg.WriteTimeout)
 			rc.SetReadDeadline(d)  //nolint:errcheck // not over a net.Conn (httptest)
 			rc.SetWriteDeadline(d) //nolint:errcheck
 		} else {

@@ -159,13 +159,16 @@ func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func cmdInstances(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cf, c, err := clientCommand("instances", "instances NAME [flags]", args, 1, 1, stderr, nil)
+	var state string
+	fs, cf, c, err := clientCommand("instances", "instances NAME [flags]", args, 1, 1, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&state, "state", "any", `instances to list: "any", one state (passing, warning, critical, maintenance, draining), or "" for those the API lists by default (all but critical and maintenance)`)
+	})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	svc, err := c.Service(ctx, fs.Arg(0))
+	svc, err := c.ServiceByState(ctx, fs.Arg(0), state)
 	if err != nil {
 		return err
 	}
@@ -179,7 +182,7 @@ func cmdInstances(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func printService(w io.Writer, svc *api.ServiceView) {
 	fmt.Fprintf(w, "%s  vip %s  ports %s  index %d\n", svc.Name, svc.VIP, formatPorts(svc.Ports), svc.Index)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ID\tADDRESS\tHOST\tWEIGHT\tZONE\tREGISTERED")
+	fmt.Fprintln(tw, "  ID\tADDRESS\tSTATE\tHOST\tWEIGHT\tZONE\tREGISTERED")
 	for _, in := range svc.Instances {
 		addr := net.JoinHostPort(in.Address.String(), strconv.Itoa(in.Port))
 		if len(in.Ports) > 0 {
@@ -189,7 +192,11 @@ func printService(w io.Writer, svc *api.ServiceView) {
 		if in.Host.IsValid() {
 			host = in.Host.String()
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", in.ID, addr, host, in.Weight, in.Zone, in.Registered.Format(time.RFC3339))
+		state := in.State
+		if in.Reason != "" {
+			state += " (" + in.Reason + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, addr, dash(state), host, in.Weight, in.Zone, in.Registered.Format(time.RFC3339))
 	}
 	tw.Flush()
 }
@@ -241,9 +248,10 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		reg      client.Registration
 		ports    = portsFlag{}
 		interval time.Duration
+		drain    time.Duration
 		once     bool
 	)
-	fs, cf, c, err := clientCommand("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then deregisters it",
+	fs, cf, c, err := clientCommand("register", "register NAME -port PORT [flags]\n\nRegisters an instance and heartbeats until interrupted, then drains it (see \"netsel drain\") and deregisters it",
 		args, 1, 1, stderr, func(fs *flag.FlagSet) {
 			fs.StringVar(&reg.ID, "id", "", "instance id (default: a random one, picked before the first attempt and kept across retries and fail-overs)")
 			fs.StringVar(&reg.Address, "address", "", "the instance's IP address; a registrar serving many hosts refuses loopback ones (default: filled in by the client library with this host's source address on the route to the registrar, or, when that is loopback, by the registrar: its host address, or the address the request came from when it serves one host)")
@@ -253,6 +261,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fs.IntVar(&reg.Weight, "weight", 1, "relative share of traffic")
 			fs.DurationVar(&interval, "interval", 10*time.Second, "time between heartbeats")
 			fs.BoolVar(&once, "once", false, "register once and exit; the instance expires after -ttl")
+			fs.DurationVar(&drain, "drain-timeout", 10*time.Second, "on interrupt, longest wait for every DNS server and proxy to stop sending the instance new traffic before it is deregistered (0: deregister at once)")
 		})
 	if err != nil {
 		return err
@@ -274,17 +283,30 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v instance %s\n", reg.Service, a.ID, a.VIP, a.Port, time.Duration(a.TTL), a.Address)
 		return nil
 	}
+	if drain <= 0 {
+		drain = -1 // KeepaliveOptions: no drain
+	}
 	return c.Keepalive(ctx, reg, client.KeepaliveOptions{
-		Interval: interval,
+		Interval:     interval,
+		DrainTimeout: drain,
 		OnEvent: func(ev client.Event) {
 			switch ev.Kind {
 			case client.EventRegistered:
-				fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v instance %s (Ctrl-C deregisters)\n",
+				fmt.Fprintf(stdout, "registered %s/%s: vip %s port %d ttl %v instance %s (Ctrl-C drains and deregisters)\n",
 					reg.Service, ev.Assignment.ID, ev.Assignment.VIP, ev.Assignment.Port, time.Duration(ev.Assignment.TTL), ev.Assignment.Address)
 			case client.EventExpired:
 				fmt.Fprintf(stdout, "instance expired; registering again\n")
 			case client.EventRetry:
 				fmt.Fprintf(stderr, "retrying: %v\n", ev.Err)
+			case client.EventDrained:
+				switch {
+				case ev.Err != nil:
+					fmt.Fprintf(stderr, "drain failed: %v\n", ev.Err)
+				case ev.Drain.Confirmed:
+					fmt.Fprintf(stdout, "drained: every reader confirmed after %s\n", time.Duration(ev.Drain.Waited).Round(time.Millisecond))
+				default:
+					fmt.Fprintf(stderr, "drain not confirmed (%s) by %d of %d readers\n", ev.Drain.Ended, len(ev.Drain.Pending), ev.Drain.Readers)
+				}
 			case client.EventDeregistered:
 				if ev.Err != nil {
 					fmt.Fprintf(stderr, "deregister failed (the instance expires with its TTL): %v\n", ev.Err)

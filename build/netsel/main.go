@@ -10,6 +10,9 @@
 //	netsel deregister NAME ID     remove an instance now
 //	netsel delete-service NAME    remove an empty service, free its VIP
 //	netsel watch [NAME]           print changes as they happen
+//	netsel maint NAME ID          take an instance out of rotation (-off: back)
+//	netsel drain NAME ID          drain an instance, confirmed, then deregister it
+//	netsel readers                list the DNS servers and proxies reading the catalog
 package main
 
 import (
@@ -34,6 +37,11 @@ Usage:
   netsel deregister NAME ID       deregister an instance now
   netsel delete-service NAME      remove a service with no instances and free its VIP
   netsel watch [NAME]             print the service (or all services) on every change
+  netsel maint NAME ID [-off]     take an instance out of rotation, or (-off) put it back
+  netsel drain NAME ID            stop new traffic to an instance, wait until every DNS
+                                  server and proxy confirms, then deregister it
+  netsel readers                  list the DNS servers and proxies, the catalog revision
+                                  each serves and their connections per instance
 
 Run "netsel COMMAND -h" for the flags of a command; flags may come before or
 after the names.
@@ -72,6 +80,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDeleteService(ctx, args, stdout, stderr)
 	case "watch":
 		err = cmdWatch(ctx, args, stdout, stderr)
+	case "maint":
+		err = cmdMaint(ctx, args, stdout, stderr)
+	case "drain":
+		err = cmdDrain(ctx, args, stdout, stderr)
+	case "readers":
+		err = cmdReaders(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -86,6 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, errNotConfirmed):
+		fmt.Fprintf(stderr, "netsel %s: %v\n", cmd, err)
+		return 3
 	default:
 		fmt.Fprintf(stderr, "netsel %s: %v\n", cmd, err)
 		return 1

@@ -1,5 +1,9 @@
 // Command service is an example NetSel service: an echo server that registers
-// itself with the registrar, heartbeats, and deregisters on Ctrl-C.
+// itself with the registrar and heartbeats. On Ctrl-C or SIGTERM it drains —
+// DNS and the proxies stop sending it new traffic, and it waits until every
+// one of them confirms and the proxies' connections to it have closed (up
+// to -drain-timeout) — then deregisters and exits: restart copies one by
+// one and no request fails.
 //
 // It listens on two ports, registered as named ports of the service:
 //
@@ -43,9 +47,13 @@ func main() {
 	registrars := flag.String("registrar", envOr("NETSEL_REGISTRAR", "http://127.0.0.1:9000"), "comma-separated registrar URLs")
 	ttl := flag.Duration("ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
 	interval := flag.Duration("interval", 10*time.Second, "time between heartbeats")
+	drain := flag.Duration("drain-timeout", 10*time.Second, "on Ctrl-C or SIGTERM, longest wait for every DNS server and proxy to stop sending this instance traffic and close their connections to it, before it deregisters and exits (0: deregister at once)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*name, *id, *host, *httpPort, *echoPort, *registrars, *ttl, *interval, log); err != nil {
+	if *drain <= 0 {
+		*drain = -1 // KeepaliveOptions: no drain
+	}
+	if err := run(*name, *id, *host, *httpPort, *echoPort, *registrars, *ttl, *interval, *drain, log); err != nil {
 		log.Error("service failed", "err", err)
 		os.Exit(1)
 	}
@@ -58,7 +66,7 @@ func envOr(key, def string) string {
 	return def
 }
 
-func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, interval time.Duration, log *slog.Logger) error {
+func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, interval, drain time.Duration, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -92,8 +100,12 @@ func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, 
 		Ports: map[string]int{"http": hp, "echo": ep},
 		TTL:   ttl,
 	}
+	// Keepalive returns once the instance is drained and deregistered: the
+	// servers keep serving until then.
 	err = c.Keepalive(ctx, reg, client.KeepaliveOptions{
-		Interval: interval,
+		Interval:         interval,
+		DrainTimeout:     drain,
+		DrainConnections: true,
 		OnEvent: func(ev client.Event) {
 			switch ev.Kind {
 			case client.EventRegistered:
@@ -107,6 +119,15 @@ func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, 
 				log.Warn("registration expired; registering again")
 			case client.EventRetry:
 				log.Warn("registrar call failed; retrying", "err", ev.Err)
+			case client.EventDrained:
+				switch d := ev.Drain; {
+				case ev.Err != nil:
+					log.Warn("drain failed; deregistering without it", "err", ev.Err)
+				case d.Confirmed:
+					log.Info("drained", "readers", d.Readers, "waited", time.Duration(d.Waited))
+				default:
+					log.Warn("drain not confirmed by every reader", "ended", d.Ended, "pending", len(d.Pending), "readers", d.Readers)
+				}
 			case client.EventDeregistered:
 				if ev.Err != nil {
 					log.Warn("deregister failed; the instance expires with its TTL", "err", ev.Err)

@@ -125,12 +125,26 @@ func (c *Client) Services(ctx context.Context) (*api.ServiceList, error) {
 	return &out, nil
 }
 
-// Service returns service name and all its live instances, read
-// consistently page by page (each page is a linearizable read; an instance
+// Service returns service name and its live instances in every state but
+// critical and maintenance (see ServiceByState), read consistently page by
+// page (each page is a linearizable read; an instance
 // that comes or goes between pages may be missing). An unknown service is an
 // error matching ErrNotFound.
 func (c *Client) Service(ctx context.Context, name string) (*api.ServiceView, error) {
 	out, _, err := c.pages(ctx, name, nil, 0)
+	return out, err
+}
+
+// ServiceByState is Service listing the instances in state: "any" lists
+// every instance, whatever its state; "passing", "warning", "critical",
+// "maintenance" or "draining" those in it; "" what Service lists (every
+// state but critical and maintenance).
+func (c *Client) ServiceByState(ctx context.Context, name, state string) (*api.ServiceView, error) {
+	var q url.Values
+	if state != "" {
+		q = url.Values{"state": {state}}
+	}
+	out, _, err := c.pages(ctx, name, q, 0)
 	return out, err
 }
 
@@ -178,6 +192,9 @@ func (c *Client) pages(ctx context.Context, name string, q url.Values, timeout t
 	next := url.Values{"limit": {strconv.Itoa(pageLimit)}}
 	if q.Has("index") {
 		next.Set("stale", "")
+	}
+	if q.Has("state") {
+		next.Set("state", q.Get("state"))
 	}
 	for after := out.Next; after != ""; {
 		next.Set("after", after)

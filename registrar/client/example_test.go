@@ -85,3 +85,26 @@ func ExampleClient_Register_address() {
 	}
 	fmt.Println("registered", a.ID, "at", a.Address, "behind", a.VIP)
 }
+
+// A rolling restart takes an instance out of rotation before it stops:
+// Drain returns once every DNS server and proxy has stopped sending it new
+// traffic and, with Connections, the proxies hold no connection to it;
+// then the instance is deregistered. Keepalive does this by itself when
+// its ctx ends (KeepaliveOptions.DrainTimeout).
+func ExampleClient_Drain() {
+	c, err := client.New(client.Config{URLs: []string{"http://127.0.0.1:9000"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := c.Drain(ctx, "web", "web-1", client.DrainOptions{Timeout: 30 * time.Second, Connections: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !res.Confirmed {
+		for _, r := range res.Pending {
+			fmt.Printf("reader %s (%s on %s) still at revision %d of %d\n", r.ID, r.Kind, r.Host, r.Revision, res.Revision)
+		}
+	}
+	fmt.Println("drained in", time.Duration(res.Waited), "deregistered:", res.Deregistered)
+}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/netsel/netsel/registrar/api"
 )
 
 // EventKind says what happened to a kept-alive instance.
@@ -26,6 +28,10 @@ const (
 	// EventDeregistered: ctx ended and the instance was deregistered (Err
 	// set if that failed; the instance then expires with its TTL).
 	EventDeregistered
+	// EventDrained: ctx ended and the instance was drained (Event.Drain
+	// holds the registrar's answer; Err is set if the drain failed, and
+	// the instance is then deregistered without it).
+	EventDrained
 )
 
 func (k EventKind) String() string {
@@ -38,6 +44,8 @@ func (k EventKind) String() string {
 		return "retry"
 	case EventDeregistered:
 		return "deregistered"
+	case EventDrained:
+		return "drained"
 	}
 	return "unknown"
 }
@@ -46,6 +54,7 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind       EventKind
 	Assignment *Assignment
+	Drain      *api.DrainResponse
 	Err        error
 }
 
@@ -60,6 +69,16 @@ type KeepaliveOptions struct {
 	MaxBackoff time.Duration
 	// DeregisterTimeout bounds the deregistration when ctx ends (default 5s).
 	DeregisterTimeout time.Duration
+	// DrainTimeout bounds the drain when ctx ends, before the instance is
+	// deregistered: the registrar marks it draining and waits until every
+	// DNS server and proxy sends it no new traffic (see Client.Drain).
+	// Default 10s; negative: no drain, deregister at once. Keep serving
+	// until Keepalive returns.
+	DrainTimeout time.Duration
+	// DrainConnections makes the drain wait also until the proxies hold no
+	// connection (nor HTTP request in flight) to the instance, within
+	// DrainTimeout.
+	DrainConnections bool
 	// AttemptTimeout bounds one registration or heartbeat at one
 	// registrar before the next registrar is tried (default: Interval,
 	// from 1s to 15s), so that a registrar whose host is lost — which
@@ -79,8 +98,9 @@ const baseBackoff = 100 * time.Millisecond
 // full jitter across the client's registrars (waiting at least what a
 // Retry-After asks, up to MaxBackoff), and registers again with the
 // same id — so the same VIP — when the registrar has let the instance
-// expire. When ctx ends it deregisters (bounded by DeregisterTimeout) and
-// returns nil. It returns early only on an error retrying cannot fix, such
+// expire. When ctx ends it drains the instance (bounded by DrainTimeout:
+// every DNS server and proxy stops sending it new traffic), then
+// deregisters it (bounded by DeregisterTimeout), and returns nil. It returns early only on an error retrying cannot fix, such
 // as a 400 for a bad registration, a 401, or a 507 when the registrar holds
 // its limit of services, VIPs or instances (see APIError.Temporary). An
 // empty reg.Address is filled in once, by the first registration, and kept.
@@ -96,6 +116,9 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 	}
 	if opts.DeregisterTimeout <= 0 {
 		opts.DeregisterTimeout = 5 * time.Second
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 10 * time.Second
 	}
 	emit := func(e Event) {
 		if opts.OnEvent != nil {
@@ -149,6 +172,9 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 		return err
 	}
 	defer func() {
+		if opts.DrainTimeout > 0 && c.drainOnStop(ctx, reg, opts, emit) {
+			return
+		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.DeregisterTimeout)
 		defer cancel()
 		err := c.Deregister(dctx, reg.Service, reg.ID)
@@ -187,6 +213,32 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 			failures++
 		}
 	}
+}
+
+// drainOnStop drains the instance of reg, which deregisters it, as
+// Keepalive's ctx has ended. It reports whether the instance is
+// deregistered (or gone); when not, the caller deregisters it.
+func (c *Client) drainOnStop(ctx context.Context, reg Registration, opts KeepaliveOptions, emit func(Event)) bool {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.DrainTimeout+opts.DeregisterTimeout)
+	defer cancel()
+	res, err := c.Drain(dctx, reg.Service, reg.ID, DrainOptions{Timeout: opts.DrainTimeout, Connections: opts.DrainConnections})
+	if errors.Is(err, ErrNotFound) {
+		return true // gone already: nothing left to take out of rotation
+	}
+	if err != nil {
+		c.log.Warn("drain failed; deregistering without it", "service", reg.Service, "id", reg.ID, "err", err)
+		emit(Event{Kind: EventDrained, Err: err})
+		return false
+	}
+	if !res.Confirmed {
+		c.log.Warn("drain not confirmed by every reader", "service", reg.Service, "id", reg.ID, "ended", res.Ended, "pending", len(res.Pending))
+	}
+	emit(Event{Kind: EventDrained, Drain: res})
+	if !res.Deregistered {
+		return false
+	}
+	emit(Event{Kind: EventDeregistered})
+	return true
 }
 
 // NewID returns a random instance id: 16 hex digits, a valid DNS label.

@@ -1,0 +1,203 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/registrar/api"
+)
+
+// Bounds of a drain's ?timeout=.
+const (
+	DefaultDrainTimeout = 30 * time.Second
+	MaxDrainTimeout     = 10 * time.Minute
+)
+
+// drainRoute is the route of a drain, which the middleware lets wait up to
+// MaxDrainTimeout.
+const drainRoute = "POST /v1/services/{name}/instances/{id}/drain"
+
+// errShutdown is the cause that ends a drain's wait when the server shuts
+// down.
+var errShutdown = errors.New("the registrar is shutting down")
+
+// drainQuery is the query of POST .../drain.
+type drainQuery struct {
+	timeout     time.Duration
+	connections bool // ?wait=connections
+	deregister  bool
+}
+
+func parseDrain(req *http.Request) (drainQuery, error) {
+	q := req.URL.Query()
+	dq := drainQuery{timeout: DefaultDrainTimeout, deregister: true}
+	if s := q.Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			secs, serr := strconv.Atoi(s)
+			if serr != nil {
+				return dq, errBadRequest("timeout", "%q is not a duration such as \"30s\"", truncate(s, 40))
+			}
+			d = time.Duration(secs) * time.Second
+		}
+		if d <= 0 || d > MaxDrainTimeout {
+			return dq, errBadRequest("timeout", "%q is not in (0, %s]", truncate(s, 40), MaxDrainTimeout)
+		}
+		dq.timeout = d
+	}
+	switch w := q.Get("wait"); w {
+	case "", "revision":
+	case "connections":
+		dq.connections = true
+	default:
+		return dq, errBadRequest("wait", "%q is not \"connections\"", truncate(w, 40))
+	}
+	if s := q.Get("deregister"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return dq, errBadRequest("deregister", "%q is not true or false", truncate(s, 40))
+		}
+		dq.deregister = b
+	}
+	return dq, nil
+}
+
+// drain serves POST /v1/services/{name}/instances/{id}/drain: it marks the
+// instance draining (readers send it no new traffic), waits until every
+// live reader (catalog.Reader) serves that revision or a later one — and,
+// with ?wait=connections, holds no open connection to the instance — or
+// until ?timeout= (default 30s, at most 10m) passes or the registrar shuts
+// down, then deregisters the instance unless ?deregister=false. Readers
+// whose keys expire meanwhile (stopped) drop out of the wait. A drain
+// holds a blocking-query slot while it waits. 200 with an
+// api.DrainResponse; 404 when there is no such instance. When the client
+// goes away during the wait, the instance stays draining and registered.
+func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
+	name, id, err := instancePath(req)
+	if err != nil {
+		return err
+	}
+	dq, err := parseDrain(req)
+	if err != nil {
+		return err
+	}
+	release, err := r.waitSlot(req, "drain")
+	if err != nil {
+		return err
+	}
+	defer release()
+	now := time.Now()
+	rev, err := r.markInstance(req.Context(), name, id, r.ks.DrainKey(name, id), func(in *catalog.Instance) ([]byte, error) {
+		d := &catalog.Drain{Since: now}
+		if in != nil && in.Drain != nil {
+			d.Since = in.Drain.Since
+		}
+		return catalog.EncodeDrain(d)
+	})
+	if err != nil {
+		return err
+	}
+	r.log.Info("draining", "service", name, "id", id, "revision", rev, "timeout", dq.timeout, "connections", dq.connections)
+
+	conn := ""
+	if dq.connections {
+		conn = catalog.ConnectionKey(name, id)
+	}
+	readers, ended, err := r.waitReaders(req.Context(), dq.timeout, func(rd *catalog.Reader) bool { return rd.Confirms(rev, conn) })
+	if err != nil {
+		return err
+	}
+	res := api.DrainResponse{Confirmed: ended == "", Ended: ended, Revision: rev, Readers: len(readers), Waited: api.Duration(time.Since(now))}
+	for _, rd := range readers {
+		if !rd.Confirms(rev, conn) {
+			res.Pending = append(res.Pending, readerView(rd))
+		}
+	}
+	if dq.deregister {
+		removed, err := r.removeInstance(req.Context(), name, id)
+		if err != nil {
+			return err
+		}
+		res.Deregistered = removed
+	}
+	r.log.Info("drained", "service", name, "id", id, "confirmed", res.Confirmed, "ended", ended,
+		"pending", len(res.Pending), "waited", time.Duration(res.Waited), "deregistered", res.Deregistered)
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// waitReaders waits until every live reader confirms, for timeout, or until
+// the server shuts down. It returns the readers seen last and why the wait
+// ended unconfirmed ("timeout", "shutdown"; "" when every reader
+// confirmed). When req's client goes away it returns an error.
+func (r *Registrar) waitReaders(ctx context.Context, timeout time.Duration, confirms func(*catalog.Reader) bool) ([]*catalog.Reader, string, error) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	wctx, cancelTimeout := context.WithTimeout(wctx, timeout)
+	defer cancelTimeout()
+	if ch := draining(ctx); ch != nil {
+		go func() {
+			select {
+			case <-ch:
+				cancel(errShutdown)
+			case <-wctx.Done():
+			}
+		}()
+	}
+	readers, err := catalog.WaitReaders(wctx, r.cfg.Client, r.ks, func(rs []*catalog.Reader) bool {
+		for _, rd := range rs {
+			if !confirms(rd) {
+				return false
+			}
+		}
+		return true
+	}, r.skipped)
+	switch {
+	case err == nil:
+		return readers, "", nil
+	case ctx.Err() != nil:
+		return nil, "", etcdUnavailable("wait for readers", ctx.Err())
+	case errors.Is(context.Cause(wctx), errShutdown):
+		return readers, "shutdown", nil
+	}
+	return readers, "timeout", nil
+}
+
+// waitSlot takes a blocking-query slot for a request of req that waits
+// (what names the request in the 429), or returns the 429 that refuses it.
+func (r *Registrar) waitSlot(req *http.Request, what string) (func(), error) {
+	release, full := r.blocking.acquire(r.clientKey(req))
+	if full == "" {
+		r.metrics.blockingActive.Inc()
+		return func() { r.metrics.blockingActive.Dec(); release() }, nil
+	}
+	r.metrics.limited.WithLabelValues("blocking_" + full).Inc()
+	limit, who := r.cfg.Limits.MaxBlockingQueries, "in all"
+	if full == "client" {
+		limit, who = r.cfg.Limits.MaxBlockingPerClient, "from this client"
+	}
+	return nil, &httpError{status: http.StatusTooManyRequests, retryAfter: 5,
+		msg: fmt.Sprintf("too many waiting requests (blocking queries and drains) %s (limit %d); retry the %s later", who, limit, what)}
+}
+
+// deleteDrain serves DELETE /v1/services/{name}/instances/{id}/drain: it
+// ends the drain of an instance a drain left registered
+// (?deregister=false), which then takes traffic again. 204, also when it
+// was not draining; 404 when there is no such instance.
+func (r *Registrar) deleteDrain(w http.ResponseWriter, req *http.Request) error {
+	name, id, err := instancePath(req)
+	if err != nil {
+		return err
+	}
+	if err := r.unmarkInstance(req.Context(), name, id, r.ks.DrainKey(name, id)); err != nil {
+		return err
+	}
+	r.log.Info("drain ended", "service", name, "id", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,135 @@
+package registrar
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/registrar/api"
+)
+
+// putMaintenance serves PUT /v1/services/{name}/instances/{id}/maintenance:
+// it takes the instance out of rotation (DNS, both proxies, the default
+// listing) without deregistering it, by putting its maintenance key under
+// its lease. The body {"reason": "..."} is optional. Putting it again
+// replaces the reason and keeps the time it began. 204; 404 when there is
+// no such instance.
+func (r *Registrar) putMaintenance(w http.ResponseWriter, req *http.Request) error {
+	name, id, err := instancePath(req)
+	if err != nil {
+		return err
+	}
+	var body api.MaintenanceRequest
+	if req.ContentLength != 0 {
+		if err := decodeBody(w, req, &body); err != nil {
+			return err
+		}
+	}
+	if len(body.Reason) > catalog.MaxReasonLength {
+		return errBadRequest("reason", "the reason has %d bytes, more than %d", len(body.Reason), catalog.MaxReasonLength)
+	}
+	if !utf8.ValidString(body.Reason) {
+		return errBadRequest("reason", "the reason is not valid UTF-8")
+	}
+	now := time.Now()
+	_, err = r.markInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id), func(in *catalog.Instance) ([]byte, error) {
+		m := &catalog.Maintenance{Reason: body.Reason, Since: now}
+		if in != nil && in.Maintenance != nil {
+			m.Since = in.Maintenance.Since
+		}
+		return catalog.EncodeMaintenance(m)
+	})
+	if err != nil {
+		return err
+	}
+	r.log.Info("maintenance on", "service", name, "id", id, "reason", body.Reason)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteMaintenance serves DELETE
+// /v1/services/{name}/instances/{id}/maintenance: the instance takes
+// traffic again (unless it is draining or critical). 204, also when it was
+// not in maintenance; 404 when there is no such instance.
+func (r *Registrar) deleteMaintenance(w http.ResponseWriter, req *http.Request) error {
+	name, id, err := instancePath(req)
+	if err != nil {
+		return err
+	}
+	if err := r.unmarkInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id)); err != nil {
+		return err
+	}
+	r.log.Info("maintenance off", "service", name, "id", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// markInstance puts key, whose value value makes from the instance as the
+// index knows it (nil when it does not), under the lease of instance
+// name/id, in a transaction that checks the instance is on that lease. It
+// returns the revision of the write; a 404 when the instance does not
+// exist.
+func (r *Registrar) markInstance(ctx context.Context, name, id, key string, value func(*catalog.Instance) ([]byte, error)) (int64, error) {
+	instKey := r.ks.InstanceKey(name, id)
+	lease, in := r.indexed(name, id)
+	for range maxTxnAttempts {
+		val, err := value(in)
+		if err != nil {
+			return 0, fmt.Errorf("encode %s: %w", key, err)
+		}
+		resp, err := r.commitElse(ctx,
+			[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(instKey), "=", lease), clientv3.Compare(clientv3.CreateRevision(instKey), ">", 0)},
+			[]clientv3.Op{clientv3.OpPut(key, string(val), clientv3.WithLease(clientv3.LeaseID(lease)))},
+			[]clientv3.Op{clientv3.OpGet(instKey)})
+		if err != nil {
+			return 0, etcdUnavailable("mark instance", err)
+		}
+		if resp.Succeeded {
+			return resp.Header.Revision, nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			return 0, errNotFound("instance %s of service %s is not registered", id, name)
+		}
+		// Re-registered under another lease since the index saw it.
+		lease = kvs[0].Lease
+		if l, cur := r.indexed(name, id); l == lease {
+			in = cur
+		}
+	}
+	return 0, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
+		msg: fmt.Sprintf("instance %s of service %s kept changing; try again", id, name)}
+}
+
+// unmarkInstance deletes key, beside instance name/id; a 404 when the
+// instance does not exist.
+func (r *Registrar) unmarkInstance(ctx context.Context, name, id, key string) error {
+	instKey := r.ks.InstanceKey(name, id)
+	resp, err := r.commitElse(ctx,
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(instKey), ">", 0)},
+		[]clientv3.Op{clientv3.OpDelete(key)}, nil)
+	if err != nil {
+		return etcdUnavailable("unmark instance", err)
+	}
+	if !resp.Succeeded {
+		return errNotFound("instance %s of service %s is not registered", id, name)
+	}
+	return nil
+}
+
+// commitElse runs If(cmps).Then(then...).Else(els...) under EtcdTimeout,
+// and notes the revision of a write that succeeded.
+func (r *Registrar) commitElse(ctx context.Context, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	resp, err := r.cfg.Client.Txn(ctx).If(cmps...).Then(then...).Else(els...).Commit()
+	if err == nil && resp.Succeeded {
+		r.noteWrite(resp.Header.Revision)
+	}
+	return resp, err
+}

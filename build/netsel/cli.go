@@ -247,6 +247,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var (
 		reg      client.Registration
 		ports    = portsFlag{}
+		checks   checksFlag
 		interval time.Duration
 		drain    time.Duration
 		once     bool
@@ -259,6 +260,9 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")
 			fs.DurationVar(&reg.TTL, "ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
 			fs.IntVar(&reg.Weight, "weight", 1, "relative share of traffic")
+			fs.Var(&checks, "check", "a health check the registrars run: http[:PATH][@PORT], tcp[@PORT] or grpc[:SERVICE][@PORT] (repeatable; PORT names a -named-port, default the main port)")
+			fs.DurationVar(&checks.interval, "check-interval", 0, "time between a check's probes, 1s-1h (0: the registrar's default, 10s)")
+			fs.DurationVar(&checks.timeout, "check-timeout", 0, "longest wait for one probe (0: the registrar's default, 2s or the interval)")
 			fs.DurationVar(&interval, "interval", 10*time.Second, "time between heartbeats")
 			fs.BoolVar(&once, "once", false, "register once and exit; the instance expires after -ttl")
 			fs.DurationVar(&drain, "drain-timeout", 10*time.Second, "on interrupt, longest wait for every DNS server and proxy to stop sending the instance new traffic before it is deregistered (0: deregister at once)")
@@ -270,6 +274,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(ports) > 0 {
 		reg.Ports = ports
 	}
+	reg.Checks = checks.list()
 	if once {
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()

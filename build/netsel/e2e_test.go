@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ func stackFlags(t *testing.T, cidr string) serveFlags {
 		zone:        "netsel.",
 		http:        testenv.FreeAddr(t),
 		vipProxy:    true,
+		checks:      true,
 		stopTimeout: 20 * time.Second,
 	}
 }
@@ -102,7 +104,7 @@ func TestStackRunsTheExamples(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var svcLogs testenv.SyncBuffer
-	svc := exec.CommandContext(ctx, service, "-registrar", registrar, "-interval", "1s", "-ttl", "5s")
+	svc := exec.CommandContext(ctx, service, "-registrar", registrar, "-interval", "1s", "-ttl", "5s", "-check-interval", "1s")
 	svc.Stdout, svc.Stderr = &svcLogs, &svcLogs
 	svc.Cancel = func() error { return svc.Process.Signal(os.Interrupt) }
 	if err := svc.Start(); err != nil {
@@ -125,6 +127,20 @@ func TestStackRunsTheExamples(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "echo  vip 127.78.") {
 		t.Errorf("netsel instances output:\n%s", stdout.String())
+	}
+
+	// SIGUSR1 makes its health check fail: the registrar's checker marks it
+	// critical (three failed probes, a second apart), and it passes again
+	// after the next SIGUSR1.
+	state := func() string {
+		var out bytes.Buffer
+		run(context.Background(), []string{"instances", "-registrar", registrar, "echo"}, &out, io.Discard)
+		return out.String()
+	}
+	for _, want := range []string{"critical", "passing"} {
+		svc.Process.Signal(syscall.SIGUSR1)
+		testenv.Eventually(t, 10*time.Second, func() bool { return strings.Contains(state(), want) },
+			"the instance is not %s after SIGUSR1; netsel instances:\n%s\nservice logs:\n%s", want, lazyString(state), &svcLogs)
 	}
 
 	// Ctrl-C on the service deregisters it at once.
@@ -156,12 +172,17 @@ func TestCLI(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, "", func(s string) bool { return strings.Contains(s, `unknown command "frobnicate"`) }},
 		{"register once", []string{"register", "-registrar", registrar, "-once", "-port", "8080", "-id", "a1", "web"}, 0, "registered web/a1: vip 127.78.", nil},
 		{"register bad port", []string{"register", "-registrar", registrar, "-once", "-port", "0", "web"}, 1, "", func(s string) bool { return strings.Contains(s, "port") }},
+		{"register with a check", []string{"register", "-registrar", registrar, "-once", "-port", "8080", "-id", "c1", "-check", "tcp", "-check", "http:/healthz", "-check-interval", "5s", "web"}, 0, "registered web/c1", nil},
+		{"register, a check on no port", []string{"register", "-registrar", registrar, "-once", "-port", "8080", "-check", "tcp@admin", "web"}, 1, "", func(s string) bool { return strings.Contains(s, "checks[0].port") }},
+		{"register, a bad check", []string{"register", "-registrar", registrar, "-once", "-port", "8080", "-check", "icmp", "web"}, 1, "", func(s string) bool { return strings.Contains(s, "want http") }},
+		{"register, a check too often", []string{"register", "-registrar", registrar, "-once", "-port", "8080", "-check", "tcp", "-check-interval", "100ms", "web"}, 1, "", func(s string) bool { return strings.Contains(s, "checks[0].interval") }},
 		{"register bad name", []string{"register", "-registrar", registrar, "-once", "-port", "80", "Web_1"}, 1, "", func(s string) bool { return strings.Contains(s, "name") }},
 		{"services", []string{"services", "-registrar", registrar}, 0, "web", nil},
 		{"instances", []string{"instances", "-registrar", registrar, "web"}, 0, "a1", nil},
 		{"instances unknown", []string{"instances", "-registrar", registrar, "nope"}, 1, "", nil},
 		{"instances missing arg", []string{"instances", "-registrar", registrar}, 2, "", nil},
 		{"deregister", []string{"deregister", "-registrar", registrar, "web", "a1"}, 0, "deregistered web/a1", nil},
+		{"deregister c1", []string{"deregister", "-registrar", registrar, "web", "c1"}, 0, "deregistered web/c1", nil},
 		{"delete service", []string{"delete-service", "-registrar", registrar, "web"}, 0, "deleted service web", nil},
 		{"registrar down", []string{"services", "-registrar", "http://" + testenv.FreeAddr(t)}, 1, "", nil},
 	}
@@ -233,3 +254,8 @@ func TestWatchPrintsChanges(t *testing.T) {
 		t.Error("watch did not stop when its context ended")
 	}
 }
+
+// lazyString formats as f() when printed.
+type lazyString func() string
+
+func (l lazyString) String() string { return l() }

@@ -7,7 +7,9 @@
 //
 // It listens on two ports, registered as named ports of the service:
 //
-//	http  answers every request with "echo from <id>: <method> <path>"
+//	http  answers every request with "echo from <id>: <method> <path>",
+//	      and GET /healthz with "ok" (the registrars check it every
+//	      -check-interval; SIGUSR1 makes it fail, and again pass)
 //	echo  a raw TCP line echo, prefixed with the instance id
 //
 // Run several copies to see load-balancing: each gets its own ports and id,
@@ -25,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,9 +35,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/netsel/netsel/registrar/api"
 	"github.com/netsel/netsel/registrar/client"
 )
 
@@ -47,13 +52,16 @@ func main() {
 	registrars := flag.String("registrar", envOr("NETSEL_REGISTRAR", "http://127.0.0.1:9000"), "comma-separated registrar URLs")
 	ttl := flag.Duration("ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
 	interval := flag.Duration("interval", 10*time.Second, "time between heartbeats")
+	check := flag.Duration("check-interval", 5*time.Second, "time between the registrars' checks of GET /healthz (0: no check); kill -USR1 the process to make the check fail, and again to make it pass")
 	drain := flag.Duration("drain-timeout", 10*time.Second, "on Ctrl-C or SIGTERM, longest wait for every DNS server and proxy to stop sending this instance traffic and close their connections to it, before it deregisters and exits (0: deregister at once)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if *drain <= 0 {
 		*drain = -1 // KeepaliveOptions: no drain
 	}
-	if err := run(*name, *id, *host, *httpPort, *echoPort, *registrars, *ttl, *interval, *drain, log); err != nil {
+	o := options{name: *name, id: *id, host: *host, httpPort: *httpPort, echoPort: *echoPort,
+		registrars: *registrars, ttl: *ttl, interval: *interval, drain: *drain, check: *check}
+	if err := run(o, log); err != nil {
 		log.Error("service failed", "err", err)
 		os.Exit(1)
 	}
@@ -66,7 +74,18 @@ func envOr(key, def string) string {
 	return def
 }
 
-func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, interval, drain time.Duration, log *slog.Logger) error {
+// options are the command's settings.
+type options struct {
+	name, id, host       string
+	httpPort, echoPort   int
+	registrars           string
+	ttl, interval, drain time.Duration
+	check                time.Duration // 0: no health check
+}
+
+func run(o options, log *slog.Logger) error {
+	name, id, host, httpPort, echoPort, registrars := o.name, o.id, o.host, o.httpPort, o.echoPort, o.registrars
+	ttl, interval, drain := o.ttl, o.interval, o.drain
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -85,7 +104,9 @@ func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, 
 	// picks it; the servers read it from here.
 	var self idHolder
 	self.set(id)
-	srv := &http.Server{Handler: echoHandler(&self), ReadHeaderTimeout: 10 * time.Second}
+	var sick atomic.Bool
+	go toggleOnUSR1(ctx, &sick, log)
+	srv := &http.Server{Handler: echoHandler(&self, &sick), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(httpLn)
 	go serveEcho(echoLn, &self, log)
 	log.Info("echo service listening", "http", httpLn.Addr(), "echo", echoLn.Addr())
@@ -99,6 +120,9 @@ func run(name, id, host string, httpPort, echoPort int, registrars string, ttl, 
 		Service: name, ID: id, Address: registered(host), Port: hp,
 		Ports: map[string]int{"http": hp, "echo": ep},
 		TTL:   ttl,
+	}
+	if o.check > 0 {
+		reg.Checks = []api.Check{{Type: "http", Path: "/healthz", Port: "http", Interval: api.Duration(o.check)}}
 	}
 	// Keepalive returns once the instance is drained and deregistered: the
 	// servers keep serving until then.
@@ -154,10 +178,35 @@ func registered(host string) string {
 	return host
 }
 
-func echoHandler(self *idHolder) http.Handler {
+func echoHandler(self *idHolder, sick *atomic.Bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			if sick.Load() {
+				http.Error(w, "made sick by SIGUSR1", http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, "ok\n")
+			return
+		}
 		fmt.Fprintf(w, "echo from %s: %s %s\n", self.get(), r.Method, r.URL.Path)
 	})
+}
+
+// toggleOnUSR1 flips sick on every SIGUSR1 until ctx ends.
+func toggleOnUSR1(ctx context.Context, sick *atomic.Bool, log *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ch:
+			failing := !sick.Load()
+			sick.Store(failing)
+			log.Info("SIGUSR1: GET /healthz now", "failing", failing)
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func serveEcho(ln net.Listener, self *idHolder, log *slog.Logger) {

@@ -43,12 +43,16 @@ type Registration struct {
 	Tags   []string
 	Meta   map[string]string
 	Zone   string
+	// Checks are active health checks the registrars run against the
+	// instance (see api.Check): an instance that fails them leaves DNS
+	// answers and the proxies until it passes again.
+	Checks []api.Check
 }
 
 func (r *Registration) request() *api.RegisterRequest {
 	return &api.RegisterRequest{
 		ID: r.ID, Address: r.Address, Port: r.Port, Ports: r.Ports, TTL: api.Duration(r.TTL),
-		Weight: r.Weight, Tags: r.Tags, Meta: r.Meta, Zone: r.Zone,
+		Weight: r.Weight, Tags: r.Tags, Meta: r.Meta, Zone: r.Zone, Checks: r.Checks,
 	}
 }
 

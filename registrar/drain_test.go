@@ -175,18 +175,22 @@ func TestDrainWaitsForConnections(t *testing.T) {
 
 // TestDrainTimeout: a reader that never catches up makes the drain answer
 // at its timeout, naming that reader; the instance is deregistered all the
-// same, or kept, draining, with deregister=false.
+// same, or kept, draining, with deregister=false. A drain may wait longer
+// than the registrar's request and write timeouts.
 func TestDrainTimeout(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
-	reg := testenv.StartRegistrar(t, etcd.URL)
+	reg := testenv.StartRegistrar(t, etcd.URL, func(c *registrar.Config) {
+		c.RequestTimeout, c.EtcdTimeout = time.Second, time.Second
+		c.ReadTimeout, c.WriteTimeout = time.Second, 2*time.Second
+	})
 	stuck := catalog.Reader{ID: "proxy-7", Kind: catalog.ReaderProxy, Host: "h7", Revision: 1, Connections: map[string]int{"web/a": 3}}
 	putReader(t, etcd.Client, stuck, 0)
 	putReader(t, etcd.Client, catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Revision: 1 << 40}, 0)
 	for _, keep := range []bool{false, true} {
 		register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
-		q := "?timeout=1s"
+		q, timeout := "?timeout=3s", 3*time.Second
 		if keep {
-			q += "&deregister=false"
+			q, timeout = "?timeout=1s&deregister=false", time.Second
 		}
 		start := time.Now()
 		out := drainAnswer(t, startDrain(t, reg.URL, q), 10*time.Second)
@@ -198,7 +202,7 @@ func TestDrainTimeout(t *testing.T) {
 		if p.ID != stuck.ID || p.Kind != stuck.Kind || p.Host != stuck.Host || p.Revision != 1 || p.Connections["web/a"] != 3 {
 			t.Errorf("pending %+v, want %+v", p, stuck)
 		}
-		if took < time.Second || out.Waited.Std() < time.Second {
+		if took < timeout || out.Waited.Std() < timeout {
 			t.Errorf("answered after %s (waited %s), before the timeout", took, out.Waited.Std())
 		}
 		state := instances(t, reg.URL, "web", "?state=any")["a"].State
@@ -224,6 +228,26 @@ func TestDrainReaderStops(t *testing.T) {
 	}
 	if time.Since(start) > 15*time.Second {
 		t.Errorf("took %s: the stopped reader was waited for", time.Since(start))
+	}
+}
+
+// TestDrainReaderRevoked: a reader that stops cleanly revokes its lease,
+// its key goes at once, and a drain waiting for it completes.
+func TestDrainReaderRevoked(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
+	lease := grantLease(t, etcd.Client, time.Minute)
+	putReader(t, etcd.Client, catalog.Reader{ID: "stopping", Kind: catalog.ReaderDNS, Revision: 1}, lease)
+	ch := startDrain(t, reg.URL, "?timeout=30s")
+	testenv.Eventually(t, 5*time.Second, func() bool { return modRevision(t, etcd.Client, ks.DrainKey("web", "a")) > 0 },
+		"the drain did not mark the instance")
+	notAnswered(t, ch, "the reader is behind")
+	if _, err := etcd.Client.Revoke(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	if out := drainAnswer(t, ch, 5*time.Second); !out.Confirmed || out.Readers != 0 || !out.Deregistered {
+		t.Errorf("drain: %+v, want confirmed with no reader left", out)
 	}
 }
 

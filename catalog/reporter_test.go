@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -126,4 +127,65 @@ func TestReporter(t *testing.T) {
 	<-done
 	testenv.Eventually(t, 2*time.Second, func() bool { _, _, absent := rk.get(); return absent },
 		"the reader's key outlived the reader")
+}
+
+// TestReporterFlood: a flood of changes while an instance drains costs at
+// most one reader write per Prompt, and the last write still says the
+// latest revision.
+func TestReporterFlood(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	c := etcd.Client
+	putService(t, c, "web", "127.77.0.1")
+	putInstance(t, c, "web", "a")
+	b, _ := catalog.EncodeDrain(&catalog.Drain{Since: time.Now()})
+	if _, err := c.Put(context.Background(), ks.DrainKey("web", "a"), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	ix := startIndex(t, c, nil)
+	rk := watchReaders(t, c)
+	const prompt = 100 * time.Millisecond
+	rep := catalog.NewReporter(c, ix, catalog.ReporterOptions{Kind: catalog.ReaderDNS, Prompt: prompt, Refresh: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rep.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 5*time.Second, func() bool { n, _, _ := rk.get(); return n == 1 }, "the reader wrote no key")
+
+	start := time.Now()
+	var last int64
+	for i := range 300 {
+		resp, err := c.Put(context.Background(), ks.InstanceKey("web", "b"), fmt.Sprintf(`{"id":"b","service":"web","address":"127.0.0.1","port":%d,"weight":1}`, 1000+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = resp.Header.Revision
+	}
+	testenv.Eventually(t, 2*time.Second, func() bool { _, r, _ := rk.get(); return r.Revision >= last },
+		"the reader never reported the last revision %d", last)
+	elapsed := time.Since(start)
+	n, _, _ := rk.get()
+	if most := 2 + int(elapsed/prompt); n-1 > most {
+		t.Fatalf("%d reader writes in %v of changes, want at most %d (one per %v)", n-1, elapsed, most, prompt)
+	}
+	t.Logf("%d reader writes for 300 changes in %v", n-1, elapsed)
+}
+
+func TestBoundConnections(t *testing.T) {
+	m := map[string]int{"zero": 0}
+	for i := range catalog.MaxReportedConnections + 50 {
+		m[fmt.Sprintf("s/%d", i)] = i + 1
+	}
+	got := catalog.BoundConnections(m)
+	if len(got) != catalog.MaxReportedConnections {
+		t.Fatalf("kept %d entries, want %d", len(got), catalog.MaxReportedConnections)
+	}
+	if _, ok := got["s/0"]; ok {
+		t.Fatal("kept one of the least busy instances")
+	}
+	if got[fmt.Sprintf("s/%d", catalog.MaxReportedConnections+49)] == 0 {
+		t.Fatal("dropped the busiest instance")
+	}
+	if catalog.BoundConnections(map[string]int{"a": 0}) != nil {
+		t.Fatal("zero counts reported")
+	}
 }

@@ -20,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/embedetcd"
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar/client"
@@ -86,6 +87,9 @@ func setUpEtcdRoles(t *testing.T, cli *clientv3.Client, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	end := clientv3.GetPrefixRangeEnd(prefix)
+	// Readers report what they serve beside the keyspace (catalog.Reader).
+	readers := catalog.MustKeyspace(prefix).ReadersPrefix()
+	readersEnd := clientv3.GetPrefixRangeEnd(readers)
 	for _, step := range []struct {
 		etcdctl string
 		do      func() error
@@ -97,9 +101,17 @@ func setUpEtcdRoles(t *testing.T, cli *clientv3.Client, prefix string) {
 			_, err := cli.RoleGrantPermission(ctx, "netsel-registrar", prefix, end, clientv3.PermissionType(clientv3.PermReadWrite))
 			return err
 		}},
+		{"role grant-permission --prefix netsel-registrar read " + readers, func() error {
+			_, err := cli.RoleGrantPermission(ctx, "netsel-registrar", readers, readersEnd, clientv3.PermissionType(clientv3.PermRead))
+			return err
+		}},
 		{"role add netsel-reader", func() error { _, err := cli.RoleAdd(ctx, "netsel-reader"); return err }},
 		{"role grant-permission --prefix netsel-reader read " + prefix, func() error {
 			_, err := cli.RoleGrantPermission(ctx, "netsel-reader", prefix, end, clientv3.PermissionType(clientv3.PermRead))
+			return err
+		}},
+		{"role grant-permission --prefix netsel-reader readwrite " + readers, func() error {
+			_, err := cli.RoleGrantPermission(ctx, "netsel-reader", readers, readersEnd, clientv3.PermissionType(clientv3.PermReadWrite))
 			return err
 		}},
 		{"user add netsel-registrar", func() error { _, err := cli.UserAdd(ctx, registrarUser, registrarPassword); return err }},
@@ -210,6 +222,17 @@ func checkLeastPrivilege(t *testing.T, pki *leastPrivilegePKI, endpoint string) 
 
 	isDenied := func(err error) bool { return errors.Is(err, rpctypes.ErrPermissionDenied) }
 	key := "/netsel/instances/web/w1"
+
+	// The readers report what they serve (a drain waits on it), and the
+	// registrar reads their reports.
+	registrarEtcd, err := etcdClient(t, endpoint, pki.etcd.Pool, pki.registrarEtcdCert, pki.registrarEtcdKey, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		resp, err := registrarEtcd.Get(ctx, "/netsel.readers/", clientv3.WithPrefix())
+		return err == nil && resp.Count == 2
+	}, "the DNS server and the proxy, writing as netsel-reader, keep no reader keys the registrar can read")
 
 	// A reader, as the runner's readers log in: it reads the prefix and
 	// writes nothing, not even with the registrar's certificate.

@@ -1,0 +1,4 @@
+package catalog
+
+// BoundConnections is boundConnections, for tests.
+var BoundConnections = boundConnections

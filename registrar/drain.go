@@ -113,6 +113,12 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	res := api.DrainResponse{Confirmed: ended == "", Ended: ended, Revision: rev, Readers: len(readers), Waited: api.Duration(time.Since(now))}
+	result := ended
+	if res.Confirmed {
+		result = "confirmed"
+	}
+	r.metrics.drains.WithLabelValues(result).Inc()
+	r.metrics.drainWait.Observe(time.Duration(res.Waited).Seconds())
 	for _, rd := range readers {
 		if !rd.Confirms(rev, conn) {
 			res.Pending = append(res.Pending, readerView(rd))

@@ -3,6 +3,7 @@ package registrar_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,6 +210,10 @@ func TestDrainTimeout(t *testing.T) {
 		if keep && state != catalog.StateDraining || !keep && state != "" {
 			t.Errorf("keep=%v: a is %q after the drain", keep, state)
 		}
+	}
+	if m := string(do(t, "GET", reg.URL+"/metrics", nil).body); !strings.Contains(m, `netsel_registrar_drains_total{result="timeout"} 2`) ||
+		!strings.Contains(m, "netsel_registrar_drain_wait_seconds_count 2") {
+		t.Errorf("metrics do not count two timed-out drains:\n%s", m)
 	}
 }
 

@@ -2,6 +2,7 @@ package registrar_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -275,4 +276,46 @@ func TestDrainShutdown(t *testing.T) {
 	if out.Confirmed || out.Ended != "shutdown" || time.Since(start) > 10*time.Second {
 		t.Errorf("drain at shutdown: %+v after %s, want ended by the shutdown", out, time.Since(start))
 	}
+}
+
+// TestDrainRealReaderDies: readers that report through catalog.Reporter —
+// the code CoreDNS and Caddy run — confirm a drain; when one of them is
+// cut off from etcd for good (its host died: nothing revokes its lease),
+// a drain completes once its key expires, before the drain's timeout.
+func TestDrainRealReaderDies(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "b", Address: "127.0.0.2", Port: 80})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lw := testenv.LogWriter(t)
+	logf := func(format string, args ...any) { fmt.Fprintf(lw, format, args...) }
+	report := func(endpoint, id string) {
+		c := testenv.NewClient(t, endpoint)
+		ix := catalog.NewIndex(c, ks, catalog.IndexOptions{Logf: logf})
+		go ix.Run(ctx)
+		go catalog.NewReporter(c, ix, catalog.ReporterOptions{Kind: catalog.ReaderProxy, ID: id, TTL: 3 * time.Second}).Run(ctx)
+	}
+	report(etcd.URL, "alive")
+	cut := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
+	report("http://"+cut.Addr(), "dies")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		var l api.ReaderList
+		do(t, "GET", reg.URL+"/v1/readers", nil).decode(t, &l)
+		return len(l.Readers) == 2
+	}, "the two readers do not report")
+	out := drainAnswer(t, startDrain(t, reg.URL, "?timeout=10s&deregister=false"), 15*time.Second)
+	if !out.Confirmed || out.Readers != 2 {
+		t.Fatalf("drain with two live readers: %+v, want confirmed by both", out)
+	}
+	cut.Cut()
+	start := time.Now()
+	r := do(t, "POST", reg.URL+"/v1/services/web/instances/b/drain?timeout=20s", nil)
+	var res api.DrainResponse
+	r.decode(t, &res)
+	if r.status != http.StatusOK || !res.Confirmed || res.Readers != 1 || time.Since(start) > 15*time.Second {
+		t.Errorf("drain with a reader cut off: %d %+v after %s, want confirmed by the one left once the other's key expired", r.status, res, time.Since(start))
+	}
+	t.Logf("confirmed after %s", time.Since(start))
 }

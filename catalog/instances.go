@@ -114,8 +114,9 @@ func (l *instanceList) freeze() [][]*Instance {
 	return slices.Clone(l.chunks)
 }
 
-// equal reports whether l holds the same instances, by ID and revision, as
-// the n instances in chunks (an Entry's), however each is cut in chunks.
+// equal reports whether l holds the same instances, by ID and revision and
+// what the keys beside them say, as the n instances in chunks (an Entry's),
+// however each is cut in chunks.
 func (l *instanceList) equal(chunks [][]*Instance, n int) bool {
 	if l.n != n {
 		return false
@@ -127,13 +128,34 @@ func (l *instanceList) equal(chunks [][]*Instance, n int) bool {
 				c, i = c+1, 0
 			}
 			other := chunks[c][i]
-			if in.ID != other.ID || in.ModRevision != other.ModRevision {
+			if in.ID != other.ID || in.ModRevision != other.ModRevision || !sameSide(in, other) {
 				return false
 			}
 			i++
 		}
 	}
 	return true
+}
+
+// sameSide reports whether a and b carry the same health, maintenance and
+// drain: a re-list must not keep an entry whose instances are unchanged
+// but whose side keys changed while the watch was down.
+func sameSide(a, b *Instance) bool {
+	return samePtr(a.Health, b.Health, func(x, y *Health) bool {
+		return x.State == y.State && x.Output == y.Output && x.Since.Equal(y.Since) && x.By == y.By && x.Lease == y.Lease
+	}) && samePtr(a.Maintenance, b.Maintenance, func(x, y *Maintenance) bool {
+		return x.Reason == y.Reason && x.Since.Equal(y.Since) && x.Lease == y.Lease
+	}) && samePtr(a.Drain, b.Drain, func(x, y *Drain) bool {
+		return x.Since.Equal(y.Since) && x.Lease == y.Lease
+	})
+}
+
+// samePtr reports whether x and y are both nil, the same, or equal by eq.
+func samePtr[T any](x, y *T, eq func(x, y *T) bool) bool {
+	if x == nil || y == nil {
+		return x == y
+	}
+	return x == y || eq(x, y)
 }
 
 // searchInstances returns the position of id in ins, sorted by ID, or where

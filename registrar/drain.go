@@ -92,10 +92,10 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 	}
 	defer release()
 	now := time.Now()
-	rev, err := r.markInstance(req.Context(), name, id, r.ks.DrainKey(name, id), func(in *catalog.Instance) ([]byte, error) {
+	rev, err := r.markInstance(req.Context(), name, id, r.ks.DrainKey(name, id), func(prev []byte) ([]byte, error) {
 		d := &catalog.Drain{Since: now}
-		if in != nil && in.Drain != nil {
-			d.Since = in.Drain.Since
+		if old, err := catalog.DecodeDrain(prev); prev != nil && err == nil {
+			d.Since = old.Since
 		}
 		return catalog.EncodeDrain(d)
 	})
@@ -113,6 +113,12 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	res := api.DrainResponse{Confirmed: ended == "", Ended: ended, Revision: rev, Readers: len(readers), Waited: api.Duration(time.Since(now))}
+	result := ended
+	if res.Confirmed {
+		result = "confirmed"
+	}
+	r.metrics.drains.WithLabelValues(result).Inc()
+	r.metrics.drainWait.Observe(time.Duration(res.Waited).Seconds())
 	for _, rd := range readers {
 		if !rd.Confirms(rev, conn) {
 			res.Pending = append(res.Pending, readerView(rd))

@@ -2,7 +2,9 @@ package registrar_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,18 +177,22 @@ func TestDrainWaitsForConnections(t *testing.T) {
 
 // TestDrainTimeout: a reader that never catches up makes the drain answer
 // at its timeout, naming that reader; the instance is deregistered all the
-// same, or kept, draining, with deregister=false.
+// same, or kept, draining, with deregister=false. A drain may wait longer
+// than the registrar's request and write timeouts.
 func TestDrainTimeout(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
-	reg := testenv.StartRegistrar(t, etcd.URL)
+	reg := testenv.StartRegistrar(t, etcd.URL, func(c *registrar.Config) {
+		c.RequestTimeout, c.EtcdTimeout = time.Second, time.Second
+		c.ReadTimeout, c.WriteTimeout = time.Second, 2*time.Second
+	})
 	stuck := catalog.Reader{ID: "proxy-7", Kind: catalog.ReaderProxy, Host: "h7", Revision: 1, Connections: map[string]int{"web/a": 3}}
 	putReader(t, etcd.Client, stuck, 0)
 	putReader(t, etcd.Client, catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Revision: 1 << 40}, 0)
 	for _, keep := range []bool{false, true} {
 		register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
-		q := "?timeout=1s"
+		q, timeout := "?timeout=3s", 3*time.Second
 		if keep {
-			q += "&deregister=false"
+			q, timeout = "?timeout=1s&deregister=false", time.Second
 		}
 		start := time.Now()
 		out := drainAnswer(t, startDrain(t, reg.URL, q), 10*time.Second)
@@ -198,13 +204,17 @@ func TestDrainTimeout(t *testing.T) {
 		if p.ID != stuck.ID || p.Kind != stuck.Kind || p.Host != stuck.Host || p.Revision != 1 || p.Connections["web/a"] != 3 {
 			t.Errorf("pending %+v, want %+v", p, stuck)
 		}
-		if took < time.Second || out.Waited.Std() < time.Second {
+		if took < timeout || out.Waited.Std() < timeout {
 			t.Errorf("answered after %s (waited %s), before the timeout", took, out.Waited.Std())
 		}
 		state := instances(t, reg.URL, "web", "?state=any")["a"].State
 		if keep && state != catalog.StateDraining || !keep && state != "" {
 			t.Errorf("keep=%v: a is %q after the drain", keep, state)
 		}
+	}
+	if m := string(do(t, "GET", reg.URL+"/metrics", nil).body); !strings.Contains(m, `netsel_registrar_drains_total{result="timeout"} 2`) ||
+		!strings.Contains(m, "netsel_registrar_drain_wait_seconds_count 2") {
+		t.Errorf("metrics do not count two timed-out drains:\n%s", m)
 	}
 }
 
@@ -227,6 +237,26 @@ func TestDrainReaderStops(t *testing.T) {
 	}
 }
 
+// TestDrainReaderRevoked: a reader that stops cleanly revokes its lease,
+// its key goes at once, and a drain waiting for it completes.
+func TestDrainReaderRevoked(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
+	lease := grantLease(t, etcd.Client, time.Minute)
+	putReader(t, etcd.Client, catalog.Reader{ID: "stopping", Kind: catalog.ReaderDNS, Revision: 1}, lease)
+	ch := startDrain(t, reg.URL, "?timeout=30s")
+	testenv.Eventually(t, 5*time.Second, func() bool { return modRevision(t, etcd.Client, ks.DrainKey("web", "a")) > 0 },
+		"the drain did not mark the instance")
+	notAnswered(t, ch, "the reader is behind")
+	if _, err := etcd.Client.Revoke(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	if out := drainAnswer(t, ch, 5*time.Second); !out.Confirmed || out.Readers != 0 || !out.Deregistered {
+		t.Errorf("drain: %+v, want confirmed with no reader left", out)
+	}
+}
+
 // TestDrainShutdown: a drain ends early, answered, when the registrar
 // shuts down; it holds a blocking-query slot while it waits.
 func TestDrainShutdown(t *testing.T) {
@@ -246,4 +276,46 @@ func TestDrainShutdown(t *testing.T) {
 	if out.Confirmed || out.Ended != "shutdown" || time.Since(start) > 10*time.Second {
 		t.Errorf("drain at shutdown: %+v after %s, want ended by the shutdown", out, time.Since(start))
 	}
+}
+
+// TestDrainRealReaderDies: readers that report through catalog.Reporter —
+// the code CoreDNS and Caddy run — confirm a drain; when one of them is
+// cut off from etcd for good (its host died: nothing revokes its lease),
+// a drain completes once its key expires, before the drain's timeout.
+func TestDrainRealReaderDies(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "b", Address: "127.0.0.2", Port: 80})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lw := testenv.LogWriter(t)
+	logf := func(format string, args ...any) { fmt.Fprintf(lw, format, args...) }
+	report := func(endpoint, id string) {
+		c := testenv.NewClient(t, endpoint)
+		ix := catalog.NewIndex(c, ks, catalog.IndexOptions{Logf: logf})
+		go ix.Run(ctx)
+		go catalog.NewReporter(c, ix, catalog.ReporterOptions{Kind: catalog.ReaderProxy, ID: id, TTL: 3 * time.Second}).Run(ctx)
+	}
+	report(etcd.URL, "alive")
+	cut := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
+	report("http://"+cut.Addr(), "dies")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		var l api.ReaderList
+		do(t, "GET", reg.URL+"/v1/readers", nil).decode(t, &l)
+		return len(l.Readers) == 2
+	}, "the two readers do not report")
+	out := drainAnswer(t, startDrain(t, reg.URL, "?timeout=10s&deregister=false"), 15*time.Second)
+	if !out.Confirmed || out.Readers != 2 {
+		t.Fatalf("drain with two live readers: %+v, want confirmed by both", out)
+	}
+	cut.Cut()
+	start := time.Now()
+	r := do(t, "POST", reg.URL+"/v1/services/web/instances/b/drain?timeout=20s", nil)
+	var res api.DrainResponse
+	r.decode(t, &res)
+	if r.status != http.StatusOK || !res.Confirmed || res.Readers != 1 || time.Since(start) > 15*time.Second {
+		t.Errorf("drain with a reader cut off: %d %+v after %s, want confirmed by the one left once the other's key expired", r.status, res, time.Since(start))
+	}
+	t.Logf("confirmed after %s", time.Since(start))
 }

@@ -37,10 +37,10 @@ func (r *Registrar) putMaintenance(w http.ResponseWriter, req *http.Request) err
 		return errBadRequest("reason", "the reason is not valid UTF-8")
 	}
 	now := time.Now()
-	_, err = r.markInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id), func(in *catalog.Instance) ([]byte, error) {
+	_, err = r.markInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id), func(prev []byte) ([]byte, error) {
 		m := &catalog.Maintenance{Reason: body.Reason, Since: now}
-		if in != nil && in.Maintenance != nil {
-			m.Since = in.Maintenance.Since
+		if old, err := catalog.DecodeMaintenance(prev); prev != nil && err == nil {
+			m.Since = old.Since
 		}
 		return catalog.EncodeMaintenance(m)
 	})
@@ -69,37 +69,78 @@ func (r *Registrar) deleteMaintenance(w http.ResponseWriter, req *http.Request) 
 	return nil
 }
 
-// markInstance puts key, whose value value makes from the instance as the
-// index knows it (nil when it does not), under the lease of instance
-// name/id, in a transaction that checks the instance is on that lease. It
-// returns the revision of the write; a 404 when the instance does not
-// exist.
-func (r *Registrar) markInstance(ctx context.Context, name, id, key string, value func(*catalog.Instance) ([]byte, error)) (int64, error) {
+// markInstance puts key, beside instance name/id, under the instance's
+// lease, in a transaction that checks the instance is on that lease and key
+// still holds what value was given. value makes the new value from the
+// stored one (nil when key is absent). The first attempt trusts the index;
+// when it is behind, the transaction fails and the next attempt uses what
+// etcd answered. It returns the revision of the write; a 404 when the
+// instance does not exist.
+func (r *Registrar) markInstance(ctx context.Context, name, id, key string, value func(prev []byte) ([]byte, error)) (int64, error) {
 	instKey := r.ks.InstanceKey(name, id)
-	lease, in := r.indexed(name, id)
+	snap := r.ix.Snapshot()
+	var (
+		lease int64
+		prev  []byte
+		// keyCmps hold while key holds prev.
+		keyCmps = []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	)
+	if e, ok := snap.Service(name); ok {
+		if in, ok := e.Instance(id); ok {
+			lease = in.Lease
+			var (
+				v   []byte
+				err error
+			)
+			switch {
+			case key == r.ks.MaintenanceKey(name, id) && in.Maintenance != nil:
+				v, err = catalog.EncodeMaintenance(in.Maintenance)
+			case key == r.ks.DrainKey(name, id) && in.Drain != nil:
+				v, err = catalog.EncodeDrain(in.Drain)
+			}
+			if err != nil {
+				return 0, fmt.Errorf("encode %s: %w", key, err)
+			}
+			if v != nil {
+				// Present now, and unchanged since snap.
+				prev, keyCmps = v, []clientv3.Cmp{
+					clientv3.Compare(clientv3.ModRevision(key), ">", 0),
+					clientv3.Compare(clientv3.ModRevision(key), "<", snap.Revision()+1),
+				}
+			}
+		}
+	}
 	for range maxTxnAttempts {
-		val, err := value(in)
+		val, err := value(prev)
 		if err != nil {
 			return 0, fmt.Errorf("encode %s: %w", key, err)
 		}
-		resp, err := r.commitElse(ctx,
-			[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(instKey), "=", lease), clientv3.Compare(clientv3.CreateRevision(instKey), ">", 0)},
+		cmps := append([]clientv3.Cmp{
+			clientv3.Compare(clientv3.LeaseValue(instKey), "=", lease),
+			clientv3.Compare(clientv3.CreateRevision(instKey), ">", 0),
+		}, keyCmps...)
+		resp, err := r.commitElse(ctx, cmps,
 			[]clientv3.Op{clientv3.OpPut(key, string(val), clientv3.WithLease(clientv3.LeaseID(lease)))},
-			[]clientv3.Op{clientv3.OpGet(instKey)})
+			[]clientv3.Op{clientv3.OpGet(instKey), clientv3.OpGet(key)})
 		if err != nil {
 			return 0, etcdUnavailable("mark instance", err)
 		}
 		if resp.Succeeded {
 			return resp.Header.Revision, nil
 		}
-		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) == 0 {
+		inst := resp.Responses[0].GetResponseRange().Kvs
+		if len(inst) == 0 {
 			return 0, errNotFound("instance %s of service %s is not registered", id, name)
 		}
-		// Re-registered under another lease since the index saw it.
-		lease = kvs[0].Lease
-		if l, cur := r.indexed(name, id); l == lease {
-			in = cur
+		// The index is behind: take the instance's lease and the key's
+		// value from etcd's answer.
+		lease = inst[0].Lease
+		prev, keyCmps = nil, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+		if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+			keyCmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)}
+			if kvs[0].Lease == lease {
+				prev = kvs[0].Value // a key of an earlier lease says nothing of this one
+			}
 		}
 	}
 	return 0, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,

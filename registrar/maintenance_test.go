@@ -201,9 +201,18 @@ func TestReregistrationIndexBehind(t *testing.T) {
 	if r := do(t, "PUT", other.URL+"/v1/services/web/instances/a/maintenance", api.MaintenanceRequest{Reason: "r"}); r.status != http.StatusNoContent {
 		t.Fatalf("maintenance: %d %s", r.status, r.body)
 	}
+	first := instances(t, other.URL, "web", "?state=any")["a"]
 	register(t, behind.URL, "web", req)
 	if a := instances(t, other.URL, "web", "?state=any")["a"]; a.State != catalog.StateMaintenance || a.Reason != "r" {
 		t.Errorf("after a re-registration through a registrar whose index is behind: %+v, want in maintenance", a)
+	}
+	// Maintenance again, through the registrar that has not seen it: the
+	// new reason, the time it began kept.
+	if r := do(t, "PUT", behind.URL+"/v1/services/web/instances/a/maintenance", api.MaintenanceRequest{Reason: "r2"}); r.status != http.StatusNoContent {
+		t.Fatalf("maintenance again: %d %s", r.status, r.body)
+	}
+	if a := instances(t, other.URL, "web", "?state=any")["a"]; a.Reason != "r2" || !a.Since.Equal(first.Since) {
+		t.Errorf("maintenance again through a registrar whose index is behind: %+v, want reason r2 since %v", a, first.Since)
 	}
 }
 

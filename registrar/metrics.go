@@ -32,6 +32,9 @@ type metrics struct {
 	readBacks   *prometheus.CounterVec // by outcome
 	revived     prometheus.Counter
 	etcdAlarm   *prometheus.GaugeVec // by alarm
+
+	drains    *prometheus.CounterVec // drains answered, by result
+	drainWait prometheus.Histogram   // how long drains waited for the readers
 }
 
 func newMetrics() *metrics {
@@ -108,6 +111,16 @@ func newMetrics() *metrics {
 			Help: "1 while etcd has raised the alarm (NOSPACE, CORRUPT), else 0.",
 		}, []string{"alarm"}),
 	}
+	m.drains = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "drains_total",
+		Help: "Drains answered by result: confirmed (every reader), timeout, shutdown.",
+	}, []string{"result"})
+	m.drainWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: ns, Subsystem: sub, Name: "drain_wait_seconds",
+		Help:    "How long drains waited for the readers to confirm (or time out).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 600},
+	})
+	m.reg.MustRegister(m.drains, m.drainWait)
 	m.etcdAlarm.WithLabelValues("NOSPACE").Set(0)
 	m.etcdAlarm.WithLabelValues("CORRUPT").Set(0)
 	m.reg.MustRegister(m.limited, m.listBuilds, m.registrations, m.heartbeats, m.renewRequests, m.renewStreams,

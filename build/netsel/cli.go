@@ -182,7 +182,7 @@ func cmdInstances(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func printService(w io.Writer, svc *api.ServiceView) {
 	fmt.Fprintf(w, "%s  vip %s  ports %s  index %d\n", svc.Name, svc.VIP, formatPorts(svc.Ports), svc.Index)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ID\tADDRESS\tSTATE\tHOST\tWEIGHT\tZONE\tREGISTERED")
+	fmt.Fprintln(tw, "  ID\tADDRESS\tHOST\tSTATE\tWEIGHT\tZONE\tREGISTERED")
 	for _, in := range svc.Instances {
 		addr := net.JoinHostPort(in.Address.String(), strconv.Itoa(in.Port))
 		if len(in.Ports) > 0 {
@@ -196,7 +196,7 @@ func printService(w io.Writer, svc *api.ServiceView) {
 		if in.Reason != "" {
 			state += " (" + in.Reason + ")"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, addr, dash(state), host, in.Weight, in.Zone, in.Registered.Format(time.RFC3339))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, addr, host, dash(state), in.Weight, in.Zone, in.Registered.Format(time.RFC3339))
 	}
 	tw.Flush()
 }

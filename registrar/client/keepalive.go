@@ -73,7 +73,9 @@ type KeepaliveOptions struct {
 	// deregistered: the registrar marks it draining and waits until every
 	// DNS server and proxy sends it no new traffic (see Client.Drain).
 	// Default 10s; negative: no drain, deregister at once. Keep serving
-	// until Keepalive returns.
+	// until Keepalive returns: at most DrainTimeout + 2 x DeregisterTimeout
+	// after ctx ends (a drain that fails, a registrar that does not answer,
+	// is followed by a plain deregistration).
 	DrainTimeout time.Duration
 	// DrainConnections makes the drain wait also until the proxies hold no
 	// connection (nor HTTP request in flight) to the instance, within

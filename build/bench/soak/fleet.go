@@ -63,7 +63,9 @@ func newFleet(regURL string, st *stats, interval, ttl time.Duration, conns int) 
 	}
 	return &fleet{
 		cl: cl, st: st, ttl: ttl,
-		opts:  client.KeepaliveOptions{Interval: interval},
+		// No drain when the soak ends: ten thousand instances stop at
+		// once, and the soak measures heartbeats, not drains.
+		opts:  client.KeepaliveOptions{Interval: interval, DrainTimeout: -1},
 		vips:  make(map[string]netip.Addr),
 		ports: make(map[string]map[string]int),
 	}, nil

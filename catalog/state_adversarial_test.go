@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +104,64 @@ func TestAdversarialOrphanDrainKeepsReadersPrompt(t *testing.T) {
 	if ix.Snapshot().Draining() {
 		t.Error("Draining() with no instance draining: drain keys of instances that do not exist keep every reader prompt")
 	}
+}
+
+// TestAdversarialRelistKeepsStaleState: while a reader's watch is cut off,
+// an instance is marked draining (and another put in maintenance) and the
+// history is compacted, so the reader lists again. The re-list keeps the
+// old Entry of every service whose service and instance keys did not
+// change (svcState.sameAs compares only their revisions), so the reader
+// goes on serving the instance as passing — while its reader key reports
+// the re-list's revision, later than the drain's: the drain is confirmed
+// by a reader that still sends the instance new traffic.
+// Expected: after the re-list the states are the ones etcd holds.
+func TestAdversarialRelistKeepsStaleState(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
+	c := testenv.NewClient(t, "http://"+proxy.Addr())
+	putService(t, etcd.Client, "web", "127.77.0.1")
+	la := putLeasedInstance(t, etcd.Client, "web", "a")
+	lb := putLeasedInstance(t, etcd.Client, "web", "b")
+	ix := startIndex(t, c, nil)
+
+	proxy.Cut()
+	ctx := context.Background()
+	if _, err := etcd.Client.Put(ctx, ks.DrainKey("web", "a"), `{"since":"2026-01-01T00:00:00Z"}`, clientv3.WithLease(la)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := etcd.Client.Put(ctx, ks.MaintenanceKey("web", "b"), `{"reason":"r","since":"2026-01-01T00:00:00Z"}`, clientv3.WithLease(lb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainRev := resp.Header.Revision
+	if _, err := etcd.Client.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Restore()
+	testenv.Eventually(t, 10*time.Second, func() bool { return ix.Stats().Relists >= 1 && ix.Snapshot().Revision() >= drainRev },
+		"the index did not list again after the compaction")
+	state := func(id string) string {
+		e, _ := ix.Snapshot().Service("web")
+		in, ok := e.Instance(id)
+		if !ok {
+			return "<none>"
+		}
+		return in.State()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && (state("a") != catalog.StateDraining || state("b") != catalog.StateMaintenance) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a, b := state("a"), state("b"); a != catalog.StateDraining || b != catalog.StateMaintenance {
+		t.Errorf("after the re-list at revision %d (>= %d): a is %s, b is %s; want draining and maintenance (served: %d)",
+			ix.Snapshot().Revision(), drainRev, a, b, len(mustEntry(t, ix).Serving()))
+	}
+}
+
+func mustEntry(t *testing.T, ix *catalog.Index) *catalog.Entry {
+	e, ok := ix.Snapshot().Service("web")
+	if !ok {
+		t.Fatal("no service web")
+	}
+	return e
 }

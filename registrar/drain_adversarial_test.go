@@ -1,6 +1,7 @@
 package registrar_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -92,5 +93,36 @@ func TestAdversarialMaintenanceReasonControl(t *testing.T) {
 		if r.status != http.StatusBadRequest || r.apiError(t).Field != "reason" {
 			t.Errorf("reason %q: %d %s, want 400 field reason", reason, r.status, r.body)
 		}
+	}
+}
+
+// TestAdversarialReaderHugeConnections: a process with the reader role
+// writes a reader key whose Connections map has 50,000 entries (~1 MB;
+// real readers report at most catalog.MaxReportedConnections). Nothing
+// bounds it on the way in: GET /v1/readers and every drain's answer (in
+// Pending) carry all of it, and every drain decodes it again on each
+// reader event.
+// Expected: reader reports over the bound are cut to it (or skipped and
+// counted): at most MaxReportedConnections entries in the answers.
+func TestAdversarialReaderHugeConnections(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
+	huge := catalog.Reader{ID: "proxy-huge", Kind: catalog.ReaderProxy, Revision: 1, Connections: map[string]int{}}
+	for i := range 50000 {
+		huge.Connections[fmt.Sprintf("svc%d/instance-%d", i, i)] = i + 1
+	}
+	putReader(t, etcd.Client, huge, 0)
+	r := do(t, "GET", reg.URL+"/v1/readers", nil)
+	var l api.ReaderList
+	r.decode(t, &l)
+	if len(l.Readers) != 1 || len(l.Readers[0].Connections) > catalog.MaxReportedConnections {
+		t.Errorf("GET /v1/readers: %d bytes, %d readers, %d connections in the first; want at most %d",
+			len(r.body), len(l.Readers), len(l.Readers[0].Connections), catalog.MaxReportedConnections)
+	}
+	out := drainAnswer(t, startDrain(t, reg.URL, "?timeout=1s&deregister=false"), 10*time.Second)
+	if len(out.Pending) == 1 && len(out.Pending[0].Connections) > catalog.MaxReportedConnections {
+		t.Errorf("drain answer carries %d connections of one pending reader, want at most %d",
+			len(out.Pending[0].Connections), catalog.MaxReportedConnections)
 	}
 }

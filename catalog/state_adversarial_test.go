@@ -17,9 +17,9 @@ import (
 // Each fails on the code it was written against; see the report of branch
 // h-review.
 
-// putLeasedInstance puts instance svc/id under a new lease of its own and
+// advLeasedInstance puts instance svc/id under a new lease of its own and
 // returns the lease.
-func putLeasedInstance(t *testing.T, c *clientv3.Client, svc, id string) clientv3.LeaseID {
+func advLeasedInstance(t *testing.T, c *clientv3.Client, svc, id string) clientv3.LeaseID {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -52,8 +52,8 @@ func TestAdversarialLeaselessSideKeys(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	c := etcd.Client
 	putService(t, c, "web", "127.77.0.1")
-	putLeasedInstance(t, c, "web", "a")
-	putLeasedInstance(t, c, "web", "b")
+	advLeasedInstance(t, c, "web", "a")
+	advLeasedInstance(t, c, "web", "b")
 	ctx := context.Background()
 	for key, v := range map[string]string{
 		ks.MaintenanceKey("web", "a"): `{"reason":"forged","since":"2026-01-01T00:00:00Z"}`,
@@ -91,7 +91,7 @@ func TestAdversarialOrphanDrainKeepsReadersPrompt(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	c := etcd.Client
 	putService(t, c, "web", "127.77.0.1")
-	lease := putLeasedInstance(t, c, "web", "a")
+	lease := advLeasedInstance(t, c, "web", "a")
 	ctx := context.Background()
 	if _, err := c.Put(ctx, ks.DrainKey("web", "ghost"), `{"since":"2026-01-01T00:00:00Z"}`); err != nil {
 		t.Fatal(err)
@@ -120,8 +120,8 @@ func TestAdversarialRelistKeepsStaleState(t *testing.T) {
 	proxy := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
 	c := testenv.NewClient(t, "http://"+proxy.Addr())
 	putService(t, etcd.Client, "web", "127.77.0.1")
-	la := putLeasedInstance(t, etcd.Client, "web", "a")
-	lb := putLeasedInstance(t, etcd.Client, "web", "b")
+	la := advLeasedInstance(t, etcd.Client, "web", "a")
+	lb := advLeasedInstance(t, etcd.Client, "web", "b")
 	ix := startIndex(t, c, nil)
 
 	proxy.Cut()
@@ -154,11 +154,11 @@ func TestAdversarialRelistKeepsStaleState(t *testing.T) {
 	}
 	if a, b := state("a"), state("b"); a != catalog.StateDraining || b != catalog.StateMaintenance {
 		t.Errorf("after the re-list at revision %d (>= %d): a is %s, b is %s; want draining and maintenance (served: %d)",
-			ix.Snapshot().Revision(), drainRev, a, b, len(mustEntry(t, ix).Serving()))
+			ix.Snapshot().Revision(), drainRev, a, b, len(advEntry(t, ix).Serving()))
 	}
 }
 
-func mustEntry(t *testing.T, ix *catalog.Index) *catalog.Entry {
+func advEntry(t *testing.T, ix *catalog.Index) *catalog.Entry {
 	e, ok := ix.Snapshot().Service("web")
 	if !ok {
 		t.Fatal("no service web")

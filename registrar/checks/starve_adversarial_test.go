@@ -14,9 +14,9 @@ import (
 	"github.com/netsel/netsel/registrar/api"
 )
 
-// hanging starts a listener on loopback that accepts connections and never
+// advHanging starts a listener on loopback that accepts connections and never
 // answers on them, and returns its port.
-func hanging(t *testing.T) int {
+func advHanging(t *testing.T) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestAdversarialCheckStarvation(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL, checked("r1", 5*time.Second, nil),
 		func(c *registrar.Config) { c.Checks.MaxConcurrent = 4 })
-	port := hanging(t)
+	port := advHanging(t)
 	var checks []string
 	for range 8 {
 		checks = append(checks, `{"type":"http","interval":"1s","timeout":"1s","failures":100}`)

@@ -54,7 +54,7 @@ type Drain struct {
 	Lease int64 `json:"-"`
 }
 
-// EncodeHealth, EncodeMaintenance and EncodeDrain return stored forms.
+// EncodeHealth returns the stored form of h.
 func EncodeHealth(h *Health) ([]byte, error) { return json.Marshal(h) }
 
 // EncodeMaintenance returns the stored form of m.

@@ -16,6 +16,7 @@ import (
 var (
 	errBadKey       = errors.New("key is not in the netsel layout")
 	errNameMismatch = errors.New("value names a different service or id than its key")
+	errNoLease      = errors.New("key has no lease")
 )
 
 // IndexOptions tune an Index. The zero value is usable.

@@ -65,7 +65,9 @@ const (
 // EncodeReader returns the stored form of r.
 func EncodeReader(r *Reader) ([]byte, error) { return json.Marshal(r) }
 
-// DecodeReader decodes and checks a reader value.
+// DecodeReader decodes and checks a reader value. It keeps the
+// MaxReportedConnections busiest instances of Connections, so that a
+// hostile reader's report cannot grow what the registrar holds and serves.
 func DecodeReader(b []byte) (*Reader, error) {
 	var r Reader
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -74,6 +76,7 @@ func DecodeReader(b []byte) (*Reader, error) {
 	if err := CheckName("id", r.ID); err != nil {
 		return nil, fmt.Errorf("decode reader: %w", err)
 	}
+	r.Connections = boundConnections(r.Connections)
 	return &r, nil
 }
 

@@ -20,7 +20,7 @@ import (
 func ListReaders(ctx context.Context, kv clientv3.KV, ks Keyspace, onSkip func(key string, err error)) ([]*Reader, int64, error) {
 	resp, err := kv.Get(ctx, ks.ReadersPrefix(), clientv3.WithPrefix())
 	if err != nil {
-		return nil, 0, fmt.Errorf("list readers: %w", err)
+		return nil, 0, fmt.Errorf("get %s: %w", ks.ReadersPrefix(), err)
 	}
 	set := readerSet{ks: ks, m: map[string]*Reader{}, onSkip: onSkip}
 	for _, kv := range resp.Kvs {
@@ -96,8 +96,14 @@ func (s *readerSet) apply(kv *mvccpb.KeyValue, deleted bool) {
 		return
 	}
 	r, err := DecodeReader(kv.Value)
-	if err == nil && r.ID != id {
+	switch {
+	case err != nil:
+	case r.ID != id:
 		err = errNameMismatch
+	case kv.Lease == 0:
+		// A reader's key lives under its lease; one with none would hold
+		// every drain to its timeout long after its writer is gone.
+		err = errNoLease
 	}
 	if err != nil {
 		if s.onSkip != nil {

@@ -27,7 +27,8 @@ type svcState struct {
 	service   *Service
 	instances instanceList
 	modRev    int64
-	// drains counts the drain keys in side.
+	// drains counts the instances draining (decorated with a drain key
+	// of their own lease); orphan drain keys do not count.
 	drains int
 	// side holds each instance's health, maintenance and drain keys, kept
 	// apart so that an instance put (a re-registration) keeps them and
@@ -89,19 +90,19 @@ func (st *state) apply(kv *mvccpb.KeyValue, deleted bool, rev int64) {
 	case KindInstance:
 		s := st.svc(key.Service)
 		if deleted {
-			s.instances.remove(key.ID)
+			s.removeInstance(key.ID)
 		} else {
 			in, err := DecodeInstance(kv.Value)
 			if err == nil && (in.ID != key.ID || in.Service != key.Service) {
 				err = errNameMismatch
 			}
 			if err != nil {
-				s.instances.remove(key.ID)
+				s.removeInstance(key.ID)
 				st.onSkip(string(kv.Key), err)
 			} else {
 				in.Lease = kv.Lease
 				in.ModRevision = kv.ModRevision
-				s.instances.put(s.decorate(in))
+				s.putInstance(s.decorate(in))
 			}
 		}
 		st.touch(key.Service, s, rev)
@@ -112,7 +113,7 @@ func (st *state) apply(kv *mvccpb.KeyValue, deleted bool, rev int64) {
 		}
 		if in, ok := s.instances.get(key.ID); ok {
 			c := *in
-			s.instances.put(s.decorate(&c))
+			s.putInstance(s.decorate(&c))
 		}
 		st.touch(key.Service, s, rev)
 	case KindMember:
@@ -174,16 +175,12 @@ func (s *svcState) applySide(key Key, kv *mvccpb.KeyValue, deleted bool) error {
 			}
 		}
 	case KindDrain:
-		if sd.drain != nil {
-			s.drains--
-		}
 		sd.drain = nil
 		if !deleted {
 			var d *Drain
 			if d, err = DecodeDrain(kv.Value); err == nil {
 				d.Lease = kv.Lease
 				sd.drain = d
-				s.drains++
 			}
 		}
 	}
@@ -207,7 +204,9 @@ func (s *svcState) decorate(in *Instance) *Instance {
 	if sd == nil {
 		return in
 	}
-	same := func(lease int64) bool { return lease == in.Lease || lease == 0 || in.Lease == 0 }
+	// Keys beside an instance live under its lease: one under another
+	// lease (an earlier registration's, or none) says nothing about it.
+	same := func(lease int64) bool { return lease == in.Lease }
 	if sd.health != nil && same(sd.health.Lease) {
 		in.Health = sd.health
 	}
@@ -218,6 +217,26 @@ func (s *svcState) decorate(in *Instance) *Instance {
 		in.Drain = sd.drain
 	}
 	return in
+}
+
+// putInstance adds in or replaces the instance with its ID, counting
+// draining instances.
+func (s *svcState) putInstance(in *Instance) {
+	if old, ok := s.instances.get(in.ID); ok && old.Drain != nil {
+		s.drains--
+	}
+	if in.Drain != nil {
+		s.drains++
+	}
+	s.instances.put(in)
+}
+
+// removeInstance removes the instance id, if present.
+func (s *svcState) removeInstance(id string) {
+	if old, ok := s.instances.get(id); ok && old.Drain != nil {
+		s.drains--
+	}
+	s.instances.remove(id)
 }
 
 // visible reports whether readers see s: keys beside instances that are

@@ -11,10 +11,14 @@ import (
 )
 
 // carried is what a put of an instance under a new lease adds to its
-// transaction so that the instance keeps its maintenance and drain keys
-// (revoking the old lease deletes them): puts of their values under the new
-// lease, and compares that fail the transaction when the keys (or the
-// instance) are not what the puts assume. Health is not carried: the
+// transaction so that the instance keeps its maintenance key, and — when
+// the registrar puts back a record whose lease etcd let expire — its drain
+// key (revoking the old lease deletes them): puts of their values under the
+// new lease, and compares that fail the transaction when the keys (or the
+// instance) are not what the puts assume. A registration by the instance
+// does not carry a drain: a drain ends one registration (the drain then
+// deregisters that lease only), and a process that registers the same id —
+// a restarted copy — is ready for traffic. Health is not carried: the
 // checker judges the instance again.
 type carried struct {
 	cmps []clientv3.Cmp
@@ -26,7 +30,7 @@ type carried struct {
 // its keys are unchanged since snap: otherwise the transaction fails and
 // the caller asks etcd (carryStored).
 func (r *Registrar) carryIndexed(snap *catalog.Snapshot, name, id string, lease clientv3.LeaseID) (*carried, error) {
-	instKey, mKey, dKey := r.ks.InstanceKey(name, id), r.ks.MaintenanceKey(name, id), r.ks.DrainKey(name, id)
+	instKey, mKey := r.ks.InstanceKey(name, id), r.ks.MaintenanceKey(name, id)
 	var cur *catalog.Instance
 	if e, ok := snap.Service(name); ok {
 		cur, _ = e.Instance(id)
@@ -36,12 +40,11 @@ func (r *Registrar) carryIndexed(snap *catalog.Snapshot, name, id string, lease 
 		c.cmps = []clientv3.Cmp{
 			clientv3.Compare(clientv3.CreateRevision(instKey), "=", 0),
 			clientv3.Compare(clientv3.CreateRevision(mKey), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(dKey), "=", 0),
 		}
 		return c, nil
 	}
 	c.cmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(instKey), "=", cur.ModRevision)}
-	return c, c.addRecorded(cur, mKey, dKey, lease, func(key string, present bool) []clientv3.Cmp {
+	return c, c.addRecorded(cur, mKey, "", lease, func(key string, present bool) []clientv3.Cmp {
 		if !present {
 			return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
 		}
@@ -64,11 +67,15 @@ func (r *Registrar) carryRecord(in *catalog.Instance, lease clientv3.LeaseID) (*
 		})
 }
 
-// addRecorded adds the puts of in's maintenance and drain under lease, and
-// the compares cmps returns for each key.
+// addRecorded adds the puts of in's maintenance and (when dKey is not
+// empty) drain under lease, and the compares cmps returns for each key.
 func (c *carried) addRecorded(in *catalog.Instance, mKey, dKey string, lease clientv3.LeaseID, cmps func(key string, present bool) []clientv3.Cmp) error {
 	c.cmps = append(c.cmps, cmps(mKey, in.Maintenance != nil)...)
-	c.cmps = append(c.cmps, cmps(dKey, in.Drain != nil)...)
+	if dKey == "" {
+		in = &catalog.Instance{Maintenance: in.Maintenance}
+	} else {
+		c.cmps = append(c.cmps, cmps(dKey, in.Drain != nil)...)
+	}
 	if in.Maintenance != nil {
 		v, err := catalog.EncodeMaintenance(in.Maintenance)
 		if err != nil {
@@ -86,21 +93,21 @@ func (c *carried) addRecorded(in *catalog.Instance, mKey, dKey string, lease cli
 	return nil
 }
 
-// carryStored returns what carries the keys beside instance id of service
-// name as etcd holds them now: the maintenance and drain keys on the
-// instance's lease. The compares hold while the instance and the keys are
-// unchanged since this read.
+// carryStored returns what carries the maintenance key beside instance id
+// of service name as etcd holds it now, on the instance's lease. The
+// compares hold while the instance and the key are unchanged since this
+// read.
 func (r *Registrar) carryStored(ctx context.Context, name, id string, lease clientv3.LeaseID) (*carried, error) {
-	instKey, mKey, dKey := r.ks.InstanceKey(name, id), r.ks.MaintenanceKey(name, id), r.ks.DrainKey(name, id)
+	instKey, mKey := r.ks.InstanceKey(name, id), r.ks.MaintenanceKey(name, id)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
 	defer cancel()
-	resp, err := r.cfg.Client.Txn(ctx).Then(clientv3.OpGet(instKey), clientv3.OpGet(mKey), clientv3.OpGet(dKey)).Commit()
+	resp, err := r.cfg.Client.Txn(ctx).Then(clientv3.OpGet(instKey), clientv3.OpGet(mKey)).Commit()
 	if err != nil {
 		return nil, etcdUnavailable("read instance", err)
 	}
 	c := &carried{}
 	var instLease int64
-	for i, key := range []string{instKey, mKey, dKey} {
+	for i, key := range []string{instKey, mKey} {
 		kvs := resp.Responses[i].GetResponseRange().Kvs
 		if len(kvs) == 0 {
 			c.cmps = append(c.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))

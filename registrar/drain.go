@@ -39,9 +39,14 @@ func parseDrain(req *http.Request) (drainQuery, error) {
 	if s := q.Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
+			// A bare number is seconds; one past the bound must not
+			// overflow into a small duration.
 			secs, serr := strconv.Atoi(s)
 			if serr != nil {
 				return dq, errBadRequest("timeout", "%q is not a duration such as \"30s\"", truncate(s, 40))
+			}
+			if secs > int(MaxDrainTimeout/time.Second) {
+				secs = int(MaxDrainTimeout/time.Second) + 1
 			}
 			d = time.Duration(secs) * time.Second
 		}
@@ -92,7 +97,7 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 	}
 	defer release()
 	now := time.Now()
-	rev, err := r.markInstance(req.Context(), name, id, r.ks.DrainKey(name, id), func(prev []byte) ([]byte, error) {
+	rev, lease, err := r.markInstance(req.Context(), name, id, r.ks.DrainKey(name, id), func(prev []byte) ([]byte, error) {
 		d := &catalog.Drain{Since: now}
 		if old, err := catalog.DecodeDrain(prev); prev != nil && err == nil {
 			d.Since = old.Since
@@ -125,7 +130,7 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 		}
 	}
 	if dq.deregister {
-		removed, err := r.removeInstance(req.Context(), name, id)
+		removed, err := r.removeLease(req.Context(), name, id, lease)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package registrar_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -112,7 +113,11 @@ func TestAdversarialReaderHugeConnections(t *testing.T) {
 	for i := range 50000 {
 		huge.Connections[fmt.Sprintf("svc%d/instance-%d", i, i)] = i + 1
 	}
-	putReader(t, etcd.Client, huge, 0)
+	lease, err := etcd.Client.Grant(context.Background(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putReader(t, etcd.Client, huge, lease.ID)
 	r := do(t, "GET", reg.URL+"/v1/readers", nil)
 	var l api.ReaderList
 	r.decode(t, &l)

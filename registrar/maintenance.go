@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -36,8 +38,13 @@ func (r *Registrar) putMaintenance(w http.ResponseWriter, req *http.Request) err
 	if !utf8.ValidString(body.Reason) {
 		return errBadRequest("reason", "the reason is not valid UTF-8")
 	}
+	if strings.ContainsFunc(body.Reason, unicode.IsControl) {
+		// It is shown by the CLI and written to logs: no escapes, no
+		// line breaks.
+		return errBadRequest("reason", "the reason has control characters (escapes, line breaks); use plain text")
+	}
 	now := time.Now()
-	_, err = r.markInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id), func(prev []byte) ([]byte, error) {
+	_, _, err = r.markInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id), func(prev []byte) ([]byte, error) {
 		m := &catalog.Maintenance{Reason: body.Reason, Since: now}
 		if old, err := catalog.DecodeMaintenance(prev); prev != nil && err == nil {
 			m.Since = old.Since
@@ -76,12 +83,11 @@ func (r *Registrar) deleteMaintenance(w http.ResponseWriter, req *http.Request) 
 // when it is behind, the transaction fails and the next attempt uses what
 // etcd answered. It returns the revision of the write; a 404 when the
 // instance does not exist.
-func (r *Registrar) markInstance(ctx context.Context, name, id, key string, value func(prev []byte) ([]byte, error)) (int64, error) {
+func (r *Registrar) markInstance(ctx context.Context, name, id, key string, value func(prev []byte) ([]byte, error)) (rev, lease int64, err error) {
 	instKey := r.ks.InstanceKey(name, id)
 	snap := r.ix.Snapshot()
 	var (
-		lease int64
-		prev  []byte
+		prev []byte
 		// keyCmps hold while key holds prev.
 		keyCmps = []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
 	)
@@ -99,7 +105,7 @@ func (r *Registrar) markInstance(ctx context.Context, name, id, key string, valu
 				v, err = catalog.EncodeDrain(in.Drain)
 			}
 			if err != nil {
-				return 0, fmt.Errorf("encode %s: %w", key, err)
+				return 0, 0, fmt.Errorf("encode %s: %w", key, err)
 			}
 			if v != nil {
 				// Present now, and unchanged since snap.
@@ -113,7 +119,7 @@ func (r *Registrar) markInstance(ctx context.Context, name, id, key string, valu
 	for range maxTxnAttempts {
 		val, err := value(prev)
 		if err != nil {
-			return 0, fmt.Errorf("encode %s: %w", key, err)
+			return 0, 0, fmt.Errorf("encode %s: %w", key, err)
 		}
 		cmps := append([]clientv3.Cmp{
 			clientv3.Compare(clientv3.LeaseValue(instKey), "=", lease),
@@ -123,14 +129,14 @@ func (r *Registrar) markInstance(ctx context.Context, name, id, key string, valu
 			[]clientv3.Op{clientv3.OpPut(key, string(val), clientv3.WithLease(clientv3.LeaseID(lease)))},
 			[]clientv3.Op{clientv3.OpGet(instKey), clientv3.OpGet(key)})
 		if err != nil {
-			return 0, etcdUnavailable("mark instance", err)
+			return 0, 0, etcdUnavailable("mark instance", err)
 		}
 		if resp.Succeeded {
-			return resp.Header.Revision, nil
+			return resp.Header.Revision, lease, nil
 		}
 		inst := resp.Responses[0].GetResponseRange().Kvs
 		if len(inst) == 0 {
-			return 0, errNotFound("instance %s of service %s is not registered", id, name)
+			return 0, 0, errNotFound("instance %s of service %s is not registered", id, name)
 		}
 		// The index is behind: take the instance's lease and the key's
 		// value from etcd's answer.
@@ -143,7 +149,7 @@ func (r *Registrar) markInstance(ctx context.Context, name, id, key string, valu
 			}
 		}
 	}
-	return 0, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
+	return 0, 0, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
 		msg: fmt.Sprintf("instance %s of service %s kept changing; try again", id, name)}
 }
 

@@ -126,11 +126,12 @@ func TestMaintenanceRefused(t *testing.T) {
 	}
 }
 
-// TestReregistrationKeepsMaintenanceAndDrain: registering an instance
+// TestReregistrationKeepsMaintenanceNotDrain: registering an instance
 // again puts it under a new lease and revokes the old one; its maintenance
-// and drain go over to the new lease, in the same transaction, whether the
-// index has seen them yet or not.
-func TestReregistrationKeepsMaintenanceAndDrain(t *testing.T) {
+// goes over to the new lease, in the same transaction, whether the index
+// has seen it yet or not; a drain does not — it ends with the registration
+// it drained, and whoever registers the id again is ready for traffic.
+func TestReregistrationKeepsMaintenanceNotDrain(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL)
 	req := api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80, TTL: api.Duration(30 * time.Second)}
@@ -148,8 +149,8 @@ func TestReregistrationKeepsMaintenanceAndDrain(t *testing.T) {
 		ra := register(t, reg.URL, "web", req)
 		rb := register(t, reg.URL, "web", api.RegisterRequest{ID: "b", Address: "127.0.0.2", Port: 80})
 		all := instances(t, reg.URL, "web", "?state=any")
-		if all["a"].State != catalog.StateMaintenance || all["a"].Reason != "upgrade" || all["b"].State != catalog.StateDraining {
-			t.Fatalf("re-registration %d: %+v, want a in maintenance and b draining", i, all)
+		if all["a"].State != catalog.StateMaintenance || all["a"].Reason != "upgrade" || all["b"].State != catalog.StatePassing {
+			t.Fatalf("re-registration %d: %+v, want a in maintenance and b passing (a registration ends a drain)", i, all)
 		}
 		for _, l := range leases(t, etcd.Client) {
 			if int64(l.ID) != ra.Lease && int64(l.ID) != rb.Lease {
@@ -158,8 +159,8 @@ func TestReregistrationKeepsMaintenanceAndDrain(t *testing.T) {
 		}
 		testenv.Eventually(t, 5*time.Second, func() bool {
 			all := instances(t, reg.URL, "web", "?stale&state=any")
-			return all["a"].State == catalog.StateMaintenance && all["b"].State == catalog.StateDraining
-		}, "the index does not show a in maintenance and b draining")
+			return all["a"].State == catalog.StateMaintenance && all["b"].State == catalog.StatePassing
+		}, "the index does not show a in maintenance and b passing")
 	}
 	// Ending them still works after the move.
 	do(t, "DELETE", reg.URL+"/v1/services/web/instances/a/maintenance", nil)

@@ -52,6 +52,10 @@ type Reader struct {
 	// in flight) per instance, keyed "<service>/<id>"; instances with none
 	// are left out.
 	Connections map[string]int `json:"connections,omitempty"`
+	// AnswerTTL is, for a DNS reader, the TTL in seconds of the answers it
+	// gives: a client may act on an answer this long after it got it, so
+	// a drain waits this long after marking the instance.
+	AnswerTTL int64 `json:"answer_ttl,omitempty"`
 
 	Lease int64 `json:"-"`
 }

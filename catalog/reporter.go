@@ -38,6 +38,9 @@ type ReporterOptions struct {
 	// ("<service>/<id>" -> count, zero counts left out). It is called at
 	// most every Prompt while a drain waits, and every Refresh otherwise.
 	Connections func() map[string]int
+	// AnswerTTL, when set, returns the TTL of the DNS answers the reader
+	// gives (see Reader.AnswerTTL).
+	AnswerTTL func() time.Duration
 	// Logf receives failures to write the key; default: dropped.
 	Logf func(format string, args ...any)
 }
@@ -171,7 +174,10 @@ func (r *Reporter) hold(ctx context.Context) error {
 		if r.opts.Connections != nil {
 			now.Connections = boundConnections(r.opts.Connections())
 		}
-		if !force && now.Revision == said.Revision && maps.Equal(now.Connections, said.Connections) {
+		if r.opts.AnswerTTL != nil {
+			now.AnswerTTL = int64(r.opts.AnswerTTL() / time.Second)
+		}
+		if !force && now.Revision == said.Revision && now.AnswerTTL == said.AnswerTTL && maps.Equal(now.Connections, said.Connections) {
 			return nil
 		}
 		now.Updated = time.Now().UTC()

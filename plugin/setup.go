@@ -66,6 +66,7 @@ func setup(c *caddy.Controller) error {
 		if err != nil {
 			return plugin.Error(pluginName, err)
 		}
+		s.noteTTL(n.ttl)
 		n.shared.Store(s)
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -24,6 +25,19 @@ type sharedIndex struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	refs   int // guarded by indexes.mu
+	// ttl is the longest answer TTL (seconds) of the blocks using the
+	// index, which its reader key reports.
+	ttl atomic.Uint32
+}
+
+// noteTTL records that a block answers with ttl (seconds).
+func (s *sharedIndex) noteTTL(ttl uint32) {
+	for {
+		cur := s.ttl.Load()
+		if ttl <= cur || s.ttl.CompareAndSwap(cur, ttl) {
+			return
+		}
+	}
 }
 
 // indexLabels label the metrics of one index.
@@ -78,7 +92,8 @@ func acquireIndex(cfg indexConfig) (*sharedIndex, error) {
 	}
 	// The reader key says which revision this CoreDNS serves, so that a
 	// drain can wait until it has stopped answering with the instance.
-	rep := catalog.NewReporter(client, ix, catalog.ReporterOptions{Kind: catalog.ReaderDNS, Logf: log.Warningf})
+	rep := catalog.NewReporter(client, ix, catalog.ReporterOptions{Kind: catalog.ReaderDNS, Logf: log.Warningf,
+		AnswerTTL: func() time.Duration { return time.Duration(s.ttl.Load()) * time.Second }})
 	go func() {
 		defer close(s.done)
 		var wg sync.WaitGroup

@@ -113,9 +113,18 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 	if dq.connections {
 		conn = catalog.ConnectionKey(name, id)
 	}
+	deadline := now.Add(dq.timeout)
 	readers, ended, err := r.waitReaders(req.Context(), dq.timeout, func(rd *catalog.Reader) bool { return rd.Confirms(rev, conn) })
 	if err != nil {
 		return err
+	}
+	// Every reader serves the drain; DNS answers given just before it may
+	// still be acted on for their TTL: wait that out too.
+	held := now.Add(answerTTL(readers))
+	if ended == "" && time.Now().Before(held) {
+		if ended, err = r.holdUntil(req.Context(), held, deadline); err != nil {
+			return err
+		}
 	}
 	res := api.DrainResponse{Confirmed: ended == "", Ended: ended, Revision: rev, Readers: len(readers), Waited: api.Duration(time.Since(now))}
 	result := ended
@@ -125,7 +134,7 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 	r.metrics.drains.WithLabelValues(result).Inc()
 	r.metrics.drainWait.Observe(time.Duration(res.Waited).Seconds())
 	for _, rd := range readers {
-		if !rd.Confirms(rev, conn) {
+		if !rd.Confirms(rev, conn) || (ended != "" && time.Now().Before(now.Add(time.Duration(rd.AnswerTTL)*time.Second))) {
 			res.Pending = append(res.Pending, readerView(rd))
 		}
 	}
@@ -177,6 +186,34 @@ func (r *Registrar) waitReaders(ctx context.Context, timeout time.Duration, conf
 		return readers, "shutdown", nil
 	}
 	return readers, "timeout", nil
+}
+
+// answerTTL returns the longest TTL of the DNS answers the readers give.
+func answerTTL(readers []*catalog.Reader) time.Duration {
+	var ttl int64
+	for _, rd := range readers {
+		ttl = max(ttl, rd.AnswerTTL)
+	}
+	return time.Duration(min(ttl, int64(MaxDrainTimeout/time.Second))) * time.Second
+}
+
+// holdUntil waits until held, or until deadline passes first ("timeout"),
+// the server shuts down ("shutdown") or the client goes away (an error).
+func (r *Registrar) holdUntil(ctx context.Context, held, deadline time.Time) (string, error) {
+	end, ended := held, ""
+	if deadline.Before(held) {
+		end, ended = deadline, "timeout"
+	}
+	t := time.NewTimer(time.Until(end))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return ended, nil
+	case <-draining(ctx):
+		return "shutdown", nil
+	case <-ctx.Done():
+		return "", etcdUnavailable("wait for DNS answers to expire", ctx.Err())
+	}
 }
 
 // waitSlot takes a blocking-query slot for a request of req that waits

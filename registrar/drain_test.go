@@ -319,3 +319,24 @@ func TestDrainRealReaderDies(t *testing.T) {
 	}
 	t.Logf("confirmed after %s", time.Since(start))
 }
+
+// TestDrainWaitsOutDNSAnswers: a DNS reader that serves the drain at once
+// still gave out answers naming the instance just before, which clients
+// may act on for their TTL: the drain is confirmed only after that TTL
+// from the mark, and a timeout within it says so, naming the reader.
+func TestDrainWaitsOutDNSAnswers(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
+	putReader(t, etcd.Client, catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Revision: 1 << 40, AnswerTTL: 2}, grantLease(t, etcd.Client, time.Minute))
+
+	start := time.Now()
+	out := drainAnswer(t, startDrain(t, reg.URL, "?timeout=10s&deregister=false"), 10*time.Second)
+	if !out.Confirmed || time.Since(start) < 2*time.Second {
+		t.Fatalf("drain with a DNS reader of 2s answers: %+v after %v, want confirmed after 2s", out, time.Since(start))
+	}
+	out = drainAnswer(t, startDrain(t, reg.URL, "?timeout=1s&deregister=false"), 10*time.Second)
+	if out.Confirmed || out.Ended != "timeout" || len(out.Pending) != 1 || out.Pending[0].ID != "dns-1" {
+		t.Fatalf("drain timing out within the DNS answers' TTL: %+v, want timeout pending on dns-1", out)
+	}
+}

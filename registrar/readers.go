@@ -3,6 +3,7 @@ package registrar
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/registrar/api"
@@ -27,5 +28,6 @@ func (r *Registrar) readers(w http.ResponseWriter, req *http.Request) error {
 }
 
 func readerView(rd *catalog.Reader) api.ReaderView {
-	return api.ReaderView{ID: rd.ID, Kind: rd.Kind, Host: rd.Host, Revision: rd.Revision, Updated: rd.Updated, Connections: rd.Connections}
+	return api.ReaderView{ID: rd.ID, Kind: rd.Kind, Host: rd.Host, Revision: rd.Revision, Updated: rd.Updated,
+		Connections: rd.Connections, AnswerTTL: api.Duration(time.Duration(rd.AnswerTTL) * time.Second)}
 }

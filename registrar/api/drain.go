@@ -49,6 +49,10 @@ type ReaderView struct {
 	// flight) per instance, keyed "<service>/<id>"; instances with none
 	// are left out.
 	Connections map[string]int `json:"connections,omitempty"`
+	// AnswerTTL is, for a DNS reader, the TTL of its answers: a drain
+	// waits this long after marking the instance, since a client may act
+	// on an answer it got just before.
+	AnswerTTL Duration `json:"answer_ttl,omitempty"`
 }
 
 // ReaderList is the answer to GET /v1/readers, sorted by ID.

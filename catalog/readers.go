@@ -14,9 +14,10 @@ import (
 )
 
 // ListReaders reads the key of every live reader (see Reader), sorted by
-// ID, and the revision read at. Keys whose value does not decode, or names
-// another reader than the key, are passed to onSkip (when not nil) and left
-// out.
+// ID, and the revision read at. Keys whose value does not decode, names
+// another reader than the key, or that have no lease (a live reader's key
+// has one) are passed to onSkip (when not nil) and left out. A reader's
+// Connections are cut to the MaxReportedConnections busiest.
 func ListReaders(ctx context.Context, kv clientv3.KV, ks Keyspace, onSkip func(key string, err error)) ([]*Reader, int64, error) {
 	resp, err := kv.Get(ctx, ks.ReadersPrefix(), clientv3.WithPrefix())
 	if err != nil {
@@ -70,6 +71,8 @@ func WaitReaders(ctx context.Context, c *clientv3.Client, ks Keyspace, done func
 	}
 }
 
+var errNoLease = errors.New("reader key has no lease")
+
 // Confirms reports whether r has applied revision rev and, when conn is
 // not empty, has no open connection to the instance conn names (see
 // ConnectionKey).
@@ -99,6 +102,11 @@ func (s *readerSet) apply(kv *mvccpb.KeyValue, deleted bool) {
 	if err == nil && r.ID != id {
 		err = errNameMismatch
 	}
+	if err == nil && kv.Lease == 0 {
+		// Readers keep leased keys; one with no lease never goes, and
+		// is no live reader.
+		err = errNoLease
+	}
 	if err != nil {
 		if s.onSkip != nil {
 			s.onSkip(key, err)
@@ -106,6 +114,7 @@ func (s *readerSet) apply(kv *mvccpb.KeyValue, deleted bool) {
 		return
 	}
 	r.Lease = kv.Lease
+	r.Connections = boundConnections(r.Connections)
 	s.m[id] = r
 }
 

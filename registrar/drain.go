@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/registrar/api"
 )
@@ -39,11 +41,12 @@ func parseDrain(req *http.Request) (drainQuery, error) {
 	if s := q.Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			secs, serr := strconv.Atoi(s)
+			secs, serr := strconv.ParseInt(s, 10, 64)
 			if serr != nil {
 				return dq, errBadRequest("timeout", "%q is not a duration such as \"30s\"", truncate(s, 40))
 			}
-			d = time.Duration(secs) * time.Second
+			// Bound before converting: a large count of seconds overflows.
+			d = time.Duration(min(max(secs, -1), int64(MaxDrainTimeout/time.Second)+1)) * time.Second
 		}
 		if d <= 0 || d > MaxDrainTimeout {
 			return dq, errBadRequest("timeout", "%q is not in (0, %s]", truncate(s, 40), MaxDrainTimeout)
@@ -92,7 +95,7 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 	}
 	defer release()
 	now := time.Now()
-	rev, err := r.markInstance(req.Context(), name, id, r.ks.DrainKey(name, id), func(prev []byte) ([]byte, error) {
+	rev, lease, err := r.markInstance(req.Context(), name, id, r.ks.DrainKey(name, id), func(prev []byte) ([]byte, error) {
 		d := &catalog.Drain{Since: now}
 		if old, err := catalog.DecodeDrain(prev); prev != nil && err == nil {
 			d.Since = old.Since
@@ -125,7 +128,7 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 		}
 	}
 	if dq.deregister {
-		removed, err := r.removeInstance(req.Context(), name, id)
+		removed, err := r.removeDrained(req.Context(), name, id, lease)
 		if err != nil {
 			return err
 		}
@@ -135,6 +138,32 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 		"pending", len(res.Pending), "waited", time.Duration(res.Waited), "deregistered", res.Deregistered)
 	writeJSON(w, http.StatusOK, res)
 	return nil
+}
+
+// removeDrained deregisters instance name/id if it is still the
+// registration the drain marked (on lease). When the id was registered
+// again meanwhile (a new process, under a new lease the drain mark was
+// carried to), the drain was the old registration's: it ends the new one's
+// drain mark instead and leaves it registered. It reports whether it
+// deregistered.
+func (r *Registrar) removeDrained(ctx context.Context, name, id string, lease int64) (bool, error) {
+	instKey := r.ks.InstanceKey(name, id)
+	resp, err := r.commitElse(ctx,
+		[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(instKey), "=", lease), clientv3.Compare(clientv3.CreateRevision(instKey), ">", 0)},
+		[]clientv3.Op{clientv3.OpDelete(instKey)},
+		[]clientv3.Op{clientv3.OpDelete(r.ks.DrainKey(name, id))})
+	if err != nil {
+		return false, etcdUnavailable("deregister drained instance", err)
+	}
+	if !resp.Succeeded {
+		return false, nil
+	}
+	r.seen.forget(name, id)
+	if lease != 0 {
+		r.revoke(clientv3.LeaseID(lease), 0, "drained")
+	}
+	r.log.Info("deregistered", "service", name, "id", id, "after", "drain")
+	return true, nil
 }
 
 // waitReaders waits until every live reader confirms, for timeout, or until

@@ -112,7 +112,7 @@ func TestAdversarialReaderHugeConnections(t *testing.T) {
 	for i := range 50000 {
 		huge.Connections[fmt.Sprintf("svc%d/instance-%d", i, i)] = i + 1
 	}
-	putReader(t, etcd.Client, huge, 0)
+	putReader(t, etcd.Client, huge, grantLease(t, etcd.Client, 60*time.Second))
 	r := do(t, "GET", reg.URL+"/v1/readers", nil)
 	var l api.ReaderList
 	r.decode(t, &l)

@@ -16,8 +16,9 @@ import (
 	"github.com/netsel/netsel/registrar/api"
 )
 
-// putReader writes reader key r under lease (0: none), as a CoreDNS or a
-// Caddy reports what it serves: a test playing a reader, slow or stopped.
+// putReader writes reader key r under lease (0: none, which no live
+// reader's key has), as a CoreDNS or a Caddy reports what it serves: a test
+// playing a reader, slow or stopped.
 func putReader(t *testing.T, c *clientv3.Client, r catalog.Reader, lease clientv3.LeaseID) {
 	t.Helper()
 	if r.Updated.IsZero() {
@@ -108,8 +109,8 @@ func TestDrainWaitsForReaders(t *testing.T) {
 	fast := catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Host: "h1", Revision: 1 << 40}
 	slow := catalog.Reader{ID: "proxy-1", Kind: catalog.ReaderProxy, Host: "h2", Revision: 1,
 		Connections: map[string]int{"web/a": 2, "web/b": 1}}
-	putReader(t, etcd.Client, fast, 0)
-	putReader(t, etcd.Client, slow, 0)
+	putReader(t, etcd.Client, fast, grantLease(t, etcd.Client, time.Minute))
+	putReader(t, etcd.Client, slow, grantLease(t, etcd.Client, time.Minute))
 
 	ch := startDrain(t, reg.URL, "?timeout=30s&wait=connections")
 	var rev int64
@@ -123,7 +124,7 @@ func TestDrainWaitsForReaders(t *testing.T) {
 	}
 	// A change the watch sees, with the reader still behind.
 	slow.Revision = rev - 1
-	putReader(t, etcd.Client, slow, 0)
+	putReader(t, etcd.Client, slow, grantLease(t, etcd.Client, time.Minute))
 	testenv.Eventually(t, 5*time.Second, func() bool {
 		var l api.ReaderList
 		do(t, "GET", reg.URL+"/v1/readers", nil).decode(t, &l)
@@ -134,7 +135,7 @@ func TestDrainWaitsForReaders(t *testing.T) {
 	// At the revision, with connections to other instances only.
 	slow.Revision = rev
 	slow.Connections = map[string]int{"web/b": 1}
-	putReader(t, etcd.Client, slow, 0)
+	putReader(t, etcd.Client, slow, grantLease(t, etcd.Client, time.Minute))
 	out := drainAnswer(t, ch, 10*time.Second)
 	if !out.Confirmed || out.Ended != "" || len(out.Pending) != 0 || out.Readers != 2 || !out.Deregistered || out.Revision != rev {
 		t.Errorf("drain: %+v, want confirmed by both readers at revision %d and deregistered", out, rev)
@@ -154,7 +155,7 @@ func TestDrainWaitsForConnections(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL)
 	busy := catalog.Reader{ID: "proxy-1", Kind: catalog.ReaderProxy, Revision: 1 << 40, Connections: map[string]int{"web/a": 1}}
-	putReader(t, etcd.Client, busy, 0)
+	putReader(t, etcd.Client, busy, grantLease(t, etcd.Client, time.Minute))
 	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
 	out := drainAnswer(t, startDrain(t, reg.URL, "?timeout=1s&wait=connections&deregister=false"), 10*time.Second)
 	if out.Confirmed || out.Ended != "timeout" || len(out.Pending) != 1 || out.Pending[0].Connections["web/a"] != 1 {
@@ -166,10 +167,10 @@ func TestDrainWaitsForConnections(t *testing.T) {
 	}
 	ch := startDrain(t, reg.URL, "?timeout=30s&wait=connections")
 	busy.Connections = map[string]int{"web/a": 1, "web/b": 4}
-	putReader(t, etcd.Client, busy, 0)
+	putReader(t, etcd.Client, busy, grantLease(t, etcd.Client, time.Minute))
 	notAnswered(t, ch, "a connection is open")
 	busy.Connections = map[string]int{"web/a": 0, "web/b": 4}
-	putReader(t, etcd.Client, busy, 0)
+	putReader(t, etcd.Client, busy, grantLease(t, etcd.Client, time.Minute))
 	if out := drainAnswer(t, ch, 10*time.Second); !out.Confirmed || !out.Deregistered {
 		t.Errorf("drain once the connection closed: %+v, want confirmed", out)
 	}
@@ -186,8 +187,8 @@ func TestDrainTimeout(t *testing.T) {
 		c.ReadTimeout, c.WriteTimeout = time.Second, 2*time.Second
 	})
 	stuck := catalog.Reader{ID: "proxy-7", Kind: catalog.ReaderProxy, Host: "h7", Revision: 1, Connections: map[string]int{"web/a": 3}}
-	putReader(t, etcd.Client, stuck, 0)
-	putReader(t, etcd.Client, catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Revision: 1 << 40}, 0)
+	putReader(t, etcd.Client, stuck, grantLease(t, etcd.Client, time.Minute))
+	putReader(t, etcd.Client, catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Revision: 1 << 40}, grantLease(t, etcd.Client, time.Minute))
 	for _, keep := range []bool{false, true} {
 		register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
 		q, timeout := "?timeout=3s", 3*time.Second
@@ -225,7 +226,7 @@ func TestDrainReaderStops(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL)
 	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
-	putReader(t, etcd.Client, catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Revision: 1 << 40}, 0)
+	putReader(t, etcd.Client, catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Revision: 1 << 40}, grantLease(t, etcd.Client, time.Minute))
 	putReader(t, etcd.Client, catalog.Reader{ID: "gone", Kind: catalog.ReaderProxy, Revision: 1}, grantLease(t, etcd.Client, 3*time.Second))
 	start := time.Now()
 	out := drainAnswer(t, startDrain(t, reg.URL, "?timeout=30s"), 20*time.Second)
@@ -263,7 +264,7 @@ func TestDrainShutdown(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL, func(c *registrar.Config) { c.Limits.MaxBlockingPerClient = 1 })
 	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80})
-	putReader(t, etcd.Client, catalog.Reader{ID: "slow", Kind: catalog.ReaderProxy, Revision: 1}, 0)
+	putReader(t, etcd.Client, catalog.Reader{ID: "slow", Kind: catalog.ReaderProxy, Revision: 1}, grantLease(t, etcd.Client, time.Minute))
 	ch := startDrain(t, reg.URL, "?timeout=5m")
 	testenv.Eventually(t, 5*time.Second, func() bool { return modRevision(t, etcd.Client, ks.DrainKey("web", "a")) > 0 },
 		"the drain did not mark the instance")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -16,7 +18,8 @@ import (
 // putMaintenance serves PUT /v1/services/{name}/instances/{id}/maintenance:
 // it takes the instance out of rotation (DNS, both proxies, the default
 // listing) without deregistering it, by putting its maintenance key under
-// its lease. The body {"reason": "..."} is optional. Putting it again
+// its lease. The body {"reason": "..."} is optional (at most 256 bytes of
+// UTF-8, no control characters). Putting it again
 // replaces the reason and keeps the time it began. 204; 404 when there is
 // no such instance.
 func (r *Registrar) putMaintenance(w http.ResponseWriter, req *http.Request) error {
@@ -36,8 +39,11 @@ func (r *Registrar) putMaintenance(w http.ResponseWriter, req *http.Request) err
 	if !utf8.ValidString(body.Reason) {
 		return errBadRequest("reason", "the reason is not valid UTF-8")
 	}
+	if i := strings.IndexFunc(body.Reason, unicode.IsControl); i >= 0 {
+		return errBadRequest("reason", "the reason holds a control character at byte %d", i)
+	}
 	now := time.Now()
-	_, err = r.markInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id), func(prev []byte) ([]byte, error) {
+	_, _, err = r.markInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id), func(prev []byte) ([]byte, error) {
 		m := &catalog.Maintenance{Reason: body.Reason, Since: now}
 		if old, err := catalog.DecodeMaintenance(prev); prev != nil && err == nil {
 			m.Since = old.Since
@@ -74,14 +80,13 @@ func (r *Registrar) deleteMaintenance(w http.ResponseWriter, req *http.Request) 
 // still holds what value was given. value makes the new value from the
 // stored one (nil when key is absent). The first attempt trusts the index;
 // when it is behind, the transaction fails and the next attempt uses what
-// etcd answered. It returns the revision of the write; a 404 when the
-// instance does not exist.
-func (r *Registrar) markInstance(ctx context.Context, name, id, key string, value func(prev []byte) ([]byte, error)) (int64, error) {
+// etcd answered. It returns the revision of the write and the lease it
+// put key under; a 404 when the instance does not exist.
+func (r *Registrar) markInstance(ctx context.Context, name, id, key string, value func(prev []byte) ([]byte, error)) (rev, lease int64, err error) {
 	instKey := r.ks.InstanceKey(name, id)
 	snap := r.ix.Snapshot()
 	var (
-		lease int64
-		prev  []byte
+		prev []byte
 		// keyCmps hold while key holds prev.
 		keyCmps = []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
 	)
@@ -99,7 +104,7 @@ func (r *Registrar) markInstance(ctx context.Context, name, id, key string, valu
 				v, err = catalog.EncodeDrain(in.Drain)
 			}
 			if err != nil {
-				return 0, fmt.Errorf("encode %s: %w", key, err)
+				return 0, 0, fmt.Errorf("encode %s: %w", key, err)
 			}
 			if v != nil {
 				// Present now, and unchanged since snap.
@@ -113,7 +118,7 @@ func (r *Registrar) markInstance(ctx context.Context, name, id, key string, valu
 	for range maxTxnAttempts {
 		val, err := value(prev)
 		if err != nil {
-			return 0, fmt.Errorf("encode %s: %w", key, err)
+			return 0, 0, fmt.Errorf("encode %s: %w", key, err)
 		}
 		cmps := append([]clientv3.Cmp{
 			clientv3.Compare(clientv3.LeaseValue(instKey), "=", lease),
@@ -123,14 +128,14 @@ func (r *Registrar) markInstance(ctx context.Context, name, id, key string, valu
 			[]clientv3.Op{clientv3.OpPut(key, string(val), clientv3.WithLease(clientv3.LeaseID(lease)))},
 			[]clientv3.Op{clientv3.OpGet(instKey), clientv3.OpGet(key)})
 		if err != nil {
-			return 0, etcdUnavailable("mark instance", err)
+			return 0, 0, etcdUnavailable("mark instance", err)
 		}
 		if resp.Succeeded {
-			return resp.Header.Revision, nil
+			return resp.Header.Revision, lease, nil
 		}
 		inst := resp.Responses[0].GetResponseRange().Kvs
 		if len(inst) == 0 {
-			return 0, errNotFound("instance %s of service %s is not registered", id, name)
+			return 0, 0, errNotFound("instance %s of service %s is not registered", id, name)
 		}
 		// The index is behind: take the instance's lease and the key's
 		// value from etcd's answer.
@@ -143,7 +148,7 @@ func (r *Registrar) markInstance(ctx context.Context, name, id, key string, valu
 			}
 		}
 	}
-	return 0, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
+	return 0, 0, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
 		msg: fmt.Sprintf("instance %s of service %s kept changing; try again", id, name)}
 }
 

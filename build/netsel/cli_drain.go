@@ -58,7 +58,7 @@ func cmdDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"also until the proxies hold no connection to it), or -timeout; then deregisters it\n"+
 		"unless -keep. Exits 0 when every reader confirmed, 3 when the wait timed out",
 		args, 2, 2, stderr, func(fs *flag.FlagSet) {
-			fs.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "longest wait for the readers (at most 10m)")
+			fs.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "longest wait for the readers: positive, at most 10m")
 			fs.BoolVar(&opts.Connections, "wait-connections", false, "wait also until no proxy holds a connection to the instance")
 			fs.BoolVar(&opts.Keep, "keep", false, "leave the instance registered, draining (end it with -off)")
 			fs.BoolVar(&off, "off", false, "end the drain of an instance left registered with -keep")
@@ -67,6 +67,10 @@ func cmdDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	svc, id := fs.Arg(0), fs.Arg(1)
+	if !off && opts.Timeout <= 0 {
+		fmt.Fprintf(stderr, "netsel drain: -timeout %v: want a positive duration (at most 10m)\n", opts.Timeout)
+		return errUsage
+	}
 	if off {
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()

@@ -14,9 +14,10 @@ import (
 )
 
 // ListReaders reads the key of every live reader (see Reader), sorted by
-// ID, and the revision read at. Keys whose value does not decode, or names
-// another reader than the key, are passed to onSkip (when not nil) and left
-// out.
+// ID, and the revision read at. Keys whose value does not decode, names
+// another reader than the key, or that have no lease (a live reader's key
+// has one) are passed to onSkip (when not nil) and left out. A reader's
+// Connections are cut to the MaxReportedConnections busiest.
 func ListReaders(ctx context.Context, kv clientv3.KV, ks Keyspace, onSkip func(key string, err error)) ([]*Reader, int64, error) {
 	resp, err := kv.Get(ctx, ks.ReadersPrefix(), clientv3.WithPrefix())
 	if err != nil {

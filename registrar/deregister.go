@@ -63,29 +63,6 @@ func (r *Registrar) removeInstance(ctx context.Context, name, id string) (bool, 
 	return true, nil
 }
 
-// removeLease deregisters instance name/id when its key still holds lease:
-// a drain deregisters the registration it drained, not one the instance
-// made since (a restarted copy registering the same id). It reports
-// whether it removed the instance.
-func (r *Registrar) removeLease(ctx context.Context, name, id string, lease int64) (bool, error) {
-	key := r.ks.InstanceKey(name, id)
-	resp, err := r.commitElse(ctx,
-		[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", lease), clientv3.Compare(clientv3.CreateRevision(key), ">", 0)},
-		[]clientv3.Op{clientv3.OpDelete(key)}, nil)
-	if err != nil {
-		return false, etcdUnavailable("delete instance", err)
-	}
-	if !resp.Succeeded {
-		return false, nil
-	}
-	r.seen.forget(name, id)
-	if lease != 0 {
-		r.revoke(clientv3.LeaseID(lease), 0, "deregistered")
-	}
-	r.log.Info("deregistered", "service", name, "id", id)
-	return true, nil
-}
-
 // deleteService serves DELETE /v1/services/{name} (admin): it removes a
 // service that has no live instances, and frees its VIP, in one
 // transaction. 409 while instances live; 404 for an unknown service.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/registrar/api"
 )
@@ -39,16 +41,12 @@ func parseDrain(req *http.Request) (drainQuery, error) {
 	if s := q.Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			// A bare number is seconds; one past the bound must not
-			// overflow into a small duration.
-			secs, serr := strconv.Atoi(s)
+			secs, serr := strconv.ParseInt(s, 10, 64)
 			if serr != nil {
 				return dq, errBadRequest("timeout", "%q is not a duration such as \"30s\"", truncate(s, 40))
 			}
-			if secs > int(MaxDrainTimeout/time.Second) {
-				secs = int(MaxDrainTimeout/time.Second) + 1
-			}
-			d = time.Duration(secs) * time.Second
+			// Bound before converting: a large count of seconds overflows.
+			d = time.Duration(min(max(secs, -1), int64(MaxDrainTimeout/time.Second)+1)) * time.Second
 		}
 		if d <= 0 || d > MaxDrainTimeout {
 			return dq, errBadRequest("timeout", "%q is not in (0, %s]", truncate(s, 40), MaxDrainTimeout)
@@ -139,7 +137,7 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 		}
 	}
 	if dq.deregister {
-		removed, err := r.removeLease(req.Context(), name, id, lease)
+		removed, err := r.removeDrained(req.Context(), name, id, lease)
 		if err != nil {
 			return err
 		}
@@ -149,6 +147,30 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 		"pending", len(res.Pending), "waited", time.Duration(res.Waited), "deregistered", res.Deregistered)
 	writeJSON(w, http.StatusOK, res)
 	return nil
+}
+
+// removeDrained deregisters instance name/id if it is still the
+// registration the drain marked (on lease). When the id was registered
+// again meanwhile (a new process, under a new lease, which a registration
+// does not carry the drain to), the drain was the old registration's: the
+// new one stays. It reports whether it deregistered.
+func (r *Registrar) removeDrained(ctx context.Context, name, id string, lease int64) (bool, error) {
+	instKey := r.ks.InstanceKey(name, id)
+	resp, err := r.commitElse(ctx,
+		[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(instKey), "=", lease), clientv3.Compare(clientv3.CreateRevision(instKey), ">", 0)},
+		[]clientv3.Op{clientv3.OpDelete(instKey)}, nil)
+	if err != nil {
+		return false, etcdUnavailable("deregister drained instance", err)
+	}
+	if !resp.Succeeded {
+		return false, nil
+	}
+	r.seen.forget(name, id)
+	if lease != 0 {
+		r.revoke(clientv3.LeaseID(lease), 0, "drained")
+	}
+	r.log.Info("deregistered", "service", name, "id", id, "after", "drain")
+	return true, nil
 }
 
 // waitReaders waits until every live reader confirms, for timeout, or until

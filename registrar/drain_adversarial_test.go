@@ -1,7 +1,6 @@
 package registrar_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -113,11 +112,7 @@ func TestAdversarialReaderHugeConnections(t *testing.T) {
 	for i := range 50000 {
 		huge.Connections[fmt.Sprintf("svc%d/instance-%d", i, i)] = i + 1
 	}
-	lease, err := etcd.Client.Grant(context.Background(), 60)
-	if err != nil {
-		t.Fatal(err)
-	}
-	putReader(t, etcd.Client, huge, lease.ID)
+	putReader(t, etcd.Client, huge, grantLease(t, etcd.Client, 60*time.Second))
 	r := do(t, "GET", reg.URL+"/v1/readers", nil)
 	var l api.ReaderList
 	r.decode(t, &l)

@@ -16,8 +16,9 @@ import (
 	"github.com/netsel/netsel/registrar/api"
 )
 
-// putReader writes reader key r under lease (0: none), as a CoreDNS or a
-// Caddy reports what it serves: a test playing a reader, slow or stopped.
+// putReader writes reader key r under lease (0: none, which no live
+// reader's key has), as a CoreDNS or a Caddy reports what it serves: a test
+// playing a reader, slow or stopped.
 func putReader(t *testing.T, c *clientv3.Client, r catalog.Reader, lease clientv3.LeaseID) {
 	t.Helper()
 	if r.Updated.IsZero() {

@@ -18,7 +18,8 @@ import (
 // putMaintenance serves PUT /v1/services/{name}/instances/{id}/maintenance:
 // it takes the instance out of rotation (DNS, both proxies, the default
 // listing) without deregistering it, by putting its maintenance key under
-// its lease. The body {"reason": "..."} is optional. Putting it again
+// its lease. The body {"reason": "..."} is optional (at most 256 bytes of
+// UTF-8, no control characters). Putting it again
 // replaces the reason and keeps the time it began. 204; 404 when there is
 // no such instance.
 func (r *Registrar) putMaintenance(w http.ResponseWriter, req *http.Request) error {
@@ -38,10 +39,8 @@ func (r *Registrar) putMaintenance(w http.ResponseWriter, req *http.Request) err
 	if !utf8.ValidString(body.Reason) {
 		return errBadRequest("reason", "the reason is not valid UTF-8")
 	}
-	if strings.ContainsFunc(body.Reason, unicode.IsControl) {
-		// It is shown by the CLI and written to logs: no escapes, no
-		// line breaks.
-		return errBadRequest("reason", "the reason has control characters (escapes, line breaks); use plain text")
+	if i := strings.IndexFunc(body.Reason, unicode.IsControl); i >= 0 {
+		return errBadRequest("reason", "the reason holds a control character at byte %d", i)
 	}
 	now := time.Now()
 	_, _, err = r.markInstance(req.Context(), name, id, r.ks.MaintenanceKey(name, id), func(prev []byte) ([]byte, error) {
@@ -81,8 +80,8 @@ func (r *Registrar) deleteMaintenance(w http.ResponseWriter, req *http.Request) 
 // still holds what value was given. value makes the new value from the
 // stored one (nil when key is absent). The first attempt trusts the index;
 // when it is behind, the transaction fails and the next attempt uses what
-// etcd answered. It returns the revision of the write; a 404 when the
-// instance does not exist.
+// etcd answered. It returns the revision of the write and the lease it
+// put key under; a 404 when the instance does not exist.
 func (r *Registrar) markInstance(ctx context.Context, name, id, key string, value func(prev []byte) ([]byte, error)) (rev, lease int64, err error) {
 	instKey := r.ks.InstanceKey(name, id)
 	snap := r.ix.Snapshot()

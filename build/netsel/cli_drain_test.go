@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/testenv"
 )
@@ -51,7 +53,11 @@ func TestCLIMaintDrainReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks := catalog.MustKeyspace(catalog.DefaultPrefix)
-	if _, err := etcd.Client.Put(context.Background(), ks.ReaderKey("proxy-9"), string(v)); err != nil {
+	l, err := etcd.Client.Grant(context.Background(), 60) // a live reader's key has a lease
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Client.Put(context.Background(), ks.ReaderKey("proxy-9"), string(v), clientv3.WithLease(l.ID)); err != nil {
 		t.Fatal(err)
 	}
 	if out := cli(0, "readers"); !strings.Contains(out, "proxy-9") || !strings.Contains(out, "web/a1=2") {

@@ -139,7 +139,7 @@ func TestCLIRegisterFillsAddress(t *testing.T) {
 		t.Fatalf("register without -address: exit %d, stdout %q, stderr %q; want the registrar's host address 198.18.0.11", code, stdout, stderr)
 	}
 	code, stdout, stderr = cli("instances", "web")
-	if code != 0 || !strings.Contains(stdout, "198.18.0.11:8080  passing  198.18.0.11") {
+	if code != 0 || !strings.Contains(stdout, "198.18.0.11:8080  198.18.0.11  passing") {
 		t.Fatalf("instances: exit %d, stdout %q, stderr %q; want a1 at 198.18.0.11:8080 from host 198.18.0.11", code, stdout, stderr)
 	}
 	code, _, stderr = cli("register", "web", "-port", "8080", "-once", "-id", "a2", "-address", "127.0.0.1")

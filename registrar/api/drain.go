@@ -31,7 +31,9 @@ type DrainResponse struct {
 	// Waited is how long the wait for the readers took.
 	Waited Duration `json:"waited"`
 	// Deregistered is true when the drain then removed the instance; false
-	// with ?deregister=false, or when the instance had already gone.
+	// with ?deregister=false, when the instance had already gone, or when
+	// its id was registered again during the drain (a new process: that
+	// registration stays, and takes traffic).
 	Deregistered bool `json:"deregistered"`
 }
 

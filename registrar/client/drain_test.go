@@ -22,7 +22,11 @@ func putReader(t *testing.T, c *clientv3.Client, id string, rev int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Put(context.Background(), ks.ReaderKey(id), string(v)); err != nil {
+	l, err := c.Grant(context.Background(), 60) // a live reader's key has a lease
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(context.Background(), ks.ReaderKey(id), string(v), clientv3.WithLease(l.ID)); err != nil {
 		t.Fatal(err)
 	}
 }

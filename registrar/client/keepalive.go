@@ -218,8 +218,10 @@ func (c *Client) Keepalive(ctx context.Context, reg Registration, opts Keepalive
 }
 
 // drainOnStop drains the instance of reg, which deregisters it, as
-// Keepalive's ctx has ended. It reports whether the instance is
-// deregistered (or gone); when not, the caller deregisters it.
+// Keepalive's ctx has ended. It reports whether the registrar answered the
+// drain (which then deregistered the instance, or found it gone or
+// registered again by another process); when not, the caller deregisters
+// it.
 func (c *Client) drainOnStop(ctx context.Context, reg Registration, opts KeepaliveOptions, emit func(Event)) bool {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.DrainTimeout+opts.DeregisterTimeout)
 	defer cancel()
@@ -236,10 +238,11 @@ func (c *Client) drainOnStop(ctx context.Context, reg Registration, opts Keepali
 		c.log.Warn("drain not confirmed by every reader", "service", reg.Service, "id", reg.ID, "ended", res.Ended, "pending", len(res.Pending))
 	}
 	emit(Event{Kind: EventDrained, Drain: res})
-	if !res.Deregistered {
-		return false
+	if res.Deregistered {
+		emit(Event{Kind: EventDeregistered})
 	}
-	emit(Event{Kind: EventDeregistered})
+	// Not deregistered: gone already, or registered again by another
+	// process with the same id, whose registration must stay.
 	return true
 }
 

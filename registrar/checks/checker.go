@@ -55,6 +55,8 @@ type Options struct {
 	Disabled bool
 	// MemberID names the registrar among the members: a DNS label unique
 	// among live registrars (default: the host name and a random suffix).
+	// Two live registrars with one id check the same share, and the later
+	// holds the key; the other warns, and puts the key back once it goes.
 	MemberID string
 	// MemberTTL is the TTL of the membership lease (default 10s, at least
 	// 2s, whole seconds): a registrar that dies stops owning its share

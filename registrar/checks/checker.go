@@ -63,7 +63,9 @@ type Options struct {
 	// this long after its last renewal.
 	MemberTTL time.Duration
 	// MaxConcurrent bounds the probes in flight (default 512); probes due
-	// beyond it wait for a free slot.
+	// beyond it wait for a free slot, and each slot that frees goes to the
+	// waiting service with the fewest probes in flight, so a service whose
+	// probes hang holds more than an even share only while no other waits.
 	MaxConcurrent int
 }
 

@@ -55,13 +55,17 @@ type Options struct {
 	Disabled bool
 	// MemberID names the registrar among the members: a DNS label unique
 	// among live registrars (default: the host name and a random suffix).
+	// Two live registrars with one id check the same share, and the later
+	// holds the key; the other warns, and puts the key back once it goes.
 	MemberID string
 	// MemberTTL is the TTL of the membership lease (default 10s, at least
 	// 2s, whole seconds): a registrar that dies stops owning its share
 	// this long after its last renewal.
 	MemberTTL time.Duration
 	// MaxConcurrent bounds the probes in flight (default 512); probes due
-	// beyond it wait for a free slot.
+	// beyond it wait for a free slot, and each slot that frees goes to the
+	// waiting service with the fewest probes in flight, so a service whose
+	// probes hang holds more than an even share only while no other waits.
 	MaxConcurrent int
 }
 

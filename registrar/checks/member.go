@@ -22,7 +22,10 @@ import (
 // member keeps this registrar's membership key (catalog.Member at
 // Keyspace.MemberKey) under a lease of its own, renewed every third of its
 // TTL; when the lease is lost (etcd let it expire) it puts the key again
-// under a new one.
+// under a new one. At each renewal it also puts the key back when the key
+// is gone (deleted by hand, or revoked by another registrar of the same
+// id that stopped) or held by no lease: otherwise this member would live
+// on with no key, and its share would go unchecked.
 type member struct {
 	cli    *clientv3.Client
 	leases pb.LeaseClient
@@ -37,7 +40,7 @@ type member struct {
 
 // run keeps the key until ctx ends, then revokes its lease.
 func (m *member) run(ctx context.Context) {
-	var lease int64
+	var lease, other int64
 	defer func() {
 		if lease != 0 {
 			m.revoke(lease)
@@ -55,6 +58,8 @@ func (m *member) run(ctx context.Context) {
 			m.log.Warn("health checks: membership lease lost; joining again", "key", m.key, "lease", fmt.Sprintf("%x", lease))
 			lease = 0
 			continue
+		} else {
+			other = m.hold(ctx, lease, other)
 		}
 		select {
 		case <-ctx.Done():
@@ -89,6 +94,42 @@ func (m *member) alive(ctx context.Context, lease int64) bool {
 		return !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound)
 	}
 	return ttl > 0
+}
+
+// hold puts the key back under lease unless a lease holds it, and returns
+// the lease of another registrar that holds it (0 when none does). It
+// warns when that holder changes: two live registrars share the member
+// id, so both check the same share (ids must be unique). While the other
+// lives it keeps the key; when it goes, the key goes and hold puts it
+// back at the next renewal.
+func (m *member) hold(ctx context.Context, lease, other int64) int64 {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	resp, err := m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(m.key), "=", 0)). // true too when the key is gone
+		Then(clientv3.OpPut(m.key, string(m.value), clientv3.WithLease(clientv3.LeaseID(lease)))).
+		Else(clientv3.OpGet(m.key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		m.log.Debug("health checks: checking the membership key failed; retrying", "key", m.key, "err", err)
+		return other
+	}
+	if resp.Succeeded {
+		m.log.Warn("health checks: membership key was gone; put it back", "key", m.key, "lease", fmt.Sprintf("%x", lease))
+		return 0
+	}
+	var holder int64
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 1 {
+		holder = kvs[0].Lease
+	}
+	if holder == lease {
+		return 0
+	}
+	if holder != other {
+		m.log.Warn("health checks: another registrar holds this member id; member ids must be unique",
+			"key", m.key, "lease", fmt.Sprintf("%x", lease), "holder", fmt.Sprintf("%x", holder))
+	}
+	return holder
 }
 
 // revoke ends lease, and with it the key, with a fresh short context.

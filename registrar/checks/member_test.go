@@ -14,7 +14,9 @@ import (
 
 // TestMembership: a registrar's membership key lives under a lease of its
 // own; when etcd loses that lease the registrar puts the key back under a
-// new one, and a clean stop revokes it at once rather than after its TTL.
+// new one, when someone deletes the key (or overwrites it with no lease)
+// it puts it back under its lease, and a clean stop revokes it at once
+// rather than after its TTL.
 func TestMembership(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	a := testenv.StartRegistrar(t, etcd.URL, checked("reg-a", 6*time.Second, nil))
@@ -37,6 +39,18 @@ func TestMembership(t *testing.T) {
 	}
 	testenv.Eventually(t, 15*time.Second, func() bool { l := lease(); return l != 0 && l != first },
 		"the membership key was not put back after its lease was lost")
+
+	held := lease()
+	if _, err := etcd.Client.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return lease() == held },
+		"the membership key was not put back within 5s (TTL 6s) after it was deleted by hand")
+	if _, err := etcd.Client.Put(ctx, key, `{"id":"reg-a"}`); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return lease() == held },
+		"the membership key, overwritten with no lease, was not taken back within 5s")
 
 	a.Stop()
 	if l := lease(); l != 0 {

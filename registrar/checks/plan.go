@@ -70,6 +70,7 @@ func (l *loop) syncService(name string, e *catalog.Entry) {
 	}
 	if len(have) == 0 {
 		delete(l.services, name)
+		delete(l.shares, name) // probes in flight or waiting keep theirs
 	}
 }
 
@@ -92,7 +93,7 @@ func (l *loop) put(have map[string]*inst, in *catalog.Instance) {
 	} else {
 		l.owned++
 	}
-	nt := &inst{in: in}
+	nt := &inst{in: in, share: l.shareOf(in.Service)}
 	state := shown(in)
 	now := time.Now()
 	for _, ch := range in.Checks {

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -147,10 +149,30 @@ func failed(ctx context.Context, what string, err error, timeout time.Duration) 
 	return result{status: fail, output: what + ": " + err.Error()}
 }
 
-// clip makes s fit catalog.MaxCheckOutput bytes of valid UTF-8.
+// clip makes s fit catalog.MaxCheckOutput bytes of valid UTF-8 with no
+// control characters: an instance's body or status is shown in terminals
+// and logs, so tabs and line breaks become spaces and any other control
+// character (C0, DEL, C1: an ANSI escape, a bell) becomes '?'.
 func clip(s string) string {
-	if len(s) > catalog.MaxCheckOutput {
-		s = s[:catalog.MaxCheckOutput]
+	if len(s) > 2*catalog.MaxCheckOutput {
+		s = s[:2*catalog.MaxCheckOutput] // enough for the output, whatever maps
 	}
-	return strings.ToValidUTF8(s, "")
+	s = strings.ToValidUTF8(s, "")
+	s = strings.Map(func(c rune) rune {
+		switch {
+		case c == '\t' || c == '\n' || c == '\r':
+			return ' '
+		case unicode.IsControl(c):
+			return '?'
+		}
+		return c
+	}, s)
+	if len(s) <= catalog.MaxCheckOutput {
+		return s
+	}
+	n := catalog.MaxCheckOutput
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

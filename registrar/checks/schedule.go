@@ -13,8 +13,9 @@ import (
 
 // Scheduling: one goroutine (the loop) owns every instance and check it
 // runs, follows the catalog's snapshots, and keeps the checks due in a
-// heap behind one timer. Due checks go to a pool of at most MaxConcurrent
-// probe workers (started as needed, never one a probe); their results
+// heap behind one timer. Due checks wait in their service's queue (see
+// fair.go) for a slot in a pool of at most MaxConcurrent probe workers
+// (started as needed, never one a probe); their results
 // come back to the loop, which applies the thresholds and hands state
 // changes to a few writers. A check's first
 // probe is at a random point of its interval, so probes spread over it;
@@ -23,6 +24,7 @@ import (
 // inst is an instance this member checks.
 type inst struct {
 	in      *catalog.Instance
+	share   *share // of its service
 	targets []*target
 	// writing is set while a write of its state is queued or in flight;
 	// wrote and wroteRev are the state last written and the revision that
@@ -42,7 +44,7 @@ type target struct {
 	url   string // of an HTTP check
 	th    threshold
 	due   time.Time
-	index int  // in the heap; -1 when not there
+	index int  // in the heap; -1 when not there (waiting or in flight)
 	gone  bool // the check was replaced or its instance left
 }
 
@@ -83,6 +85,10 @@ type loop struct {
 	services map[string]map[string]*inst
 	owned    int
 	queue    queue
+	// shares holds each service's waiting checks and probes in flight,
+	// and waiting the shares with checks waiting for a slot.
+	shares   map[string]*share
+	waiting  shares
 	inflight int
 	// workers is how many probe workers run: as many as were ever needed
 	// at once, up to MaxConcurrent, started as needed.
@@ -99,6 +105,7 @@ func newLoop(c *Checker) *loop {
 	return &loop{
 		c:        c,
 		services: map[string]map[string]*inst{},
+		shares:   map[string]*share{},
 		jobs:     make(chan *target, n),
 		results:  make(chan probeDone, n),
 		writes:   make(chan write, writeQueue),
@@ -135,6 +142,7 @@ func (l *loop) run(ctx context.Context) {
 		case <-timer.C:
 		case d := <-l.results:
 			l.inflight--
+			l.finished(d.t.inst.share)
 			l.observe(d)
 		case w := <-l.written:
 			l.settle(w)
@@ -156,12 +164,19 @@ func (l *loop) work(ctx context.Context) {
 	}
 }
 
-// dispatch hands the checks due by now to the workers, as far as there
-// are free slots, and starts a worker (that stops when ctx ends) when
-// every one is busy.
+// dispatch queues the checks due by now behind their services' waiting
+// checks, hands waiting checks to the workers, fairly among services, as
+// far as there are free slots, and starts a worker (that stops when ctx
+// ends) when every one is busy.
 func (l *loop) dispatch(ctx context.Context, now time.Time) {
-	for len(l.queue) > 0 && l.inflight < l.c.cfg.MaxConcurrent && !l.queue[0].due.After(now) {
-		t := heap.Pop(&l.queue).(*target)
+	for len(l.queue) > 0 && !l.queue[0].due.After(now) {
+		l.wait(heap.Pop(&l.queue).(*target))
+	}
+	for l.inflight < l.c.cfg.MaxConcurrent {
+		t := l.take()
+		if t == nil {
+			return
+		}
 		l.c.metrics.delay.Observe(now.Sub(t.due).Seconds())
 		l.inflight++
 		if l.inflight > l.workers {

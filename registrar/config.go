@@ -13,6 +13,7 @@ import (
 
 	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/registrar/checks"
 )
 
 // Defaults of Config.
@@ -128,6 +129,9 @@ type Config struct {
 	// Limits bound what clients may make the registrar hold or do; the
 	// zero value means the documented defaults.
 	Limits Limits
+	// Checks configures the instances' health checks this registrar runs
+	// with the other live registrars (package registrar/checks).
+	Checks checks.Options
 }
 
 // leaseClient returns the lease API the renewer streams keep-alives on.

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/catalog"
@@ -92,7 +94,8 @@ func register(t testing.TB, base, svc string, req api.RegisterRequest) api.Regis
 	return out
 }
 
-// keys returns every key under the netsel prefix.
+// keys returns every key under the netsel prefix but the registrars'
+// membership keys (package registrar/checks), which they keep on their own.
 func keys(t testing.TB, c *clientv3.Client) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -103,11 +106,15 @@ func keys(t testing.TB, c *clientv3.Client) []string {
 	}
 	var out []string
 	for _, kv := range resp.Kvs {
-		out = append(out, string(kv.Key))
+		if !strings.HasPrefix(string(kv.Key), ks.MembersPrefix()) {
+			out = append(out, string(kv.Key))
+		}
 	}
 	return out
 }
 
+// leases returns the leases of etcd but those of the registrars'
+// membership keys.
 func leases(t testing.TB, c *clientv3.Client) []clientv3.LeaseStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -116,7 +123,17 @@ func leases(t testing.TB, c *clientv3.Client) []clientv3.LeaseStatus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.Leases
+	members, err := c.Get(ctx, ks.MembersPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []clientv3.LeaseStatus
+	for _, l := range resp.Leases {
+		if !slices.ContainsFunc(members.Kvs, func(kv *mvccpb.KeyValue) bool { return kv.Lease == int64(l.ID) }) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func mustReq(s string) api.RegisterRequest {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/netsel/netsel/addrpolicy"
 	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/registrar/checks"
 )
 
 // Registrar serves the registrar REST API over one etcd keyspace. It keeps
@@ -55,6 +56,8 @@ type Registrar struct {
 	handler  http.Handler
 	// lastWrite is the etcd revision of this registrar's latest write.
 	lastWrite atomic.Int64
+	// checker runs health checks; nil when they are disabled.
+	checker *checks.Checker
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -112,6 +115,12 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.wg.Go(func() { r.alarms.run(bg) })
 	r.wg.Go(func() { r.seen.run(bg) })
 	r.wg.Go(func() { r.reviveLost(bg) })
+	if err := r.startChecks(bg); err != nil {
+		cancel()
+		r.renewer.close()
+		r.wg.Wait()
+		return nil, fmt.Errorf("registrar: %w", err)
+	}
 	r.handler = r.routes()
 	r.log.Info("registrar ready", "prefix", r.ks.Prefix(), "vip_range", cfg.VIPCIDR.String(),
 		"default_ttl", cfg.DefaultTTL, "auth", r.tokens != nil, "auth_reads", cfg.AuthReads,

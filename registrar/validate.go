@@ -84,6 +84,10 @@ func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, from ne
 			return nil, 0, fieldError(err)
 		}
 	}
+	checks, err := checksFrom(body.Checks, body.Ports)
+	if err != nil {
+		return nil, 0, err
+	}
 	in := &catalog.Instance{
 		ID:         id,
 		Service:    name,
@@ -96,6 +100,7 @@ func (r *Registrar) instanceFrom(name string, body *api.RegisterRequest, from ne
 		Zone:       body.Zone,
 		Registered: now.UTC(),
 		Host:       host,
+		Checks:     checks,
 	}
 	if err := in.Validate(); err != nil {
 		return nil, 0, fieldError(err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +90,13 @@ func StartRegistrarAt(t testing.TB, etcdURL, addr string, opts ...RegistrarOptio
 		reg.Close()
 	}
 	t.Cleanup(r.Stop)
+	if c := reg.Checker(); c != nil {
+		// Its membership key is in: it will not change the keyspace under
+		// a test that has begun.
+		Eventually(t, 10*time.Second, func() bool {
+			return slices.ContainsFunc(reg.Index().Snapshot().Members(), func(m *catalog.Member) bool { return m.ID == c.ID() })
+		}, "registrar %s never saw its own membership key", c.ID())
+	}
 	return r
 }
 

@@ -38,6 +38,7 @@ type options struct {
 	duration   time.Duration
 	rounds     int
 	dataParent string
+	cpuprofile string
 	backend    backendOptions
 }
 
@@ -53,6 +54,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 6*time.Second, "length of one side-by-side load")
 	flag.IntVar(&o.rounds, "rounds", 3, "side-by-side rounds, each with checks off and on (order ab, ba, ab, ...); medians are reported")
 	flag.StringVar(&o.dataParent, "dir", os.TempDir(), "parent `directory` of the embedded etcd's temporary data directory")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the steady-state window (checks on) to `FILE`")
 	flag.IntVar(&o.backend.listeners, "listeners", 200, "loopback ports the instances' backends share (the -flip instances have one each)")
 	flag.IntVar(&o.backend.ips, "ips", 4, "loopback addresses (127.0.0.10 on) the backend ports spread over")
 	flag.BoolVar(&serve, "serve-backends", false, "internal: run as the backends' child process")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -86,8 +87,13 @@ func (b *bench) steadyAndFlips(ctx context.Context, rep *report) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "steady-state window (checks on), %v\n", b.o.window)
-	var err error
-	if rep.steady, err = b.window(ctx); err != nil {
+	stopProfile, err := startProfile(b.o.cpuprofile)
+	if err != nil {
+		return err
+	}
+	rep.steady, err = b.window(ctx)
+	stopProfile()
+	if err != nil {
 		return err
 	}
 	if b.o.flip == 0 {
@@ -231,6 +237,27 @@ func (b *bench) finalCheck(ctx context.Context, rep *report) error {
 		rep.changes += s[0].Changes + s[1].Changes
 	}
 	return nil
+}
+
+// startProfile starts a CPU profile into file, unless it is empty, and
+// returns the function that stops it.
+func startProfile(file string) (func(), error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		fmt.Fprintf(os.Stderr, "  wrote %s\n", file)
+	}, nil
 }
 
 // sleep waits d or until ctx ends.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/embedetcd"
+	"github.com/netsel/netsel/registrar/checks"
 )
 
 func defaultDataDir() string {
@@ -61,6 +62,10 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.allowCIDR, "allow-cidr", "", "comma-separated CIDRs (or addresses) instances may be at; empty allows every address not refused otherwise.\nAlways refused: unspecified, broadcast, multicast, link-local, the -vip-cidr range (IPv4-mapped forms too)\nand every address:port this process listens on (registrar, DNS, HTTP proxy, etcd client and peer, -etcd endpoints)")
 	fs.StringVar(&f.denyCIDR, "deny-cidr", "", "comma-separated CIDRs (or addresses) instances may never be at; empty denies nothing beyond what -allow-cidr says is always refused")
 	f.limits.register(fs)
+	fs.BoolVar(&f.checks, "checks", true, "run instances' health checks, shared with the other registrars on this etcd (false: hold no membership key; the others check everything)")
+	fs.StringVar(&f.memberID, "member-id", "", "this registrar's id among the registrars sharing health checks, a DNS label unique among them (default: host name and a random suffix)")
+	fs.DurationVar(&f.memberTTL, "member-ttl", checks.DefaultMemberTTL, "TTL of the registrar's membership lease (whole seconds, at least 2s): when it dies, the others take its health checks over this long after its last renewal")
+	fs.IntVar(&f.checksMaxProbes, "checks-max-probes", checks.DefaultMaxConcurrent, "health check probes the registrar runs at once; probes due beyond it wait")
 	fs.StringVar(&f.etcdReaderUser, "etcd-reader-user", "", "etcd username of the DNS server and the proxies, which only read (a read-only role on -prefix); the password is read from $NETSEL_ETCD_READER_PASSWORD (default: -etcd-user)")
 	if !f.agent {
 		fs.Int64Var(&f.etcdQuotaBytes, "etcd-quota-bytes", embedetcd.DefaultQuotaBytes, "space quota of the embedded etcd's database in bytes; when it is full, the runner compacts, defragments and disarms etcd's NOSPACE alarm by itself")

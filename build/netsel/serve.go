@@ -16,6 +16,7 @@ import (
 	"github.com/netsel/netsel/embedetcd"
 	"github.com/netsel/netsel/internal/logs"
 	"github.com/netsel/netsel/internal/stack"
+	"github.com/netsel/netsel/registrar/checks"
 	"github.com/netsel/netsel/vipnet"
 )
 
@@ -60,6 +61,12 @@ type serveFlags struct {
 	// The embedded etcd's space management.
 	etcdQuotaBytes     int64
 	etcdCompactionKeep time.Duration
+
+	// The health checks the registrar runs.
+	checks          bool
+	memberID        string
+	memberTTL       time.Duration
+	checksMaxProbes int
 
 	// agent is set for "netsel agent"; advertise is its host address.
 	agent     bool
@@ -206,6 +213,12 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 			TLSKeyFile:      f.tlsKey,
 			TLSClientCAFile: f.tlsClientCA,
 			Limits:          f.limits.registrarLimits(budget),
+			Checks: checks.Options{
+				Disabled:      !f.checks,
+				MemberID:      f.memberID,
+				MemberTTL:     f.memberTTL,
+				MaxConcurrent: f.checksMaxProbes,
+			},
 		}
 		if f.agent {
 			if cfg.Registrar.HostAddr, err = f.hostAddr(ctx); err != nil {

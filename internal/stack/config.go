@@ -18,6 +18,7 @@ import (
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/embedetcd"
 	"github.com/netsel/netsel/registrar"
+	"github.com/netsel/netsel/registrar/checks"
 )
 
 // Config is what a stack runs. A nil part is not started.
@@ -72,6 +73,9 @@ type Registrar struct {
 	// HostAddr, when set, is the address other hosts reach this host at:
 	// the registrar then serves many hosts (registrar.Config.HostAddr).
 	HostAddr netip.Addr
+	// Checks configures the health checks it runs with the other
+	// registrars (registrar.Config.Checks).
+	Checks checks.Options
 	// Configure, when set, changes the registrar's config last (tests).
 	Configure func(*registrar.Config)
 }

@@ -33,6 +33,7 @@ func startRegistrar(ctx context.Context, c *Config, etcd *clientv3.Client, lease
 		AddrPolicy:      c.AddrPolicy,
 		Limits:          rc.Limits,
 		HostAddr:        rc.HostAddr,
+		Checks:          rc.Checks,
 	}
 	if rc.Configure != nil {
 		rc.Configure(&cfg)

@@ -77,7 +77,7 @@ func (p *prober) probe(ctx context.Context, t *target) result {
 func (p *prober) probeTCP(ctx context.Context, t *target) result {
 	c, err := p.dial(ctx, "tcp", t.addr.String())
 	if err != nil {
-		return failed(ctx, err, t.check.Timeout)
+		return failed(ctx, "TCP connect "+t.addr.String(), err, t.check.Timeout)
 	}
 	c.Close()
 	return result{status: pass, output: "TCP connect " + t.addr.String() + ": success"}
@@ -93,7 +93,7 @@ func (p *prober) probeHTTP(ctx context.Context, t *target) result {
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := p.http.RoundTrip(req)
 	if err != nil {
-		return failed(ctx, err, t.check.Timeout)
+		return failed(ctx, "HTTP GET "+t.url, err, t.check.Timeout)
 	}
 	defer resp.Body.Close()
 	var body [512]byte
@@ -125,9 +125,9 @@ func (p *prober) probeGRPC(ctx context.Context, t *target) result {
 		return result{status: fail, output: err.Error()}
 	}
 	defer conn.Close()
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: t.check.Service}, grpc.WaitForReady(true))
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: t.check.Service})
 	if err != nil {
-		return failed(ctx, err, t.check.Timeout)
+		return failed(ctx, "gRPC health "+t.addr.String(), err, t.check.Timeout)
 	}
 	out := fmt.Sprintf("gRPC health %s %q: %s", t.addr, t.check.Service, resp.GetStatus())
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
@@ -136,12 +136,15 @@ func (p *prober) probeGRPC(ctx context.Context, t *target) result {
 	return result{status: pass, output: out}
 }
 
-// failed is the result of a probe that got no answer.
-func failed(ctx context.Context, err error, timeout time.Duration) result {
-	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return result{status: fail, output: fmt.Sprintf("no answer within the %v timeout: %v", timeout, err)}
+// failed is the result of a probe (what) that got no answer.
+func failed(ctx context.Context, what string, err error, timeout time.Duration) result {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return result{status: fail, output: fmt.Sprintf("%s: no answer within the %v timeout", what, timeout)}
 	}
-	return result{status: fail, output: err.Error()}
+	if strings.HasPrefix(err.Error(), "dial ") {
+		return result{status: fail, output: err.Error()}
+	}
+	return result{status: fail, output: what + ": " + err.Error()}
 }
 
 // clip makes s fit catalog.MaxCheckOutput bytes of valid UTF-8.

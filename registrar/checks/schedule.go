@@ -341,4 +341,5 @@ func (c *Checker) setOwned(m map[string]*inst) {
 	}
 	c.mu.Unlock()
 	c.owned.Store(int64(len(c.last)))
+	c.metrics.owned.Set(float64(len(c.last)))
 }

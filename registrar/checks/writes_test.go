@@ -1,6 +1,7 @@
 package checks_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -143,4 +144,40 @@ func register(t *testing.T, base, svc string, req api.RegisterRequest) {
 	if err := post(base+"/v1/services/"+svc+"/instances", body); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWriteRetried: a state change that etcd cannot take (the registrar's
+// connection to it is cut) is written once etcd is back, after a later
+// probe: it is not lost.
+func TestWriteRetried(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	p := testenv.StartProxy(t, etcd.URL[len("http://"):])
+	a := testenv.StartRegistrar(t, "http://"+p.Addr(), checked("reg-a", 10*time.Second, nil))
+	ca := a.Registrar.Checker()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	sw := &switchable{t: t, addr: ln.Addr().String()}
+	ln.Close()
+	sw.open()
+	register(t, a.URL, "w", api.RegisterRequest{ID: "i", Address: "127.0.0.1", Port: port,
+		Checks: []api.Check{{Type: "tcp", Interval: api.Duration(time.Second), Timeout: api.Duration(200 * time.Millisecond), Failures: 1}}})
+	testenv.Eventually(t, 5*time.Second, func() bool { return ca.Stats().Owned == 1 && ca.Stats().Probes > 0 }, "never checked: %+v", ca.Stats())
+
+	p.Cut()
+	sw.shut()
+	testenv.Eventually(t, 15*time.Second, func() bool { return ca.Stats().WriteFailures >= 2 }, "no write failed while etcd was cut off: %+v", ca.Stats())
+	p.Restore()
+	hk := ks.HealthKey("w", "i")
+	testenv.Eventually(t, 15*time.Second, func() bool {
+		resp, err := etcd.Client.Get(context.Background(), hk)
+		if err != nil || len(resp.Kvs) != 1 {
+			return false
+		}
+		h, err := catalog.DecodeHealth(resp.Kvs[0].Value)
+		return err == nil && h.State == catalog.StateCritical
+	}, "the critical state was never written after etcd came back: %+v", ca.Stats())
+	t.Logf("%+v", ca.Stats())
 }

@@ -1,7 +1,6 @@
 package checks_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,14 +73,17 @@ func registerAll(t *testing.T, base string, n int, ports []int, check api.Check)
 					ID: fmt.Sprintf("i-%d", i), Address: "127.0.0.1", Port: ports[i%len(ports)],
 					TTL: api.Duration(time.Minute), Checks: []api.Check{check},
 				})
-				resp, err := http.Post(fmt.Sprintf("%s/v1/services/svc-%d/instances", base, i%10), "application/json", bytes.NewReader(body))
+				url := fmt.Sprintf("%s/v1/services/svc-%d/instances", base, i%10)
+				// A loaded machine may make etcd slow: 503s are retried, as
+				// clients do.
+				var err error
+				for range 5 {
+					if err = post(url, string(body)); err == nil {
+						break
+					}
+				}
 				if err != nil {
 					errs <- err
-					continue
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs <- fmt.Errorf("register %d: %s", i, resp.Status)
 				}
 			}
 		})

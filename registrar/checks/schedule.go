@@ -13,9 +13,10 @@ import (
 
 // Scheduling: one goroutine (the loop) owns every instance and check it
 // runs, follows the catalog's snapshots, and keeps the checks due in a
-// heap behind one timer. Due checks go to a fixed pool of MaxConcurrent
-// probe workers; their results come back to the loop, which applies the
-// thresholds and hands state changes to a few writers. A check's first
+// heap behind one timer. Due checks go to a pool of at most MaxConcurrent
+// probe workers (started as needed, never one a probe); their results
+// come back to the loop, which applies the thresholds and hands state
+// changes to a few writers. A check's first
 // probe is at a random point of its interval, so probes spread over it;
 // later ones follow every interval, from when the previous one was due.
 
@@ -83,10 +84,14 @@ type loop struct {
 	owned    int
 	queue    queue
 	inflight int
-	jobs     chan *target
-	results  chan probeDone
-	writes   chan write
-	written  chan written
+	// workers is how many probe workers run: as many as were ever needed
+	// at once, up to MaxConcurrent, started as needed.
+	workers int
+	wg      sync.WaitGroup
+	jobs    chan *target
+	results chan probeDone
+	writes  chan write
+	written chan written
 }
 
 func newLoop(c *Checker) *loop {
@@ -102,15 +107,11 @@ func newLoop(c *Checker) *loop {
 }
 
 func (l *loop) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	// Workers stop on ctx; the loop stops first and leaves them results to
 	// drop into buffers sized for every probe in flight.
-	for range l.c.cfg.MaxConcurrent {
-		wg.Go(func() { l.work(ctx) })
-	}
+	defer l.wg.Wait()
 	for range writers {
-		wg.Go(func() { l.c.writer(ctx, l.writes, l.written) })
+		l.wg.Go(func() { l.c.writer(ctx, l.writes, l.written) })
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -118,7 +119,7 @@ func (l *loop) run(ctx context.Context) {
 	l.sync(nil, l.snap)
 	defer l.c.setOwned(nil)
 	for {
-		l.dispatch(time.Now())
+		l.dispatch(ctx, time.Now())
 		if len(l.queue) > 0 && l.inflight < l.c.cfg.MaxConcurrent {
 			timer.Reset(time.Until(l.queue[0].due))
 		} else {
@@ -156,12 +157,17 @@ func (l *loop) work(ctx context.Context) {
 }
 
 // dispatch hands the checks due by now to the workers, as far as there
-// are free slots.
-func (l *loop) dispatch(now time.Time) {
+// are free slots, and starts a worker (that stops when ctx ends) when
+// every one is busy.
+func (l *loop) dispatch(ctx context.Context, now time.Time) {
 	for len(l.queue) > 0 && l.inflight < l.c.cfg.MaxConcurrent && !l.queue[0].due.After(now) {
 		t := heap.Pop(&l.queue).(*target)
 		l.c.metrics.delay.Observe(now.Sub(t.due).Seconds())
 		l.inflight++
+		if l.inflight > l.workers {
+			l.workers++
+			l.wg.Go(func() { l.work(ctx) })
+		}
 		l.jobs <- t // never blocks: the buffer holds MaxConcurrent
 	}
 }

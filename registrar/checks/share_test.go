@@ -144,7 +144,9 @@ func TestShareAndTakeOver(t *testing.T) {
 
 	cliB.Close() // reg-b is gone: no renewal, no revoke
 	killed := time.Now()
-	deadline := ttl + interval + time.Second // slack for the watch and a probe
+	// Slack beyond TTL + interval: etcd expires leases on a 500ms loop, then
+	// the watch and the probe itself.
+	deadline := ttl + interval + time.Second
 	var late []string
 	testenv.Eventually(t, deadline, func() bool {
 		late = late[:0]

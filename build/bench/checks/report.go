@@ -92,7 +92,7 @@ func (rep *report) printFlips(o options) {
 func (rep *report) printSideBySide(o options) {
 	fmt.Printf("### Registrar throughput with checks off (a) and while checking its share (b)\n\n")
 	fmt.Printf("%d clients, %v a load, %d rounds (order a b, b a, a b, ...); (a) both registrars with checks off, "+
-		"(b) both checking (the loaded one its share, the other the rest, in the same process). Medians; ratios are medians of the per-round ratios.\n\n",
+		"(b) both checking (the loaded one its share, the other the rest, in the same process; the backends answer on the same CPUs). Medians; ratios are medians of the per-round ratios.\n\n",
 		o.clients, o.duration, o.rounds)
 	fmt.Println("| load | (a) ops/s | (b) ops/s | (a) runs | (b) runs | (b)/(a) per round | (b)/(a) | p99 ms (a) / (b) | errors | target ≥ 0.90 |")
 	fmt.Println("| --- | ---: | ---: | --- | --- | --- | ---: | --- | ---: | --- |")

@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/netsel/netsel/build/bench/internal/loadgen"
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/embedetcd"
 )
@@ -73,7 +74,7 @@ func setup(ctx context.Context, o options) (*bench, error) {
 func (b *bench) prepare(ctx context.Context) error {
 	fmt.Fprintf(os.Stderr, "preparing %d leases, %d services and %d instances\n", b.o.instances, b.o.services, b.o.instances)
 	b.leases = make([]clientv3.LeaseID, b.o.instances)
-	err := parallel(b.o.clients, b.o.instances, func(i int) error {
+	err := loadgen.Parallel(b.o.clients, b.o.instances, func(i int) error {
 		l, err := b.raw.Grant(ctx, int64(longTTL/time.Second))
 		if err != nil {
 			return fmt.Errorf("grant: %w", err)
@@ -84,14 +85,14 @@ func (b *bench) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = parallel(b.o.clients, b.o.services, func(i int) error {
+	err = loadgen.Parallel(b.o.clients, b.o.services, func(i int) error {
 		return expect(ctx, b.hc, http.MethodPost, fmt.Sprintf("%s/v1/services/svc-%d/instances", b.reg.URL, i),
 			fmt.Sprintf(`{"id":"seed","address":"127.0.0.1","port":8080,"ttl":"%s"}`, longTTL))
 	})
 	if err != nil {
 		return err
 	}
-	err = parallel(b.o.clients, b.o.instances, func(i int) error {
+	err = loadgen.Parallel(b.o.clients, b.o.instances, func(i int) error {
 		return expect(ctx, b.hc, http.MethodPost, fmt.Sprintf("%s/v1/services/hb-%d/instances", b.reg.URL, i%b.o.services),
 			fmt.Sprintf(`{"id":"h%d","address":"127.0.0.1","port":8080,"ttl":"%s"}`, i, longTTL))
 	})
@@ -133,7 +134,7 @@ func (b *bench) share(w, n, count int) int {
 
 // rawGrantPut is (a): one lease and one put under it per op, as a
 // registration needs at least.
-func (b *bench) rawGrantPut(run int) op {
+func (b *bench) rawGrantPut(run int) loadgen.Op {
 	return func(ctx context.Context, w, n int) error {
 		l, err := b.raw.Grant(ctx, int64(longTTL/time.Second))
 		if err != nil {
@@ -145,7 +146,7 @@ func (b *bench) rawGrantPut(run int) op {
 }
 
 // register is (b): a new instance per op, of one of the existing services.
-func (b *bench) register(run int) op {
+func (b *bench) register(run int) loadgen.Op {
 	return func(ctx context.Context, w, n int) error {
 		return expect(ctx, b.hc, http.MethodPost,
 			fmt.Sprintf("%s/v1/services/svc-%d/instances", b.reg.URL, (w*7+n)%b.o.services),
@@ -154,7 +155,7 @@ func (b *bench) register(run int) op {
 }
 
 // rawKeepAlive is (c): KeepAliveOnce of an existing lease per op.
-func (b *bench) rawKeepAlive(int) op {
+func (b *bench) rawKeepAlive(int) loadgen.Op {
 	return func(ctx context.Context, w, n int) error {
 		resp, err := b.raw.KeepAliveOnce(ctx, b.leases[b.share(w, n, len(b.leases))])
 		if err == nil && resp.TTL <= 0 {
@@ -165,7 +166,7 @@ func (b *bench) rawKeepAlive(int) op {
 }
 
 // heartbeat is (d): a heartbeat of an existing instance per op.
-func (b *bench) heartbeat(int) op {
+func (b *bench) heartbeat(int) loadgen.Op {
 	return func(ctx context.Context, w, n int) error {
 		i := b.share(w, n, b.o.instances)
 		return expect(ctx, b.hc, http.MethodPut,
@@ -244,31 +245,4 @@ func (p *probeRun) wait() (alive, died []expiry, err error) {
 		return nil, nil, fmt.Errorf("expiry probe (registrar died): %w", p.errDied)
 	}
 	return []expiry{p.alive}, []expiry{p.died}, nil
-}
-
-// parallel runs f(0..count-1) on workers goroutines and returns the first error.
-func parallel(workers, count int, f func(i int) error) error {
-	errs := newFirstErr()
-	var next sync.Mutex
-	i := 0
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				next.Lock()
-				n := i
-				i++
-				next.Unlock()
-				if n >= count || errs.get() != nil {
-					return
-				}
-				if err := f(n); err != nil {
-					errs.set(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errs.get()
 }

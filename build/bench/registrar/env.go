@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -212,28 +211,6 @@ func loadavg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-// firstErr keeps the first error reported by concurrent workers.
-type firstErr struct {
-	mu  sync.Mutex
-	err error
-}
-
-func newFirstErr() *firstErr { return &firstErr{} }
-
-func (f *firstErr) set(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err == nil {
-		f.err = err
-	}
-}
-
-func (f *firstErr) get() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
 }
 
 var errTimeout = errors.New("timed out")

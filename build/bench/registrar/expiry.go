@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/netsel/netsel/build/bench/internal/loadgen"
 )
 
 // expiry is what one expiry probe saw of its instances.
@@ -41,7 +43,7 @@ func probeExpiry(ctx context.Context, hc *http.Client, etcd *clientv3.Client, ba
 			time.Sleep(time.Second)
 		}
 		var wg sync.WaitGroup
-		errs := newFirstErr()
+		var errs loadgen.FirstErr
 		for i := range n {
 			wg.Go(func() {
 				t0 := time.Now()
@@ -53,7 +55,7 @@ func probeExpiry(ctx context.Context, hc *http.Client, etcd *clientv3.Client, ba
 				for range beats {
 					bw.Go(func() {
 						if err := expect(ctx, hc, http.MethodPut, fmt.Sprintf("%s/e%d/heartbeat", instances, i), ""); err != nil {
-							errs.set(err)
+							errs.Set(err)
 						}
 					})
 				}
@@ -62,7 +64,7 @@ func probeExpiry(ctx context.Context, hc *http.Client, etcd *clientv3.Client, ba
 			})
 		}
 		wg.Wait()
-		if err := errs.get(); err != nil {
+		if err := errs.Get(); err != nil {
 			return expiry{}, fmt.Errorf("probe heartbeat: %w", err)
 		}
 	}

@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/netsel/netsel/build/bench/internal/loadgen"
 )
 
 // options are the command-line settings.
@@ -72,7 +74,7 @@ func main() {
 // benchCase is one measured case.
 type benchCase struct {
 	key, name string
-	op        func(run int) op
+	op        func(run int) loadgen.Op
 }
 
 func run(ctx context.Context, o options) error {
@@ -90,7 +92,7 @@ func run(ctx context.Context, o options) error {
 		{"d", "(d) registrar heartbeat (REST)", b.heartbeat},
 	}
 	cases = slices.DeleteFunc(cases, func(c benchCase) bool { return !strings.Contains(o.cases, c.key) })
-	results := map[string][]result{}
+	results := map[string][]loadgen.Result{}
 	var probes, died []expiry
 	var renewals, beats, cached float64
 	for r := range o.runs {
@@ -108,7 +110,7 @@ func run(ctx context.Context, o options) error {
 			if err != nil {
 				return err
 			}
-			res := load(ctx, o.clients, o.duration, c.op(r))
+			res := loadgen.Run(ctx, o.clients, o.duration, c.op(r))
 			stopProfile()
 			if err := b.heapProfile(c.key, r == o.runs-1); err != nil {
 				return err
@@ -130,9 +132,9 @@ func run(ctx context.Context, o options) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			fmt.Fprintf(os.Stderr, "  %.0f ops/s, p50 %s ms, p99 %s ms, %d errors\n", res.rate(), ms(res.p50), ms(res.p99), res.errs)
-			if res.firstErr != nil {
-				fmt.Fprintf(os.Stderr, "  first error: %v\n", res.firstErr)
+			fmt.Fprintf(os.Stderr, "  %.0f ops/s, p50 %s ms, p99 %s ms, %d errors\n", res.Rate(), loadgen.MS(res.P50), loadgen.MS(res.P99), res.Errs)
+			if res.FirstErr != nil {
+				fmt.Fprintf(os.Stderr, "  first error: %v\n", res.FirstErr)
 			}
 			results[c.key] = append(results[c.key], res)
 		}
@@ -143,32 +145,32 @@ func run(ctx context.Context, o options) error {
 		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), o.dataParent, proto(o.h2c), loadBefore, loadavg())
 	fmt.Println("| case | ops/s | p50 ms | p99 ms | ops/s of each run | errors |")
 	fmt.Println("| --- | ---: | ---: | ---: | --- | ---: |")
-	sums := map[string]summary{}
+	sums := map[string]loadgen.Summary{}
 	for _, c := range cases {
-		s := summarize(results[c.key])
+		s := loadgen.Summarize(results[c.key])
 		sums[c.key] = s
 		runs := ""
-		for i, v := range s.rates {
+		for i, v := range s.Rates {
 			if i > 0 {
 				runs += ", "
 			}
 			runs += fmt.Sprintf("%.0f", v)
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %d |\n", c.name, s.rate, ms(s.p50), ms(s.p99), runs, s.errs)
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %d |\n", c.name, s.Rate, loadgen.MS(s.P50), loadgen.MS(s.P99), runs, s.Errs)
 	}
 	fmt.Println()
 	ratio := func(num, den string, target float64) {
 		var per []float64
 		for i := range results[num] {
-			per = append(per, results[num][i].rate()/results[den][i].rate())
+			per = append(per, results[num][i].Rate()/results[den][i].Rate())
 		}
-		v := sums[num].rate / sums[den].rate
+		v := sums[num].Rate / sums[den].Rate
 		mark := "meets"
 		if v < target {
 			mark = "MISSES"
 		}
 		fmt.Printf("- (%s)/(%s) = %.2f, ratio of the medians (target ≥ %.1f: %s); per run: %.2f, median %.2f\n",
-			num, den, v, target, mark, per, median(slices.Clone(per)))
+			num, den, v, target, mark, per, loadgen.Median(slices.Clone(per)))
 	}
 	if len(results["a"]) > 0 && len(results["b"]) > 0 {
 		ratio("b", "a", 0.8)

@@ -106,6 +106,10 @@ func (r *Registrar) drain(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	r.log.Info("draining", "service", name, "id", id, "revision", rev, "timeout", dq.timeout, "connections", dq.connections)
+	// The instance stays registered while it drains, whether or not its
+	// process still heartbeats: the drain deregisters it at the end.
+	stopRenewing := r.keepLeaseAlive(req.Context(), lease)
+	defer stopRenewing()
 
 	conn := ""
 	if dq.connections {

@@ -341,3 +341,20 @@ func TestDrainWaitsOutDNSAnswers(t *testing.T) {
 		t.Fatalf("drain timing out within the DNS answers' TTL: %+v, want timeout pending on dns-1", out)
 	}
 }
+
+// TestDrainOutlivesTTL: a process that stops heartbeating when it asks for
+// its drain (as Keepalive does) has an instance whose TTL is shorter than
+// the drain's wait. The instance must stay registered, draining, for the
+// whole wait and be deregistered by the drain — not expire on its own
+// midway, which left "deregistered": false and the drain's end to chance.
+func TestDrainOutlivesTTL(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "a", Address: "127.0.0.1", Port: 80, TTL: api.Duration(5 * time.Second)})
+	putReader(t, etcd.Client, catalog.Reader{ID: "dns-1", Kind: catalog.ReaderDNS, Revision: 1 << 40, AnswerTTL: 8}, grantLease(t, etcd.Client, time.Minute))
+
+	out := drainAnswer(t, startDrain(t, reg.URL, "?timeout=20s"), 20*time.Second)
+	if !out.Confirmed || !out.Deregistered || time.Duration(out.Waited) < 8*time.Second {
+		t.Fatalf("drain of a 5s-TTL instance held 8s: %+v, want confirmed and deregistered by the drain", out)
+	}
+}

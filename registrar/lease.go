@@ -125,3 +125,34 @@ func settled(err error) bool {
 func newLeaseID(now time.Time) clientv3.LeaseID {
 	return clientv3.LeaseID(now.UnixMilli()<<20 | rand.Int64N(1<<20))
 }
+
+// keepLeaseAlive renews lease every second until the returned stop is
+// called or ctx ends, so that an instance outlives a wait that may take
+// longer than its TTL (a drain). A renewal that fails is tried again the
+// next second.
+func (r *Registrar) keepLeaseAlive(ctx context.Context, lease int64) (stop func()) {
+	if lease == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				rctx, rcancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+				if ttl, _, err := r.renewLease(rctx, lease); err == nil && ttl <= 0 {
+					rcancel()
+					return // gone: nothing left to keep
+				}
+				rcancel()
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

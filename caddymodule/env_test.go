@@ -146,26 +146,12 @@ func (b *backend) kill() { b.srv.Close() }
 // echoServer echoes every TCP connection, passing half-closes on.
 func echoServer(t *testing.T, prefix string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, prefix)
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testenv.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		io.WriteString(c, prefix)
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	}).String()
 }
 
 // config is a Caddy JSON config for the tests.

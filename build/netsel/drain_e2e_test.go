@@ -41,27 +41,14 @@ func startHTTPBackend(t *testing.T, id string) backend {
 
 func startEchoBackend(t *testing.T, id string) backend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "%s: %s\n", id, sc.Text())
-				}
-			}()
+	addr := testenv.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			fmt.Fprintf(c, "%s: %s\n", id, sc.Text())
 		}
-	}()
-	return backend{id: id, port: ln.Addr().(*net.TCPAddr).Port}
+	})
+	return backend{id: id, port: addr.Port}
 }
 
 // srvIDs returns the instance ids that DNS lists in the SRV answer of svc.

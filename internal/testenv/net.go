@@ -85,3 +85,25 @@ func OpenFDs(t testing.TB) int {
 	}
 	return len(ents)
 }
+
+// ServeTCP listens on a free loopback port until the test ends and hands
+// each accepted connection to handle, in its own goroutine; handle owns the
+// connection and closes it. It returns the listener's address.
+func ServeTCP(t testing.TB, handle func(net.Conn)) *net.TCPAddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr)
+}

@@ -40,21 +40,8 @@ func checked(id string, ttl time.Duration, cli *clientv3.Client) testenv.Registr
 func listeners(t *testing.T, n int) []int {
 	var ports []int
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		addr := testenv.ServeTCP(t, func(c net.Conn) { c.Close() })
+		ports = append(ports, addr.Port)
 	}
 	return ports
 }

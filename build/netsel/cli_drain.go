@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/netsel/netsel/registrar/api"
 	"github.com/netsel/netsel/registrar/client"
 )
 
@@ -102,9 +103,10 @@ func cmdDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout)
 		if len(res.Pending) > 0 {
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "  READER\tKIND\tHOST\tREVISION\tCONNECTIONS")
+			fmt.Fprintln(tw, "  READER\tKIND\tHOST\tREVISION\tCONNECTIONS\tWAITING FOR")
 			for _, p := range res.Pending {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d/%d\t%d\n", p.ID, p.Kind, dash(p.Host), p.Revision, res.Revision, p.Connections[svc+"/"+id])
+				n := p.Connections[svc+"/"+id]
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d/%d\t%d\t%s\n", p.ID, p.Kind, dash(p.Host), p.Revision, res.Revision, n, waitingFor(p, res.Revision, n))
 			}
 			tw.Flush()
 		}
@@ -168,4 +170,19 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// waitingFor says what a drain that timed out still waited for from a
+// pending reader: the drain's revision, its connections to the instance, or
+// — once both are done — the TTL of the DNS answers it gave before the mark.
+func waitingFor(p api.ReaderView, rev int64, conns int) string {
+	switch {
+	case p.Revision < rev:
+		return "revision"
+	case conns > 0:
+		return "connections"
+	case p.AnswerTTL > 0:
+		return fmt.Sprintf("its answers' TTL (%s)", time.Duration(p.AnswerTTL))
+	}
+	return "-"
 }

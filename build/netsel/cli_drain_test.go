@@ -11,6 +11,7 @@ import (
 
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/testenv"
+	"github.com/netsel/netsel/registrar/api"
 )
 
 // TestCLIMaintDrainReaders: "netsel maint" takes an instance out of
@@ -83,5 +84,26 @@ func TestCLIMaintDrainReaders(t *testing.T) {
 	cli(0, "drain", "web", "a2", "-off")
 	if out := cli(0, "instances", "web"); !strings.Contains(out, "passing") {
 		t.Errorf("after drain -off:\n%s", out)
+	}
+}
+
+// TestWaitingFor: a drain that timed out says what each pending reader
+// still held it for — a reader at the drain's revision with no connection
+// was pending only for its DNS answers' TTL, which the bare revision column
+// made look like a fault.
+func TestWaitingFor(t *testing.T) {
+	for _, tc := range []struct {
+		p     api.ReaderView
+		conns int
+		want  string
+	}{
+		{api.ReaderView{Revision: 9}, 0, "revision"},
+		{api.ReaderView{Revision: 10}, 2, "connections"},
+		{api.ReaderView{Revision: 11, AnswerTTL: api.Duration(5 * time.Second)}, 0, "its answers' TTL (5s)"},
+		{api.ReaderView{Revision: 10}, 0, "-"},
+	} {
+		if got := waitingFor(tc.p, 10, tc.conns); got != tc.want {
+			t.Errorf("waitingFor(%+v, 10, %d) = %q, want %q", tc.p, tc.conns, got, tc.want)
+		}
 	}
 }

@@ -71,11 +71,6 @@ func (r *Registrar) carryRecord(in *catalog.Instance, lease clientv3.LeaseID) (*
 // empty) drain under lease, and the compares cmps returns for each key.
 func (c *carried) addRecorded(in *catalog.Instance, mKey, dKey string, lease clientv3.LeaseID, cmps func(key string, present bool) []clientv3.Cmp) error {
 	c.cmps = append(c.cmps, cmps(mKey, in.Maintenance != nil)...)
-	if dKey == "" {
-		in = &catalog.Instance{Maintenance: in.Maintenance}
-	} else {
-		c.cmps = append(c.cmps, cmps(dKey, in.Drain != nil)...)
-	}
 	if in.Maintenance != nil {
 		v, err := catalog.EncodeMaintenance(in.Maintenance)
 		if err != nil {
@@ -83,6 +78,10 @@ func (c *carried) addRecorded(in *catalog.Instance, mKey, dKey string, lease cli
 		}
 		c.ops = append(c.ops, clientv3.OpPut(mKey, string(v), clientv3.WithLease(lease)))
 	}
+	if dKey == "" {
+		return nil
+	}
+	c.cmps = append(c.cmps, cmps(dKey, in.Drain != nil)...)
 	if in.Drain != nil {
 		v, err := catalog.EncodeDrain(in.Drain)
 		if err != nil {

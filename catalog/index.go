@@ -66,6 +66,8 @@ type Index struct {
 
 	syncedOnce sync.Once
 	synced     chan struct{}
+
+	watches serviceWatches
 }
 
 // NewIndex returns an Index of keyspace ks read through client. Call Run to
@@ -304,9 +306,17 @@ const maxPublishInterval = 100 * time.Millisecond
 
 func (ix *Index) publish(st *state, rev int64, full bool) {
 	prev := ix.snap.Load()
+	var dirty []string
+	if !full {
+		dirty = make([]string, 0, len(st.dirty))
+		for name := range st.dirty {
+			dirty = append(dirty, name)
+		}
+	}
 	next := st.publish(prev, rev, full)
 	ix.snap.Store(next)
 	close(prev.next)
+	ix.watches.notify(prev, next, dirty, full)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -56,7 +56,8 @@ func parseBlocking(req *http.Request) (blockingQuery, error) {
 
 // waitService waits until service name has changed after q.index: its entry
 // has a newer revision, it appeared, or it disappeared. It returns the entry
-// (nil when absent) and the index to pass next.
+// (nil when absent) and the index to pass next. It wakes only for changes to
+// that service (catalog.Index.WatchService), never for the others.
 func (r *Registrar) waitService(ctx context.Context, name string, q blockingQuery) (*catalog.Entry, int64) {
 	snap := r.ix.Snapshot()
 	e, idx := serviceAt(snap, name)
@@ -64,7 +65,8 @@ func (r *Registrar) waitService(ctx context.Context, name string, q blockingQuer
 		return e, idx // changed already (or absent since before index)
 	}
 	present := e != nil
-	final := r.block(ctx, q.wait, snap, func(s *catalog.Snapshot) bool {
+	watch := func() (<-chan struct{}, func()) { return r.ix.WatchService(name) }
+	final := r.block(ctx, q.wait, watch, func(s *catalog.Snapshot) bool {
 		e, ok := s.Service(name)
 		return ok && e.ModRevision > q.index || !ok && present
 	})
@@ -77,31 +79,38 @@ func (r *Registrar) waitList(ctx context.Context, q blockingQuery) *catalog.Snap
 	if snap.Synced() && snap.Revision() > q.index {
 		return snap
 	}
-	return r.block(ctx, q.wait, snap, func(s *catalog.Snapshot) bool { return s.Revision() > q.index })
+	watch := func() (<-chan struct{}, func()) { return r.ix.Snapshot().Stale(), func() {} }
+	return r.block(ctx, q.wait, watch, func(s *catalog.Snapshot) bool { return s.Revision() > q.index })
 }
 
-// block waits, from snapshot snap, for a synced snapshot for which changed
-// is true, for wait, for ctx or for the server to shut down, and returns the
-// latest snapshot.
-func (r *Registrar) block(ctx context.Context, wait time.Duration, snap *catalog.Snapshot, changed func(*catalog.Snapshot) bool) *catalog.Snapshot {
+// block waits for a synced snapshot for which changed is true, for wait,
+// for ctx or for the server to shut down, and returns the latest snapshot.
+// watch returns the channel that wakes it (and the function that stops
+// watching): it is taken before each look at the snapshot, so no change
+// between the look and the wait is missed.
+func (r *Registrar) block(ctx context.Context, wait time.Duration, watch func() (<-chan struct{}, func()), changed func(*catalog.Snapshot) bool) *catalog.Snapshot {
 	r.metrics.blockingActive.Inc()
 	defer r.metrics.blockingActive.Dec()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	drain := draining(ctx)
 	for {
-		select {
-		case <-snap.Stale():
-		case <-timer.C:
-			return r.ix.Snapshot()
-		case <-ctx.Done():
-			return r.ix.Snapshot()
-		case <-drain:
-			return r.ix.Snapshot()
-		}
-		snap = r.ix.Snapshot()
+		wake, stop := watch()
+		snap := r.ix.Snapshot()
 		if snap.Synced() && changed(snap) {
+			stop()
 			return snap
 		}
+		select {
+		case <-wake:
+			stop()
+			r.metrics.blockingWakeups.Inc()
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+		case <-drain:
+		}
+		stop()
+		return r.ix.Snapshot()
 	}
 }

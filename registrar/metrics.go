@@ -14,17 +14,18 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	registrations  *prometheus.CounterVec // by result
-	heartbeats     *prometheus.CounterVec // by result
-	renewRequests  prometheus.Counter     // keep-alive requests sent to etcd
-	renewStreams   prometheus.Counter     // keep-alive streams opened
-	vipConflicts   prometheus.Counter
-	etcdFailures   prometheus.Counter
-	requests       *prometheus.CounterVec // by route, method, code
-	latency        *prometheus.HistogramVec
-	blockingActive prometheus.Gauge
-	limited        *prometheus.CounterVec // requests refused by a limit, by limit
-	listBuilds     prometheus.Counter     // service lists encoded
+	registrations   *prometheus.CounterVec // by result
+	heartbeats      *prometheus.CounterVec // by result
+	renewRequests   prometheus.Counter     // keep-alive requests sent to etcd
+	renewStreams    prometheus.Counter     // keep-alive streams opened
+	vipConflicts    prometheus.Counter
+	etcdFailures    prometheus.Counter
+	requests        *prometheus.CounterVec // by route, method, code
+	latency         *prometheus.HistogramVec
+	blockingActive  prometheus.Gauge
+	blockingWakeups prometheus.Counter
+	limited         *prometheus.CounterVec // requests refused by a limit, by limit
+	listBuilds      prometheus.Counter     // service lists encoded
 
 	reapPending prometheus.Gauge       // leases the reaper holds
 	reaped      prometheus.Counter     // leases the reaper revoked
@@ -78,6 +79,10 @@ func newMetrics() *metrics {
 			Namespace: ns, Subsystem: sub, Name: "blocking_queries",
 			Help: "Blocking queries waiting now.",
 		}),
+		blockingWakeups: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "blocking_wakeups_total",
+			Help: "Times a waiting blocking query was woken by a change to what it watches (a query on one service wakes only for that service).",
+		}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "limited_total",
 			Help: "Requests refused by a limit, by limit: services, instances_per_service, instances_per_token, data_bytes, rate, blocking_total, blocking_client, vip_range; connections counts idle connections closed to make room.",
@@ -124,7 +129,7 @@ func newMetrics() *metrics {
 	m.etcdAlarm.WithLabelValues("NOSPACE").Set(0)
 	m.etcdAlarm.WithLabelValues("CORRUPT").Set(0)
 	m.reg.MustRegister(m.limited, m.listBuilds, m.registrations, m.heartbeats, m.renewRequests, m.renewStreams,
-		m.vipConflicts, m.etcdFailures, m.requests, m.latency, m.blockingActive,
+		m.vipConflicts, m.etcdFailures, m.requests, m.latency, m.blockingActive, m.blockingWakeups,
 		m.reapPending, m.reaped, m.reapDropped, m.readBacks, m.revived, m.etcdAlarm,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -131,7 +131,7 @@ func measureKind(ctx context.Context, run *runner, kind string, n, changes int) 
 	cpu0, _ := run.cpu()
 	for k := range changes {
 		i := k % n
-		if err := register(ctx, run.url, svcName(i), fmt.Sprintf("%s-%d", strings.ReplaceAll(kind, " ", "-"), k)); err != nil {
+		if err := register(ctx, run.url, svcName(i), fmt.Sprintf("c%d", k)); err != nil {
 			return res, err
 		}
 		if kind != "the service list" {

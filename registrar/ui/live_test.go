@@ -126,10 +126,21 @@ func TestUILive(t *testing.T) {
 	waitView(t, ctx, at, live, "cache counted, hidden", func(v view) bool {
 		return len(v.Services) == 0 && v.ServicesCaption == "Services (0 of 4)"
 	})
+	// Deleting a service removes its row, filtered out or not.
+	if err := c.Deregister(api, "cache", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteService(api, "cache"); err != nil {
+		t.Fatal(err)
+	}
+	at = time.Now()
+	waitView(t, ctx, at, live, "cache deleted", func(v view) bool {
+		return v.ServicesCaption == "Services (0 of 3)"
+	})
 	do(t, ctx, "clear the filter", chromedp.Focus(chromedp.ID("filter")),
 		chromedp.KeyEvent(kb.Backspace+kb.Backspace+kb.Backspace))
 	waitView(t, ctx, time.Now(), live, "filter cleared", func(v view) bool {
-		return slices.Equal(v.names(), []string{"api", "cache", "db", "web"})
+		return slices.Equal(v.names(), []string{"api", "db", "web"})
 	})
 
 	// Keyboard: Enter on a focused service selects it; the focus stays on
@@ -155,6 +166,35 @@ func TestUILive(t *testing.T) {
 		return v.instance("w3") != nil && v.instance("w1") != nil && v.instance("a1") == nil
 	})
 	screenshot(t, ctx, "ui.png")
+}
+
+// TestUIReconnects: while the registrar is down the page says so, and
+// once it is back (a restart on the same address) the page is live again
+// without a reload.
+func TestUIReconnects(t *testing.T) {
+	ctx := browser(t)
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	c, err := client.New(client.Config{URLs: []string{reg.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	register(t, api, c, client.Registration{Service: "api", ID: "a1", Address: "127.0.1.1", Port: 9000})
+	do(t, ctx, "open /ui/", chromedp.Navigate(reg.URL+"/ui/?service=api"))
+	waitView(t, ctx, time.Now(), 10*time.Second, "live", func(v view) bool { return v.Status == "Live" && v.instance("a1") != nil })
+
+	reg.Stop()
+	waitView(t, ctx, time.Now(), 10*time.Second, "the registrar down", func(v view) bool {
+		return strings.Contains(v.Status, "retrying")
+	})
+	testenv.StartRegistrarAt(t, etcd.URL, reg.Addr)
+	at := register(t, api, c, client.Registration{Service: "api", ID: "a2", Address: "127.0.1.2", Port: 9000})
+	// The page retries with a backoff of up to 2s at this point.
+	waitView(t, ctx, at, 5*time.Second, "live again", func(v view) bool {
+		return v.Status == "Live" && v.service("api") != nil && v.service("api")[3] == "2" && v.instance("a2") != nil
+	})
 }
 
 // TestUIPhone: on a phone-sized screen the page has no horizontal scroll.

@@ -177,8 +177,17 @@
     });
   }
 
+  // cell adds a cell labelled label (shown on narrow screens) to tr; the
+  // first cell of a row is its header.
   function cell(tr, label, cls) {
-    const td = tr.insertCell();
+    let td;
+    if (tr.cells.length === 0) {
+      td = document.createElement('th');
+      td.scope = 'row';
+      tr.append(td);
+    } else {
+      td = tr.insertCell();
+    }
     td.dataset.label = label;
     if (cls) td.className = cls;
     return td;

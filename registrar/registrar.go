@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	return r, nil
 }
 
-// Handler returns the registrar's HTTP handler: /v1/... and /metrics.
+// Handler returns the registrar's HTTP handler: /v1/..., /metrics and /ui/.
 func (r *Registrar) Handler() http.Handler { return r.handler }
 
 // Index returns the catalog index the registrar reads.

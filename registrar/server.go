@@ -8,13 +8,15 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/netsel/netsel/registrar/ui"
 )
 
 // handlerFunc is an HTTP handler that returns its error for the caller to
 // answer as JSON.
 type handlerFunc func(w http.ResponseWriter, req *http.Request) error
 
-// routes builds the registrar's handler: the /v1 API and /metrics behind
+// routes builds the registrar's handler: the /v1 API, /metrics and /ui behind
 // the recover, metrics and deadline middleware.
 func (r *Registrar) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -34,6 +36,7 @@ func (r *Registrar) routes() http.Handler {
 	handle("GET /v1/services/{name}", ActionRead, r.getService)
 	handle("GET /v1/health", "", r.health)
 	mux.Handle("GET /metrics", r.metrics.handler())
+	ui.Register(mux) // GET /ui/: public page; its /v1 calls carry the token
 	return r.middleware(mux)
 }
 

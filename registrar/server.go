@@ -32,6 +32,7 @@ func (r *Registrar) routes() http.Handler {
 	handle("GET /v1/readers", ActionRead, r.readers)
 	handle("GET /v1/services", ActionRead, r.listServices)
 	handle("GET /v1/services/{name}", ActionRead, r.getService)
+	handle("GET /v1/sd/prometheus", ActionRead, r.prometheusSD)
 	handle("GET /v1/health", "", r.health)
 	mux.Handle("GET /metrics", r.metrics.handler())
 	return r.middleware(mux)

@@ -116,6 +116,7 @@ func startPrometheus(t *testing.T, config string) *prometheus {
 type promTarget struct {
 	ScrapePool string            `json:"scrapePool"`
 	ScrapeURL  string            `json:"scrapeUrl"`
+	Discovered map[string]string `json:"discoveredLabels"`
 	Labels     map[string]string `json:"labels"`
 	Health     string            `json:"health"`
 	LastError  string            `json:"lastError"`
@@ -197,15 +198,11 @@ func (p *prometheus) waitTargets(t *testing.T, job string, want []string, within
 }
 
 // promConfig is the test's Prometheus configuration: a job "netsel" on
-// the registrar's HTTP service discovery, and with consul a job
-// "netsel-consul" on its Consul-compatible API, both for service svc.
+// the registrar's HTTP service discovery, a job "netsel-serving" that
+// drops instances in maintenance or draining by relabeling (the README's
+// example), and with consul a job "netsel-consul" on its
+// Consul-compatible API, all for service svc.
 func promConfig(registrar, svc string, consul bool) string {
-	relabel := `
-    relabel_configs:
-      - source_labels: [__meta_netsel_service]
-        target_label: service
-      - source_labels: [__meta_netsel_id]
-        target_label: netsel_id`
 	c := fmt.Sprintf(`global:
   scrape_interval: %[3]s
   scrape_timeout: %[3]s
@@ -214,8 +211,21 @@ scrape_configs:
   - job_name: netsel
     http_sd_configs:
       - url: http://%[1]s/v1/sd/prometheus?service=%[2]s
-        refresh_interval: %[3]s%[4]s
-`, registrar, svc, promSDRefresh, relabel)
+        refresh_interval: %[3]s
+    relabel_configs:
+      - source_labels: [__meta_netsel_service]
+        target_label: service
+      - source_labels: [__meta_netsel_id]
+        target_label: netsel_id
+  - job_name: netsel-serving
+    http_sd_configs:
+      - url: http://%[1]s/v1/sd/prometheus?service=%[2]s
+        refresh_interval: %[3]s
+    relabel_configs:
+      - source_labels: [__meta_netsel_state]
+        regex: maintenance|draining
+        action: drop
+`, registrar, svc, promSDRefresh)
 	if consul {
 		c += fmt.Sprintf(`  - job_name: netsel-consul
     consul_sd_configs:
@@ -277,7 +287,7 @@ func TestPrometheusDiscovers(t *testing.T) {
 	for _, id := range []string{"a", "b", "c"} {
 		port := startMetricsBackend(t, id)
 		reg := client.Registration{Service: svc, ID: id, Address: "127.0.0.1", Port: port, TTL: 10 * time.Minute,
-			Tags: []string{"prod"}, Meta: map[string]string{"team": "edge"}}
+			Tags: []string{"prod", "a-b.c"}, Meta: map[string]string{"team": "edge", "ü": id}}
 		if _, err := c.Register(ctx, reg); err != nil {
 			t.Fatal(err)
 		}
@@ -296,6 +306,11 @@ func TestPrometheusDiscovers(t *testing.T) {
 		if tg.Labels["service"] != svc || tg.Labels["netsel_id"] == "" {
 			t.Errorf("target %s: labels %v, want service=%s and a netsel_id from relabeling", u, tg.Labels, svc)
 		}
+		d := tg.Discovered
+		if d["__meta_netsel_tag_a_b_c"] != "true" || d["__meta_netsel_meta__"] != tg.Labels["netsel_id"] ||
+			d["__meta_netsel_tags"] != ",prod,a-b.c," || d["__meta_netsel_state"] != "passing" {
+			t.Errorf("target %s: discovered labels %v, want the sanitized tag and meta labels", u, d)
+		}
 	}
 	testenv.Eventually(t, 30*time.Second, func() bool {
 		ids := map[string]bool{}
@@ -304,6 +319,18 @@ func TestPrometheusDiscovers(t *testing.T) {
 		}
 		return len(ids) == 3 && ids["a=a"] && ids["b=b"] && ids["c=c"]
 	}, "prometheus did not store the three backends' samples with their netsel_id")
+
+	// A job that drops maintenance by relabeling drops a; "netsel" keeps
+	// it.
+	prom.waitTargets(t, "netsel-serving", urls, dropWithin)
+	if err := c.Maintenance(ctx, svc, "a", "test"); err != nil {
+		t.Fatal(err)
+	}
+	prom.waitTargets(t, "netsel-serving", urls[1:], dropWithin)
+	if err := c.EndMaintenance(ctx, svc, "a"); err != nil {
+		t.Fatal(err)
+	}
+	prom.waitTargets(t, "netsel-serving", urls, dropWithin)
 
 	// Deregister b: Prometheus drops it within dropWithin.
 	if err := c.Deregister(ctx, svc, "b"); err != nil {

@@ -53,6 +53,7 @@ type Registrar struct {
 	blocking *slots
 	quota    *tokenQuota
 	lists    listCache
+	sd       sdCache
 	handler  http.Handler
 	// lastWrite is the etcd revision of this registrar's latest write.
 	lastWrite atomic.Int64

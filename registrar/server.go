@@ -34,6 +34,7 @@ func (r *Registrar) routes() http.Handler {
 	handle("GET /v1/readers", ActionRead, r.readers)
 	handle("GET /v1/services", ActionRead, r.listServices)
 	handle("GET /v1/services/{name}", ActionRead, r.getService)
+	handle("GET /v1/sd/prometheus", ActionRead, r.prometheusSD)
 	handle("GET /v1/health", "", r.health)
 	mux.Handle("GET /metrics", r.metrics.handler())
 	ui.Register(mux) // GET /ui/: public page; its /v1 calls carry the token

@@ -33,6 +33,7 @@ func (r *Registrar) routes() http.Handler {
 	handle("GET /v1/services", ActionRead, r.listServices)
 	handle("GET /v1/services/{name}", ActionRead, r.getService)
 	handle("GET /v1/health", "", r.health)
+	r.consulRoutes(mux)
 	mux.Handle("GET /metrics", r.metrics.handler())
 	return r.middleware(mux)
 }

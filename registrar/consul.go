@@ -65,12 +65,17 @@ func (r *Registrar) consulRoutes(mux *http.ServeMux) {
 	mux.Handle("/v1/health/{p}/{rest...}", notServed)
 }
 
-// consulToken lets h authorize a request by Consul's X-Consul-Token header,
-// which Consul prefers to an Authorization header: it becomes the bearer
-// token. (Prometheus sends an empty basic Authorization beside it.)
+// consulToken lets h authorize a request by the token a Consul client sends:
+// the X-Consul-Token header, else (older clients) ?token=. It becomes the
+// bearer token, in place of any Authorization header (Prometheus sends an
+// empty basic one beside it); without either, Authorization: Bearer works.
 func consulToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if tok := strings.TrimSpace(req.Header.Get(consulTokenHeader)); tok != "" {
+		tok := strings.TrimSpace(req.Header.Get(consulTokenHeader))
+		if tok == "" {
+			tok = strings.TrimSpace(req.URL.Query().Get("token"))
+		}
+		if tok != "" {
 			req = req.Clone(req.Context())
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}

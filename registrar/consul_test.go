@@ -29,8 +29,9 @@ func consulClient(t *testing.T, reg *testenv.Registrar, token string) *consul.Cl
 // with their tags, reads a service's instances from the catalog (all of
 // them, Consul's field names filled in) and from the health endpoint (with
 // passingOnly, only the healthy ones; an instance in maintenance carries a
-// critical _service_maintenance check), and finds the datacenter where
-// Prometheus looks for it.
+// critical _service_maintenance check, a draining one a critical
+// _netsel_drain check; a service with no instance left is not listed), and
+// finds the datacenter where Prometheus looks for it.
 func TestConsulCatalogAndHealth(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	reg := testenv.StartRegistrar(t, etcd.URL)
@@ -38,9 +39,17 @@ func TestConsulCatalogAndHealth(t *testing.T) {
 		Tags: []string{"v2", "blue"}, Meta: map[string]string{"team": "core"}, Zone: "z1"})
 	register(t, reg.URL, "web", api.RegisterRequest{ID: "b", Address: "127.0.0.2", Port: 8081, Tags: []string{"v2"}})
 	register(t, reg.URL, "web", api.RegisterRequest{ID: "c", Address: "127.0.0.3", Port: 8082})
+	register(t, reg.URL, "web", api.RegisterRequest{ID: "d", Address: "127.0.0.4", Port: 8083})
 	register(t, reg.URL, "api", api.RegisterRequest{ID: "x", Address: "127.0.0.1", Port: 9000})
+	register(t, reg.URL, "gone", api.RegisterRequest{ID: "g", Address: "127.0.0.1", Port: 7000})
+	if r := do(t, "DELETE", reg.URL+"/v1/services/gone/instances/g", nil); r.status != 204 {
+		t.Fatalf("deregister: %d %s", r.status, r.body)
+	}
 	if r := do(t, "PUT", reg.URL+"/v1/services/web/instances/b/maintenance", map[string]string{"reason": "disk swap"}); r.status != 204 {
 		t.Fatalf("maintenance: %d %s", r.status, r.body)
+	}
+	if r := do(t, "POST", reg.URL+"/v1/services/web/instances/d/drain?deregister=false&timeout=5s", nil); r.status != 200 {
+		t.Fatalf("drain: %d %s", r.status, r.body)
 	}
 	c := consulClient(t, reg, "")
 
@@ -59,8 +68,8 @@ func TestConsulCatalogAndHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := catalogIDs(cat); !slices.Equal(ids, []string{"a", "b", "c"}) {
-		t.Fatalf("catalog service web = %v, want a, b, c (every state)", ids)
+	if ids := catalogIDs(cat); !slices.Equal(ids, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("catalog service web = %v, want a, b, c, d (every state)", ids)
 	}
 	a := cat[0]
 	if a.ServiceName != "web" || a.ServiceAddress != "127.0.0.1" || a.ServicePort != 8080 || a.Node != "127.0.0.1" ||
@@ -106,6 +115,14 @@ func TestConsulCatalogAndHealth(t *testing.T) {
 	if b.Service.Address != "127.0.0.2" || b.Service.Port != 8081 || b.Node.Address != "127.0.0.2" {
 		t.Errorf("b = %+v on %+v", b.Service, b.Node)
 	}
+	drained, _, err := c.Health().Service("web", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := drained[len(drained)-1]; d.Service.ID != "d" || d.Checks.AggregatedStatus() != consul.HealthCritical ||
+		!slices.ContainsFunc(d.Checks, func(hc *consul.HealthCheck) bool { return strings.HasPrefix(hc.CheckID, "_netsel_drain:") }) {
+		t.Errorf("draining d = %+v with checks %v; want critical with a _netsel_drain check", d.Service, d.Checks)
+	}
 	none, meta, err := c.Health().Service("nosuch", "", false, nil)
 	if err != nil || len(none) != 0 || meta.LastIndex == 0 {
 		t.Errorf("unknown service: %v, index %d, %v; want [] with an index", none, meta.LastIndex, err)
@@ -135,7 +152,7 @@ func TestConsulCatalogAndHealth(t *testing.T) {
 	for _, n := range nodes {
 		names = append(names, n.Node)
 	}
-	if !slices.Equal(names, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}) {
+	if !slices.Equal(names, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}) {
 		t.Errorf("nodes = %v", names)
 	}
 }
@@ -260,6 +277,12 @@ func TestConsulAuth(t *testing.T) {
 	}
 	if r := do(t, "GET", reg.URL+"/v1/catalog/services", nil, bearer("dash-token-0123456789")...); r.status != 200 {
 		t.Errorf("bearer token: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", reg.URL+"/v1/catalog/services?token=dash-token-0123456789", nil); r.status != 200 {
+		t.Errorf("?token=, as older Consul clients send it: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", reg.URL+"/v1/kv/x?token=nope", nil); r.status != 404 {
+		t.Errorf("an unserved path answers 404 whatever the token: %d %s", r.status, r.body)
 	}
 }
 

@@ -1,6 +1,7 @@
 package registrar_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -245,6 +246,40 @@ func TestConsulBlocking(t *testing.T) {
 	a = within(ch, 5*time.Second, "web query during a deregistration from web")
 	if a.index <= index || !slices.Equal(a.ids, []string{"b"}) {
 		t.Fatalf("after deregistering a: %v at index %d (was %d)", a.ids, a.index, index)
+	}
+}
+
+// TestConsulBlockingSlots: a Consul blocking query holds a blocking-query
+// slot as NetSel's own do; past MaxBlockingQueries it is a 429 naming index,
+// while a read without an index (even with a wait, as consul-template's
+// first query) answers at once.
+func TestConsulBlockingSlots(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL, limits(registrar.Limits{MaxBlockingQueries: 1}))
+	register(t, reg.URL, "web", regBody("a"))
+	idx := do(t, "GET", reg.URL+"/v1/health/service/web", nil).header.Get("X-Consul-Index")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waiting := blockingQuery(ctx, t, reg.URL, "/v1/health/service/web?wait=1m&index="+idx, "")
+	waitMetric(t, reg.URL, "netsel_registrar_blocking_queries", 1)
+	wantRefused(t, do(t, "GET", reg.URL+"/v1/catalog/service/web?wait=1m&index="+idx, nil), http.StatusTooManyRequests, "index")
+	wantRefused(t, do(t, "GET", reg.URL+"/v1/catalog/services?wait=1m&index="+idx, nil), http.StatusTooManyRequests, "index")
+	c := consulClient(t, reg, "")
+	start := time.Now()
+	if _, _, err := c.Health().Service("web", "", true, &consul.QueryOptions{WaitTime: time.Minute, AllowStale: true}); err != nil {
+		t.Fatalf("a wait without an index: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("a wait without an index took %v, want an answer at once", took)
+	}
+	register(t, reg.URL, "web", regBody("b"))
+	select {
+	case s := <-waiting:
+		if s != http.StatusOK {
+			t.Errorf("the waiting query answered %d", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting query did not wake for a registration")
 	}
 }
 

@@ -156,11 +156,22 @@ func (r *Registrar) consulSnapshot(req *http.Request, q consulQuery) (*catalog.S
 			return nil, err
 		}
 		defer release()
-		return r.waitList(req.Context(), q.blockingQuery), nil
+		return r.consulSynced(r.waitList(req.Context(), q.blockingQuery))
 	}
 	snap := r.ix.Snapshot()
 	if !q.stale {
 		snap = r.ownWrites(req.Context(), snap)
+	}
+	return r.consulSynced(snap)
+}
+
+// consulSynced returns snap, or a 503 when snap has not read etcd yet: an
+// empty answer would tell a Consul client (Prometheus) that every instance
+// is gone, where an error keeps what it knew until it retries.
+func (r *Registrar) consulSynced(snap *catalog.Snapshot) (*catalog.Snapshot, error) {
+	if !snap.Synced() {
+		return nil, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
+			msg: "the registrar has not read the catalog from etcd yet; try again"}
 	}
 	return snap, nil
 }
@@ -176,6 +187,9 @@ func (r *Registrar) consulEntry(req *http.Request, name string, q consulQuery) (
 		}
 		defer release()
 		e, idx := r.waitService(req.Context(), name, q.blockingQuery)
+		if _, err := r.consulSynced(r.ix.Snapshot()); err != nil {
+			return nil, 0, err
+		}
 		return e, idx, nil
 	}
 	snap, err := r.consulSnapshot(req, q)

@@ -283,6 +283,29 @@ func TestConsulBlockingSlots(t *testing.T) {
 	}
 }
 
+// TestConsulBeforeSync: until the registrar has read etcd, the Consul reads
+// answer 503 with Retry-After, not an empty catalog (which Prometheus would
+// take for every target gone); once etcd is reachable they answer.
+func TestConsulBeforeSync(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(etcd.URL, "http://"))
+	proxy.Cut()
+	reg := testenv.StartRegistrar(t, "http://"+proxy.Addr(), func(c *registrar.Config) { c.Checks.Disabled = true })
+	for _, path := range []string{
+		"/v1/catalog/services", "/v1/catalog/service/web", "/v1/health/service/web", "/v1/catalog/nodes",
+		"/v1/health/service/web?stale", "/v1/health/service/web?index=1&wait=1s", "/v1/catalog/services?index=1&wait=1s",
+	} {
+		r := do(t, "GET", reg.URL+path, nil)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s before the index read etcd: %d %s; want 503 with Retry-After", path, r.status, r.body)
+		}
+	}
+	proxy.Restore()
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return do(t, "GET", reg.URL+"/v1/catalog/services", nil).status == http.StatusOK
+	}, "the services list never answered once etcd was reachable")
+}
+
 // TestConsulAuth: with AuthReads, the Consul endpoints need a token, which
 // Consul clients send as X-Consul-Token (Prometheus beside an empty basic
 // Authorization); a bearer token works too.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,4 +190,47 @@ func TestConsulHostile(t *testing.T) {
 			t.Errorf("%s: %d %v %s", q, r.status, r.header, r.body)
 		}
 	}
+}
+
+// TestConsulIndexNeverBackwards: the X-Consul-Index of one query is never 0
+// and never goes backwards, whatever happens to the service (registered,
+// an instance deregistered, emptied, deleted, registered again) or beside
+// it.
+func TestConsulIndexNeverBackwards(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	reg := testenv.StartRegistrar(t, etcd.URL)
+	last := map[string]uint64{}
+	check := func(step string) {
+		t.Helper()
+		for _, path := range []string{"/v1/health/service/web", "/v1/catalog/service/web", "/v1/catalog/services"} {
+			r := do(t, "GET", reg.URL+path, nil)
+			idx, err := strconv.ParseUint(r.header.Get("X-Consul-Index"), 10, 64)
+			if r.status != 200 || err != nil || idx == 0 || idx < last[path] {
+				t.Errorf("%s: %s: %d, index %q (was %d)", step, path, r.status, r.header.Get("X-Consul-Index"), last[path])
+			}
+			last[path] = idx
+		}
+	}
+	admin := func(method, path string, want int) {
+		t.Helper()
+		if r := do(t, method, reg.URL+path, nil); r.status != want {
+			t.Fatalf("%s %s: %d %s", method, path, r.status, r.body)
+		}
+	}
+	check("before any service")
+	register(t, reg.URL, "web", regBody("a"))
+	check("web registered")
+	register(t, reg.URL, "web", regBody("b"))
+	register(t, reg.URL, "db", regBody("d"))
+	check("another instance and another service")
+	admin("DELETE", "/v1/services/web/instances/b", 204)
+	check("an instance deregistered")
+	admin("DELETE", "/v1/services/web/instances/a", 204)
+	check("web emptied")
+	admin("DELETE", "/v1/services/web", 204)
+	check("web deleted")
+	register(t, reg.URL, "db", regBody("e"))
+	check("db changed while web is absent")
+	register(t, reg.URL, "web", regBody("a"))
+	check("web registered again")
 }

@@ -36,6 +36,7 @@ func (r *Registrar) routes() http.Handler {
 	handle("GET /v1/services/{name}", ActionRead, r.getService)
 	handle("GET /v1/sd/prometheus", ActionRead, r.prometheusSD)
 	handle("GET /v1/health", "", r.health)
+	r.consulRoutes(mux)
 	mux.Handle("GET /metrics", r.metrics.handler())
 	ui.Register(mux) // GET /ui/: public page; its /v1 calls carry the token
 	return r.middleware(mux)

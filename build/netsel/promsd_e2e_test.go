@@ -20,13 +20,6 @@ import (
 	"github.com/netsel/netsel/registrar/client"
 )
 
-// consulAPIMerged turns on the consul_sd_configs half of
-// TestPrometheusDiscovers: set it once the registrar serves the
-// Consul-compatible catalog API (/v1/catalog/services,
-// /v1/health/service/{name}, /v1/agent/self). It runs only with a
-// Prometheus built with Consul discovery, which Debian's package is not.
-const consulAPIMerged = false
-
 // promSDRefresh is the refresh and scrape interval of the test's
 // Prometheus; a change must show in its targets within a few of them.
 const promSDRefresh = time.Second
@@ -246,9 +239,13 @@ scrape_configs:
 // discovery ("field consul_sd_configs not found"). It asks the promtool
 // beside it.
 func consulSDSupported() error {
-	promtool, err := exec.LookPath("promtool")
+	prom, err := exec.LookPath("prometheus")
 	if err != nil {
-		return fmt.Errorf("no promtool to tell whether prometheus has Consul discovery: %w", err)
+		return err
+	}
+	promtool := filepath.Join(filepath.Dir(prom), "promtool")
+	if _, err := os.Stat(promtool); err != nil {
+		return fmt.Errorf("no promtool beside %s to tell whether it has Consul discovery: %w", prom, err)
 	}
 	dir, err := os.MkdirTemp("", "promsd")
 	if err != nil {
@@ -270,7 +267,7 @@ func consulSDSupported() error {
 // the registrar discovers and scrapes every registered instance, with the
 // labels relabeling copies from __meta_netsel_*, and drops a deregistered
 // one within a refresh and a scrape interval (and a margin for a loaded
-// machine). With consulAPIMerged, a consul_sd_configs job on the
+// machine). With a Prometheus built with Consul discovery, a consul_sd_configs job on the
 // registrar's Consul-compatible API does the same.
 func TestPrometheusDiscovers(t *testing.T) {
 	if testing.Short() {
@@ -293,11 +290,15 @@ func TestPrometheusDiscovers(t *testing.T) {
 		}
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	}
-	consul, noConsul := consulAPIMerged, "consul API not merged yet"
-	if consul {
-		if err := consulSDSupported(); err != nil {
-			consul, noConsul = false, err.Error()
+	// The consul_sd_configs half needs a Prometheus built with Consul
+	// discovery: Debian's is not; .ci/run installs Prometheus's own
+	// build with go install.
+	consul, noConsul := true, ""
+	if err := consulSDSupported(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("under CI the prometheus on PATH must have Consul discovery (.ci/run go-installs it): %v", err)
 		}
+		consul, noConsul = false, err.Error()
 	}
 	prom := startPrometheus(t, promConfig(f.registrar, svc, consul))
 

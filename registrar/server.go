@@ -29,6 +29,8 @@ func (r *Registrar) routes() http.Handler {
 	handle("DELETE /v1/services/{name}/instances/{id}/maintenance", ActionRegister, r.deleteMaintenance)
 	handle(drainRoute, ActionRegister, r.drain)
 	handle("DELETE /v1/services/{name}/instances/{id}/drain", ActionRegister, r.deleteDrain)
+	handle("GET /v1/snapshot", ActionAdmin, r.saveSnapshot)
+	handle("PUT /v1/snapshot", ActionAdmin, r.restoreSnapshot)
 	handle("GET /v1/readers", ActionRead, r.readers)
 	handle("GET /v1/services", ActionRead, r.listServices)
 	handle("GET /v1/services/{name}", ActionRead, r.getService)

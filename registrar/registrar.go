@@ -42,6 +42,7 @@ type Registrar struct {
 	seen    *seenInstances
 	tokens  *tokens
 	tls     *serverTLS
+	audit   *auditLog
 	metrics *metrics
 	vips    *allocator
 	// policy decides which instance addresses may be registered; Serve
@@ -88,6 +89,9 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	if r.tls, err = loadServerTLS(cfg); err != nil {
 		return nil, fmt.Errorf("registrar: %w", err)
 	}
+	if r.audit, err = openAudit(&cfg); err != nil {
+		return nil, fmt.Errorf("registrar: %w", err)
+	}
 	r.vips = newAllocator(cfg.VIPCIDR)
 	policy, err := addrpolicy.New(cfg.AddrPolicy)
 	if err != nil {
@@ -119,6 +123,7 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		cancel()
 		r.renewer.close()
 		r.wg.Wait()
+		r.audit.close()
 		return nil, fmt.Errorf("registrar: %w", err)
 	}
 	r.handler = r.routes()
@@ -144,6 +149,7 @@ func (r *Registrar) Close() error {
 		r.cancel()
 		r.renewer.close()
 		r.wg.Wait()
+		r.audit.close()
 	})
 	return nil
 }

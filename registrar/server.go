@@ -40,11 +40,14 @@ func (r *Registrar) routes() http.Handler {
 }
 
 // endpoint adapts h: it authorizes the request for action (when not empty;
-// reads only with Config.AuthReads) and answers h's error as JSON. Writes
+// reads only with Config.AuthReads), answers h's error as JSON and writes
+// the audit log's line (audit.go). Writes
 // are authorized for the service they name; reads are not scoped to
 // services.
 func (r *Registrar) endpoint(action Action, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w, req, audit := r.audited(w, req)
+		defer audit()
 		if action != "" && (action != ActionRead || r.cfg.AuthReads) {
 			service := ""
 			if action != ActionRead {

@@ -74,6 +74,7 @@ func (r *Registrar) restoreSnapshot(w http.ResponseWriter, req *http.Request) er
 	if err := decodeBodyMax(w, req, &doc, MaxSnapshotBytes); err != nil {
 		return err
 	}
+	auditNote(req, "", fmt.Sprintf("%d services, force=%t", len(doc.Services), force))
 	services, err := r.snapshotServices(&doc)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package registrar
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -97,6 +98,9 @@ func openAudit(cfg *Config) (*auditLog, error) {
 		lines: make(chan []byte, auditQueue), quit: make(chan struct{}), done: make(chan struct{})}
 	switch cfg.AuditLog {
 	case "":
+		if cfg.AuditHeartbeats {
+			return nil, errors.New("AuditHeartbeats needs AuditLog")
+		}
 		return nil, nil
 	case "-", "stderr":
 		a.w = os.Stderr

@@ -12,12 +12,14 @@ import (
 
 	"github.com/netsel/netsel/internal/testenv"
 	"github.com/netsel/netsel/registrar"
+	"github.com/netsel/netsel/registrar/client"
 )
 
 // auditLine is a line of the audit log, as documented.
 type auditLine struct {
 	Time     time.Time `json:"time"`
 	Who      string    `json:"who"`
+	Cert     string    `json:"cert"`
 	Remote   string    `json:"remote"`
 	Action   string    `json:"action"`
 	Method   string    `json:"method"`
@@ -149,5 +151,21 @@ func TestAuditLogAppends(t *testing.T) {
 	lines := readAudit(t, file, 3)
 	if lines[0].Who != "before" || lines[1].Action != "register" || lines[1].Who != "anonymous" || lines[2].Action != "heartbeat" {
 		t.Errorf("lines = %+v", lines)
+	}
+}
+
+// TestAuditLogClientCert: under mutual TLS with no token file, who is the
+// client certificate's subject.
+func TestAuditLogClientCert(t *testing.T) {
+	certs := testenv.NewCerts(t)
+	file := filepath.Join(t.TempDir(), "audit.log")
+	_, url := startTLSRegistrar(t, certs, true, func(c *registrar.Config) { c.AuditLog = file })
+	c := newClient(t, client.Config{URLs: []string{url}, CAFile: certs.CAFile, CertFile: certs.ClientCertFile, KeyFile: certs.ClientKeyFile})
+	if err := c.Deregister(t.Context(), "web", "a1"); err != nil {
+		t.Fatalf("deregister of no instance: %v (a 404 is nil)", err)
+	}
+	l := readAudit(t, file, 1)[0]
+	if l.Who != "CN=netsel-client" || l.Cert != "CN=netsel-client" || l.Action != "deregister" || l.Status != http.StatusNotFound || l.Error == "" {
+		t.Errorf("line = %+v, want who CN=netsel-client, deregister, 404", l)
 	}
 }

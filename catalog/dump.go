@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -74,11 +75,10 @@ func ReadDump(ctx context.Context, kv clientv3.KV, ks Keyspace, onSkip func(key 
 //
 // With cur nil, the conditions hold only while ks has no service record and
 // no VIP reservation. With cur, a Dump of ks read before, they hold only
-// while no record or reservation was created or changed since cur.Revision;
-// a service of cur that services gives another VIP then loses the
-// reservation of its old VIP, unless that VIP is another service's in
-// services. Records and reservations of cur that services does not touch
-// are kept.
+// while no record or reservation was created or changed since cur.Revision,
+// and a reservation of cur held by a service of services for a VIP that
+// services does not give it (its old VIP) is deleted. Records and
+// reservations of cur that services does not touch are kept.
 func (k Keyspace) RestoreTxn(services []*Service, cur *Dump) ([]clientv3.Cmp, []clientv3.Op, error) {
 	var cmps []clientv3.Cmp
 	if cur == nil {
@@ -108,11 +108,12 @@ func (k Keyspace) RestoreTxn(services []*Service, cur *Dump) ([]clientv3.Cmp, []
 			clientv3.OpPut(k.VIPKey(s.VIP), s.Name))
 	}
 	if cur != nil {
-		for _, old := range cur.Services {
-			if vips[old.VIP] || cur.Reservations[old.VIP] != old.Name || !names[old.Name] {
-				continue
+		// Free every other VIP reserved for a service of services: its
+		// old one, or one left by a record that no longer decodes.
+		for _, vip := range slices.SortedFunc(maps.Keys(cur.Reservations), netip.Addr.Compare) {
+			if names[cur.Reservations[vip]] && !vips[vip] {
+				ops = append(ops, clientv3.OpDelete(k.VIPKey(vip)))
 			}
-			ops = append(ops, clientv3.OpDelete(k.VIPKey(old.VIP)))
 		}
 	}
 	return cmps, ops, nil

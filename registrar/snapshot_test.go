@@ -169,14 +169,18 @@ func TestSnapshotRestoreOverServices(t *testing.T) {
 		t.Fatalf("a refused forced restore changed etcd:\nbefore %v\nafter  %v", before, after)
 	}
 
-	// Force: web moves to a new VIP and port, new appears, api is kept.
-	newVIP := netip.MustParseAddr("127.77.200.1")
-	if newVIP == web.VIP || newVIP == api1.VIP {
-		newVIP = netip.MustParseAddr("127.77.200.2")
+	// Force: web moves to a new VIP (its old one is freed), new appears,
+	// api is kept.
+	var free []netip.Addr // two VIPs no service holds
+	for ip := netip.MustParseAddr("127.77.200.1"); len(free) < 2; ip = ip.Next() {
+		if ip != web.VIP && ip != api1.VIP {
+			free = append(free, ip)
+		}
 	}
+	newVIP, newVIP2 := free[0], free[1]
 	forced := api.Snapshot{Version: 1, Services: []api.SnapshotService{
 		{Name: "web", VIP: newVIP, Ports: []api.Port{{Name: "default", Port: 8080, Protocol: "tcp"}}},
-		{Name: "new", VIP: web.VIP, Ports: []api.Port{{Name: "default", Port: 81, Protocol: "tcp"}}},
+		{Name: "new", VIP: newVIP2, Ports: []api.Port{{Name: "default", Port: 81, Protocol: "tcp"}}},
 	}}
 	r = do(t, "PUT", reg.URL+"/v1/snapshot?force=true", forced, ops...)
 	if r.status != http.StatusOK {
@@ -189,7 +193,7 @@ func TestSnapshotRestoreOverServices(t *testing.T) {
 	}
 	after := persistent(t, etcd.Client)
 	value := func(key string) string { v, _, _ := strings.Cut(after[key], "@"); return v }
-	if value(ks.VIPKey(newVIP)) != "web" || value(ks.VIPKey(web.VIP)) != "new" || value(ks.VIPKey(api1.VIP)) != "api" {
+	if _, held := after[ks.VIPKey(web.VIP)]; held || value(ks.VIPKey(newVIP)) != "web" || value(ks.VIPKey(newVIP2)) != "new" || value(ks.VIPKey(api1.VIP)) != "api" {
 		t.Errorf("VIP reservations after the forced restore: %v", after)
 	}
 	if after[ks.ServiceKey("api")] != before[ks.ServiceKey("api")] || after[ks.VIPKey(api1.VIP)] != before[ks.VIPKey(api1.VIP)] {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/registrar/api"
@@ -13,7 +14,8 @@ import (
 // records: the version this registrar writes, at most Limits.MaxServices
 // services, each valid by the catalog's rules, with a VIP this registrar
 // could have allocated (in VIPCIDR, neither its network nor its broadcast
-// address), and no name or VIP twice. The first fault found is a 400
+// address), and no name or VIP twice. A service with no "created" time is
+// created now. The first fault found is a 400
 // naming the record's field, e.g. "services[3].vip".
 func (r *Registrar) snapshotServices(doc *api.Snapshot) ([]*catalog.Service, error) {
 	if doc.Version != api.SnapshotVersion {
@@ -28,9 +30,13 @@ func (r *Registrar) snapshotServices(doc *api.Snapshot) ([]*catalog.Service, err
 	names := make(map[string]int, len(doc.Services))
 	vips := make(map[netip.Addr]int, len(doc.Services))
 	out := make([]*catalog.Service, len(doc.Services))
+	now := time.Now().UTC()
 	for i, s := range doc.Services {
 		field := fmt.Sprintf("services[%d]", i)
 		svc := &catalog.Service{Name: s.Name, VIP: s.VIP, Created: s.Created, Ports: make([]catalog.Port, len(s.Ports))}
+		if svc.Created.IsZero() {
+			svc.Created = now
+		}
 		for j, p := range s.Ports {
 			svc.Ports[j] = catalog.Port{Name: p.Name, Port: p.Port, Protocol: p.Protocol}
 		}

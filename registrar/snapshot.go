@@ -155,11 +155,17 @@ func (r *Registrar) notEmpty(ctx context.Context) error {
 	d, err := catalog.ReadDump(ctx, r.cfg.Client, r.ks, nil)
 	what := "services or VIP reservations"
 	if err == nil {
-		names := make([]string, 0, 3)
-		for _, s := range d.Services[:min(3, len(d.Services))] {
-			names = append(names, s.Name)
+		what = fmt.Sprintf("%d services and %d VIP reservations", len(d.Services), len(d.Reservations))
+		if n := len(d.Services); n > 0 {
+			names := make([]string, 0, 4)
+			for _, s := range d.Services[:min(3, n)] {
+				names = append(names, s.Name)
+			}
+			if n > 3 {
+				names = append(names, "...")
+			}
+			what = fmt.Sprintf("%d services (%s) and %d VIP reservations", n, strings.Join(names, ", "), len(d.Reservations))
 		}
-		what = fmt.Sprintf("%d services (%s) and %d VIP reservations", len(d.Services), strings.Join(names, ", "), len(d.Reservations))
 	}
 	return errConflict("services", "the keyspace is not empty: it holds %s; nothing was written (restore with force=true to overwrite the services the snapshot names)", what)
 }

@@ -89,9 +89,6 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	if r.tls, err = loadServerTLS(cfg); err != nil {
 		return nil, fmt.Errorf("registrar: %w", err)
 	}
-	if r.audit, err = openAudit(&cfg); err != nil {
-		return nil, fmt.Errorf("registrar: %w", err)
-	}
 	r.vips = newAllocator(cfg.VIPCIDR)
 	policy, err := addrpolicy.New(cfg.AddrPolicy)
 	if err != nil {
@@ -102,6 +99,10 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.blocking = newSlots(cfg.Limits.MaxBlockingQueries, cfg.Limits.MaxBlockingPerClient)
 	r.seen = newSeenInstances()
 	r.quota = newTokenQuota(cfg.Limits.MaxInstancesPerToken, r.seen.alive)
+
+	if r.audit, err = openAudit(&cfg); err != nil {
+		return nil, fmt.Errorf("registrar: %w", err)
+	}
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel

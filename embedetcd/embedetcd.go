@@ -53,6 +53,10 @@ type Config struct {
 	// MaintainEvery is how often the server checks for NOSPACE and for a
 	// database mostly not in use (default 10s).
 	MaintainEvery time.Duration
+	// MaxTxnOps bounds the operations of one transaction (default
+	// DefaultMaxTxnOps; etcd's own default is 128). A snapshot restore is
+	// one transaction of up to three operations a service.
+	MaxTxnOps uint
 	// DefragMinBytes: a database at least this large (default 64 MiB) with
 	// less than half of it in use is defragmented, at most every 10 minutes.
 	DefragMinBytes int64
@@ -62,6 +66,11 @@ type Config struct {
 	// nil leaves them JSON on stderr, as etcd writes them.
 	EtcdLogger *slog.Logger
 }
+
+// DefaultMaxTxnOps is the default of Config.MaxTxnOps: room for a forced
+// snapshot restore of registrar.DefaultMaxServices services (two puts and
+// a delete each), in one transaction.
+const DefaultMaxTxnOps = 16384
 
 // Server is a running embedded etcd.
 type Server struct {
@@ -100,6 +109,9 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
+	}
 	curl, err := url.Parse(c.ClientURL)
 	if err != nil || curl.Host == "" {
 		return nil, fmt.Errorf("embedded etcd: bad client URL %q", c.ClientURL)
@@ -127,6 +139,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = c.CompactionRetention.String()
 	cfg.QuotaBackendBytes = c.QuotaBytes
+	cfg.MaxTxnOps = c.MaxTxnOps
 	if c.CertFile != "" || c.KeyFile != "" {
 		cfg.ClientTLSInfo.CertFile = c.CertFile
 		cfg.ClientTLSInfo.KeyFile = c.KeyFile

@@ -96,6 +96,12 @@ type Config struct {
 	// TLSClientCAFile, when set, makes Serve require a client certificate
 	// signed by one of the PEM CAs in it (mutual TLS). It needs TLSCertFile.
 	TLSClientCAFile string
+	// AuditLog, when set, names the file (appended to, created 0600) that
+	// gets one JSON line for every write request: who, from where, what
+	// and the answer ("-" or "stderr": the standard error). Heartbeats are
+	// left out unless AuditHeartbeats. See audit.go.
+	AuditLog        string
+	AuditHeartbeats bool
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound
 	// how long a client may take to send a request's headers, its whole
 	// request, how long writing an answer may take, and how long an idle

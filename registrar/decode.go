@@ -23,6 +23,11 @@ var durationType = reflect.TypeFor[api.Duration]()
 // given, must be JSON; unknown fields, trailing data and bodies over
 // MaxBodyBytes are refused with an error naming the field.
 func decodeBody(w http.ResponseWriter, req *http.Request, v any) error {
+	return decodeBodyMax(w, req, v, MaxBodyBytes)
+}
+
+// decodeBodyMax is decodeBody with a limit of max bytes.
+func decodeBodyMax(w http.ResponseWriter, req *http.Request, v any, max int64) error {
 	if ct := req.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
@@ -30,7 +35,7 @@ func decodeBody(w http.ResponseWriter, req *http.Request, v any) error {
 				msg: fmt.Sprintf("content type %q is not application/json", ct)}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, MaxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, max))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -53,7 +58,7 @@ func decodeBody(w http.ResponseWriter, req *http.Request, v any) error {
 	switch {
 	case errors.As(err, &mbe):
 		return &httpError{status: http.StatusRequestEntityTooLarge, field: "body",
-			msg: fmt.Sprintf("body is larger than %d bytes", MaxBodyBytes)}
+			msg: fmt.Sprintf("body is larger than %d bytes", max)}
 	case errors.Is(err, io.EOF):
 		return errBadRequest("body", "body is empty: want a JSON object")
 	case errors.As(err, &se):

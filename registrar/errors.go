@@ -109,6 +109,7 @@ func (r *Registrar) writeError(w http.ResponseWriter, req *http.Request, err err
 	case he.status != http.StatusNotFound:
 		r.log.Info("request rejected", "method", req.Method, "path", req.URL.Path, "status", he.status, "err", he)
 	}
+	auditError(req, he)
 	writeJSON(w, he.status, api.Error{Error: he.msg, Field: he.field})
 }
 

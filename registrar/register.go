@@ -34,9 +34,11 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 	}
 	in, ttl, err := r.instanceFrom(req.PathValue("name"), &body, remoteAddr(req), time.Now())
 	if err != nil {
+		auditNote(req, body.ID, "")
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
 	}
+	auditNote(req, in.ID, "")
 	admitted, err := r.admit(req.Context(), client, in)
 	if err != nil {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()

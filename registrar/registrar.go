@@ -42,6 +42,7 @@ type Registrar struct {
 	seen    *seenInstances
 	tokens  *tokens
 	tls     *serverTLS
+	audit   *auditLog
 	metrics *metrics
 	vips    *allocator
 	// policy decides which instance addresses may be registered; Serve
@@ -100,6 +101,10 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 	r.seen = newSeenInstances()
 	r.quota = newTokenQuota(cfg.Limits.MaxInstancesPerToken, r.seen.alive)
 
+	if r.audit, err = openAudit(&cfg); err != nil {
+		return nil, fmt.Errorf("registrar: %w", err)
+	}
+
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
 	if r.ix == nil {
@@ -120,6 +125,7 @@ func New(ctx context.Context, cfg Config) (*Registrar, error) {
 		cancel()
 		r.renewer.close()
 		r.wg.Wait()
+		r.audit.close()
 		return nil, fmt.Errorf("registrar: %w", err)
 	}
 	r.handler = r.routes()
@@ -145,6 +151,7 @@ func (r *Registrar) Close() error {
 		r.cancel()
 		r.renewer.close()
 		r.wg.Wait()
+		r.audit.close()
 	})
 	return nil
 }

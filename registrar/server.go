@@ -31,6 +31,8 @@ func (r *Registrar) routes() http.Handler {
 	handle("DELETE /v1/services/{name}/instances/{id}/maintenance", ActionRegister, r.deleteMaintenance)
 	handle(drainRoute, ActionRegister, r.drain)
 	handle("DELETE /v1/services/{name}/instances/{id}/drain", ActionRegister, r.deleteDrain)
+	handle("GET /v1/snapshot", ActionAdmin, r.saveSnapshot)
+	handle("PUT /v1/snapshot", ActionAdmin, r.restoreSnapshot)
 	handle("GET /v1/readers", ActionRead, r.readers)
 	handle("GET /v1/services", ActionRead, r.listServices)
 	handle("GET /v1/services/{name}", ActionRead, r.getService)
@@ -43,11 +45,14 @@ func (r *Registrar) routes() http.Handler {
 }
 
 // endpoint adapts h: it authorizes the request for action (when not empty;
-// reads only with Config.AuthReads) and answers h's error as JSON. Writes
+// reads only with Config.AuthReads), answers h's error as JSON and writes
+// the audit log's line (audit.go). Writes
 // are authorized for the service they name; reads are not scoped to
 // services.
 func (r *Registrar) endpoint(action Action, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w, req, audit := r.audited(w, req)
+		defer audit()
 		if action != "" && (action != ActionRead || r.cfg.AuthReads) {
 			service := ""
 			if action != ActionRead {

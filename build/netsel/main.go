@@ -13,6 +13,7 @@
 //	netsel maint NAME ID          take an instance out of rotation (-off: back)
 //	netsel drain NAME ID          drain an instance, confirmed, then deregister it
 //	netsel readers                list the DNS servers and proxies reading the catalog
+//	netsel snapshot save FILE     save the services and their VIPs (restore: write them back)
 package main
 
 import (
@@ -42,6 +43,9 @@ Usage:
                                   server and proxy confirms, then deregister it
   netsel readers                  list the DNS servers and proxies, the catalog revision
                                   each serves and their connections per instance
+  netsel snapshot save FILE       save every service, its VIP and ports to FILE (admin)
+  netsel snapshot restore [-force] FILE
+                                  write them back in one transaction, all or nothing (admin)
 
 Run "netsel COMMAND -h" for the flags of a command; flags may come before or
 after the names.
@@ -86,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDrain(ctx, args, stdout, stderr)
 	case "readers":
 		err = cmdReaders(ctx, args, stdout, stderr)
+	case "snapshot":
+		err = cmdSnapshot(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -41,6 +41,8 @@ type serveFlags struct {
 	tlsCert     string
 	tlsKey      string
 	tlsClientCA string
+	auditLog    string
+	auditBeats  bool
 	dns         string
 	zone        string
 	http        string
@@ -212,6 +214,8 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 			TLSCertFile:     f.tlsCert,
 			TLSKeyFile:      f.tlsKey,
 			TLSClientCAFile: f.tlsClientCA,
+			AuditLog:        f.auditLog,
+			AuditHeartbeats: f.auditBeats,
 			Limits:          f.limits.registrarLimits(budget),
 			Checks: checks.Options{
 				Disabled:      !f.checks,

@@ -68,6 +68,10 @@ type Registrar struct {
 	TokenFile                                string
 	AuthReads                                bool
 	TLSCertFile, TLSKeyFile, TLSClientCAFile string
+	// AuditLog and AuditHeartbeats are registrar.Config's: the file of one
+	// JSON line per write request ("-": stderr), heartbeats included or not.
+	AuditLog        string
+	AuditHeartbeats bool
 	// Limits are the registrar's limits.
 	Limits registrar.Limits
 	// HostAddr, when set, is the address other hosts reach this host at:

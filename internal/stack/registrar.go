@@ -29,6 +29,8 @@ func startRegistrar(ctx context.Context, c *Config, etcd *clientv3.Client, lease
 		TLSCertFile:     rc.TLSCertFile,
 		TLSKeyFile:      rc.TLSKeyFile,
 		TLSClientCAFile: rc.TLSClientCAFile,
+		AuditLog:        rc.AuditLog,
+		AuditHeartbeats: rc.AuditHeartbeats,
 		Logger:          log,
 		AddrPolicy:      c.AddrPolicy,
 		Limits:          rc.Limits,

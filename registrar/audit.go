@@ -72,8 +72,8 @@ var auditActions = map[string]string{
 	"DELETE /v1/services/{name}/instances/{id}/maintenance": "maintenance-off",
 	drainRoute: "drain",
 	"DELETE /v1/services/{name}/instances/{id}/drain": "drain-cancel",
-	"GET /v1/snapshot": "snapshot-save",
-	"PUT /v1/snapshot": "snapshot-restore",
+	"GET /v1/backup": "snapshot-save",
+	"PUT /v1/backup": "snapshot-restore",
 }
 
 // auditLog writes the audit log.

@@ -96,8 +96,8 @@ func TestAuditLog(t *testing.T) {
 			auditLine{Who: "deployer", Action: "register", Service: "web\n{\"who\":\"ops\"}", Instance: "x", Field: "name"}},
 		{"POST", "/v1/services/web/instances", `{"id":"x\"}\n{\"who\":\"ops\",\"action\":\"x","address":"127.0.0.1","port":80}`, dep, 400,
 			auditLine{Who: "deployer", Action: "register", Service: "web", Instance: "x\"}\n{\"who\":\"ops\",\"action\":\"x", Field: "id"}},
-		{"GET", "/v1/snapshot", "", ops, 200, auditLine{Who: "ops", Action: "snapshot-save"}},
-		{"PUT", "/v1/snapshot", `{"version":1,"services":[]}`, ops, 200,
+		{"GET", "/v1/backup", "", ops, 200, auditLine{Who: "ops", Action: "snapshot-save"}},
+		{"PUT", "/v1/backup", `{"version":1,"services":[]}`, ops, 200,
 			auditLine{Who: "ops", Action: "snapshot-restore", Detail: "0 services, force=false"}},
 	}
 	var want []auditLine

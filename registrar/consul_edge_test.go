@@ -131,6 +131,10 @@ func TestConsulNotServed(t *testing.T) {
 		{"GET", "/v1/catalog/service/web/extra", 404},
 		{"GET", "/v1/status", 404},
 		{"POST", "/v1/txn", 404},
+		// Consul's snapshot save and restore: NetSel's own is /v1/backup,
+		// whose JSON a Consul client would take for a broken archive.
+		{"GET", "/v1/snapshot", 404},
+		{"PUT", "/v1/snapshot", 404},
 		{"PUT", "/v1/catalog/services", 405},
 		{"DELETE", "/v1/health/service/web", 405},
 		{"POST", "/v1/status/leader", 405},

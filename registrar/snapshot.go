@@ -17,12 +17,12 @@ import (
 	"github.com/netsel/netsel/registrar/api"
 )
 
-// MaxSnapshotBytes bounds the body of PUT /v1/snapshot; a larger one is
+// MaxSnapshotBytes bounds the body of PUT /v1/backup; a larger one is
 // answered 413 with field "body". A snapshot of DefaultMaxServices
 // services with a few ports each takes about 1 MiB.
 const MaxSnapshotBytes = 8 << 20
 
-// saveSnapshot serves GET /v1/snapshot (admin): the service records, read
+// saveSnapshot serves GET /v1/backup (admin): the service records, read
 // from etcd at one revision. Records that do not decode are left out and
 // listed in "skipped".
 func (r *Registrar) saveSnapshot(w http.ResponseWriter, req *http.Request) error {
@@ -49,7 +49,7 @@ func (r *Registrar) saveSnapshot(w http.ResponseWriter, req *http.Request) error
 	return nil
 }
 
-// restoreSnapshot serves PUT /v1/snapshot[?force=true] (admin): it writes
+// restoreSnapshot serves PUT /v1/backup[?force=true] (admin): it writes
 // every service of the snapshot, with the reservation of its VIP, in one
 // etcd transaction — all or nothing. Every record is checked first; one
 // that is not valid is a 400 naming it, and nothing is written.

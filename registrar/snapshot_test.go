@@ -47,9 +47,9 @@ func persistent(t testing.TB, c *clientv3.Client) map[string]string {
 
 func saveSnapshot(t testing.TB, base string) api.Snapshot {
 	t.Helper()
-	r := do(t, "GET", base+"/v1/snapshot", nil, ops...)
+	r := do(t, "GET", base+"/v1/backup", nil, ops...)
 	if r.status != http.StatusOK {
-		t.Fatalf("GET /v1/snapshot: %d %s", r.status, r.body)
+		t.Fatalf("GET /v1/backup: %d %s", r.status, r.body)
 	}
 	var snap api.Snapshot
 	r.decode(t, &snap)
@@ -109,7 +109,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("after the wipe etcd holds %q", k)
 	}
 
-	r := do(t, "PUT", reg.URL+"/v1/snapshot", doc, ops...)
+	r := do(t, "PUT", reg.URL+"/v1/backup", doc, ops...)
 	if r.status != http.StatusOK {
 		t.Fatalf("restore: %d %s", r.status, r.body)
 	}
@@ -149,7 +149,7 @@ func TestSnapshotRestoreOverServices(t *testing.T) {
 	doc, _ := json.Marshal(snap)
 	before := persistent(t, etcd.Client)
 
-	r := do(t, "PUT", reg.URL+"/v1/snapshot", doc, ops...)
+	r := do(t, "PUT", reg.URL+"/v1/backup", doc, ops...)
 	if e := r.apiError(t); r.status != http.StatusConflict || e.Field != "services" || !strings.Contains(e.Error, "2 services") {
 		t.Fatalf("restore over services: %d %s, want 409 naming services", r.status, r.body)
 	}
@@ -161,7 +161,7 @@ func TestSnapshotRestoreOverServices(t *testing.T) {
 	steal := api.Snapshot{Version: 1, Services: []api.SnapshotService{
 		{Name: "thief", VIP: api1.VIP, Ports: []api.Port{{Name: "default", Port: 80, Protocol: "tcp"}}},
 	}}
-	r = do(t, "PUT", reg.URL+"/v1/snapshot?force=true", steal, ops...)
+	r = do(t, "PUT", reg.URL+"/v1/backup?force=true", steal, ops...)
 	if e := r.apiError(t); r.status != http.StatusConflict || e.Field != "services[0].vip" || !strings.Contains(e.Error, "api") {
 		t.Fatalf("restore taking a kept service's VIP: %d %s, want 409 naming services[0].vip and api", r.status, r.body)
 	}
@@ -182,7 +182,7 @@ func TestSnapshotRestoreOverServices(t *testing.T) {
 		{Name: "web", VIP: newVIP, Ports: []api.Port{{Name: "default", Port: 8080, Protocol: "tcp"}}},
 		{Name: "new", VIP: newVIP2, Ports: []api.Port{{Name: "default", Port: 81, Protocol: "tcp"}}},
 	}}
-	r = do(t, "PUT", reg.URL+"/v1/snapshot?force=true", forced, ops...)
+	r = do(t, "PUT", reg.URL+"/v1/backup?force=true", forced, ops...)
 	if r.status != http.StatusOK {
 		t.Fatalf("forced restore: %d %s", r.status, r.body)
 	}
@@ -252,10 +252,10 @@ func TestSnapshotRestoreHostile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, q := range []string{"", "?force=true"} {
-				r := do(t, "PUT", reg.URL+"/v1/snapshot"+q, tc.body, ops...)
+				r := do(t, "PUT", reg.URL+"/v1/backup"+q, tc.body, ops...)
 				e := r.apiError(t)
 				if r.status != tc.status || (tc.field != "" && e.Field != tc.field) {
-					t.Errorf("PUT /v1/snapshot%s: %d %s, want %d naming %q", q, r.status, r.body, tc.status, tc.field)
+					t.Errorf("PUT /v1/backup%s: %d %s, want %d naming %q", q, r.status, r.body, tc.status, tc.field)
 				}
 				if k := keys(t, etcd.Client); len(k) != 0 {
 					t.Fatalf("a refused restore wrote %q", k)
@@ -283,9 +283,9 @@ func TestSnapshotNeedsAdmin(t *testing.T) {
 			if method == "PUT" {
 				body = doc
 			}
-			r := do(t, method, reg.URL+"/v1/snapshot", body, bearer(tc.token)...)
+			r := do(t, method, reg.URL+"/v1/backup", body, bearer(tc.token)...)
 			if r.status != tc.status || r.apiError(t).Field != "Authorization" {
-				t.Errorf("%s /v1/snapshot with token %q: %d %s, want %d", method, tc.token, r.status, r.body, tc.status)
+				t.Errorf("%s /v1/backup with token %q: %d %s, want %d", method, tc.token, r.status, r.body, tc.status)
 			}
 		}
 	}
@@ -315,7 +315,7 @@ func TestSnapshotRestoreLarge(t *testing.T) {
 	snap := manyServices(300)
 	t.Run("embedded default", func(t *testing.T) {
 		etcd, reg := startSnapRegistrar(t)
-		r := do(t, "PUT", reg.URL+"/v1/snapshot", snap, ops...)
+		r := do(t, "PUT", reg.URL+"/v1/backup", snap, ops...)
 		if r.status != http.StatusOK {
 			t.Fatalf("restore of 300 services: %d %s", r.status, r.body)
 		}
@@ -336,7 +336,7 @@ func TestSnapshotRestoreLarge(t *testing.T) {
 		t.Cleanup(srv.Close)
 		file := tokenFile(t, snapTokens)
 		reg := testenv.StartRegistrar(t, srv.ClientURL(), func(c *registrar.Config) { c.TokenFile = file })
-		r := do(t, "PUT", reg.URL+"/v1/snapshot", snap, ops...)
+		r := do(t, "PUT", reg.URL+"/v1/backup", snap, ops...)
 		if e := r.apiError(t); r.status != http.StatusInsufficientStorage || e.Field != "services" || !strings.Contains(e.Error, "--max-txn-ops") {
 			t.Fatalf("restore over a 128-op etcd: %d %s, want 507 naming --max-txn-ops", r.status, r.body)
 		}

@@ -9,8 +9,8 @@ import (
 // and the only one it restores.
 const SnapshotVersion = 1
 
-// Snapshot is the document of GET /v1/snapshot and the body of PUT
-// /v1/snapshot: NetSel's persistent state, the services with their VIPs and
+// Snapshot is the document of GET /v1/backup and the body of PUT
+// /v1/backup: NetSel's persistent state, the services with their VIPs and
 // ports. Each service holds the reservation of its VIP, which a restore
 // writes back with it. Live state — instances, their health, maintenance
 // and drains, the registrars' membership, the readers — is not part of it:
@@ -37,7 +37,7 @@ type SnapshotService struct {
 	Created time.Time  `json:"created"`
 }
 
-// RestoreResponse is the answer to PUT /v1/snapshot.
+// RestoreResponse is the answer to PUT /v1/backup.
 type RestoreResponse struct {
 	// Services counts the services written.
 	Services int `json:"services"`

@@ -15,7 +15,7 @@ import (
 // it; RestoreSnapshot writes it back.
 func (c *Client) SaveSnapshot(ctx context.Context) (*api.Snapshot, error) {
 	var snap api.Snapshot
-	if _, err := c.do(ctx, "GET", "/v1/snapshot", nil, nil, &snap, 0); err != nil {
+	if _, err := c.do(ctx, "GET", "/v1/backup", nil, nil, &snap, 0); err != nil {
 		return nil, err
 	}
 	return &snap, nil
@@ -42,7 +42,7 @@ func (c *Client) RestoreSnapshot(ctx context.Context, doc []byte, force bool) (*
 		q = url.Values{"force": {"true"}}
 	}
 	var out api.RestoreResponse
-	if _, err := c.do(ctx, "PUT", "/v1/snapshot", q, json.RawMessage(doc), &out, 0); err != nil {
+	if _, err := c.do(ctx, "PUT", "/v1/backup", q, json.RawMessage(doc), &out, 0); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -18,7 +18,7 @@ import (
 // FuzzParseName checks that parseName never panics and that every name it
 // accepts is rebuilt exactly from its parts.
 func FuzzParseName(f *testing.F) {
-	for _, s := range []string{"web.netsel.", "a.web.netsel.", "_http._tcp.web.netsel.", "_tcp.web.netsel.",
+	for _, s := range []string{"web.netsel.", "a.web.netsel.", "_http._tcp.web.netsel.", "_tcp.web.netsel.", "_tag.web.netsel.", "_v2._canary._tag.web.netsel.", "_._tag.web.netsel.",
 		"netsel.", "x.y.z.web.netsel.", "..netsel.", "_._.netsel.", "web.", "-a.netsel."} {
 		f.Add(s, "netsel.")
 	}
@@ -37,6 +37,15 @@ func FuzzParseName(f *testing.F) {
 			left = "_" + n.proto + "." + n.service
 		case namePort:
 			left = "_" + n.port + "._" + n.proto + "." + n.service
+		case nameTagRoot:
+			left = "_tag." + n.service
+		case nameTag:
+			left = n.tags + "._tag." + n.service
+			for _, tag := range splitTags(n.tags) {
+				if tag == "" || strings.ContainsAny(tag, ".\\ ") {
+					t.Errorf("parseName(%q, %q) = %+v: tag %q is not a tag label", qname, zone, n, tag)
+				}
+			}
 		}
 		rebuilt := zone
 		switch {

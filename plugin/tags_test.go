@@ -1,14 +1,17 @@
 package netsel
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/testenv"
@@ -160,4 +163,78 @@ func answerText(m *dns.Msg) string {
 	}
 	slices.Sort(s)
 	return strings.Join(s, ",")
+}
+
+// TestTagNamesBig asks tag names of a service of 3000 instances, each with
+// 37 tags: a UDP answer is a sample that fits 512 bytes, with TC; an AND of 36 tags that every instance
+// carries answers like one tag; the addresses of a tag are sampled alike.
+func TestTagNamesBig(t *testing.T) {
+	e := startEnv(t, defaultBlock, "")
+	e.putService(t, "big", "127.77.0.3")
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var rev int64
+	for start := 0; start < 3000; start += 100 {
+		var ops []clientv3.Op
+		for i := start; i < start+100; i++ {
+			in := inst("big", fmt.Sprintf("i%05d", i), netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String(), 8000)
+			in.Tags = append(strings.Split(chars, ""), []string{"even", "odd"}[i%2])
+			b, err := catalog.EncodeInstance(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, clientv3.OpPut(e.ks.InstanceKey("big", in.ID), string(b)))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := e.etcd.Client.Txn(ctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = resp.Header.Revision
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		m := query(t, e.udp, "udp", "big.netsel.", dns.TypeSOA)
+		return len(m.Ns) == 1 && int64(m.Ns[0].(*dns.SOA).Serial) >= rev
+	}, "the server did not reach revision %d", rev)
+
+	every := ""
+	for _, c := range chars {
+		every += "_" + string(c) + "."
+	}
+	for _, qname := range []string{"_a._tag.big.netsel.", every + "_tag.big.netsel.", "_even._a._tag.big.netsel."} {
+		for _, qtype := range []uint16{dns.TypeSRV, dns.TypeA} {
+			for _, proto := range []string{"udp", "tcp"} {
+				addr := e.udp
+				if proto == "tcp" {
+					addr = e.tcp
+				}
+				m := new(dns.Msg)
+				m.SetQuestion(qname, qtype)
+				c := &dns.Client{Net: proto, Timeout: 3 * time.Second}
+				r, _, err := c.Exchange(m, addr)
+				if err != nil {
+					t.Fatalf("%s %s over %s: %v", qname, dns.TypeToString[qtype], proto, err)
+				}
+				what := fmt.Sprintf("%.40s %s over %s", qname, dns.TypeToString[qtype], proto)
+				if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+					t.Fatalf("%s: %s with %d answers", what, dns.RcodeToString[r.Rcode], len(r.Answer))
+				}
+				if proto == "udp" && !r.Truncated {
+					t.Errorf("%s: a sample without TC", what)
+				}
+				r.Compress = true
+				if size := r.Len(); proto == "udp" && size > 512 {
+					t.Errorf("%s: %d bytes over UDP without EDNS0", what, size)
+				}
+				for _, rr := range r.Answer {
+					if srv, ok := rr.(*dns.SRV); ok && strings.Contains(qname, "_even.") {
+						var i int
+						if _, err := fmt.Sscanf(srv.Target, "i%05d.", &i); err != nil || i%2 != 0 {
+							t.Errorf("%s: %s has not the tag even", what, srv.Target)
+						}
+					}
+				}
+			}
+		}
+	}
 }

@@ -53,6 +53,9 @@ type serveFlags struct {
 	httpAccessLog bool
 	stopTimeout   time.Duration
 
+	// httpTagsHeader is -http-tags-header.
+	httpTagsHeader string
+
 	// The instance address policy.
 	allowCIDR      string
 	denyCIDR       string
@@ -240,6 +243,7 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 			VIP:          f.vipProxy,
 			VIPLimits:    f.limits.vipProxyLimits(budget),
 			MaxHTTPConns: budget.HTTPConns,
+			TagsHeader:   f.httpTagsHeader,
 		}
 	}
 	if f.etcd == "" {

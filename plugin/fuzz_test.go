@@ -76,6 +76,7 @@ func FuzzServeDNS(f *testing.F) {
 		{"web.netsel.", dns.TypeA}, {"web.netsel.", dns.TypeSRV}, {"_http._tcp.web.netsel.", dns.TypeSRV},
 		{"a.web.netsel.", dns.TypeAAAA}, {"1.0.77.127.in-addr.arpa.", dns.TypePTR}, {"netsel.", dns.TypeANY},
 		{"nosuch.netsel.", dns.TypeTXT}, {"example.org.", dns.TypeA},
+		{"_v2._canary._tag.web.netsel.", dns.TypeSRV}, {"_v2._tag.web.netsel.", dns.TypeAAAA}, {"_tag.web.netsel.", dns.TypeA},
 	} {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.qtype)
@@ -148,7 +149,9 @@ func fuzzHandler(tb testing.TB) *Netsel {
 	b, _ := catalog.EncodeService(svc)
 	put(e.ks.ServiceKey("web"), b)
 	put(e.ks.VIPKey(svc.VIP), []byte("web"))
-	for _, in := range []*catalog.Instance{inst("web", "a", "127.0.0.10", 8080), inst("web", "b", "::1", 8081)} {
+	a, bb := inst("web", "a", "127.0.0.10", 8080), inst("web", "b", "::1", 8081)
+	a.Tags, bb.Tags = []string{"v2", "canary"}, []string{"V2"}
+	for _, in := range []*catalog.Instance{a, bb} {
 		b, _ := catalog.EncodeInstance(in)
 		put(e.ks.InstanceKey("web", in.ID), b)
 	}

@@ -157,6 +157,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"upstream args", "http://:8081 {\n reverse_proxy {\n  dynamic netsel a b\n }\n}", "wrong argument count"},
 		{"upstream window", "http://:8081 {\n reverse_proxy {\n  dynamic netsel {\n   window 0\n  }\n }\n}", "window"},
 		{"upstream option", "http://:8081 {\n reverse_proxy {\n  dynamic netsel {\n   windw 8\n  }\n }\n}", "windw"},
+		{"upstream tags empty", "http://:8081 {\n reverse_proxy {\n  dynamic netsel {\n   tags\n  }\n }\n}", "tags: needs at least one tag"},
+		{"upstream tags_header arity", "http://:8081 {\n reverse_proxy {\n  dynamic netsel {\n   tags_header A B\n  }\n }\n}", "wrong argument count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := adapt(t, tc.body)

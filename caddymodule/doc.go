@@ -10,7 +10,8 @@
 //     request (default: <service> of a Host <service>.<zone>); for a service
 //     of more than window (default 32) instances, a window of them from a
 //     start chosen by weight, so a request's cost does not grow with the
-//     service.
+//     service. Options tags and tags_header (off by default) narrow them to
+//     the instances carrying every tag given (see tags.go).
 //   - http.reverse_proxy.selection_policies.netsel_weighted: a selection
 //     policy that honours instance weights.
 //   - http.handlers.netsel: answers 502 with a clear body when the request's

@@ -107,6 +107,9 @@ func unreached(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, n
 		return err
 	}
 	w.Header().Set("Retry-After", "1")
+	if tags := requestTagsOf(r); tags != "" {
+		return plain(w, http.StatusBadGateway, fmt.Sprintf("netsel: no instance of service %q with tags %q could be reached: %v\n", name, tags, he.Err))
+	}
 	return plain(w, http.StatusBadGateway, fmt.Sprintf("netsel: no instance of service %q could be reached: %v\n", name, he.Err))
 }
 

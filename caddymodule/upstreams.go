@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -27,6 +28,9 @@ func init() {
 // service, a 404 naming the zones, a 508 for a loop, and the Via mark that
 // detects loops.
 //
+// With Tags or TagsHeader, only the instances carrying every tag count,
+// and a request whose tags none carries gets no upstreams (see tags.go).
+//
 // Caddy's load balancing, retries and passive health checks apply to what
 // this returns. Caddy's weighted_round_robin takes weights from its own
 // config, not from upstreams: use the netsel_weighted policy to honour
@@ -49,6 +53,17 @@ type Upstreams struct {
 	// Window is the most upstreams handed to the reverse proxy per
 	// request; -1 hands every healthy instance. Default: DefaultWindow.
 	Window int `json:"window,omitempty"`
+
+	// Tags, when set, leave only the instances that carry every one of
+	// them (ignoring ASCII case; at most 64, each 1-255 bytes).
+	Tags []string `json:"tags,omitempty"`
+
+	// TagsHeader names a request header field whose values (repeatable,
+	// comma-separated) are more tags the instances must carry, e.g.
+	// "X-Netsel-Tag". Off by default: it lets a client choose among the
+	// service's instances (a canary, or one instance by a tag only it
+	// carries), though never reach outside them or the Tags.
+	TagsHeader string `json:"tags_header,omitempty"`
 
 	app *App
 }
@@ -99,14 +114,25 @@ func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, err
 		repl.Set(replService, name)
 	}
 	v := u.app.view(name)
-	if v == nil || len(v.dials) == 0 {
+	if v == nil {
 		return nil, nil
 	}
-	n, start := len(v.dials), 0
+	dials, cum := v.dials, v.cum
+	if tags, filtered := u.requestTags(r); filtered {
+		if repl != nil {
+			repl.Set(replTags, strings.Join(tags, ","))
+		}
+		p := v.withTags(tags)
+		dials, cum = p.dials, p.cum
+	}
+	if len(dials) == 0 {
+		return nil, nil
+	}
+	n, start := len(dials), 0
 	w := u.window()
 	windowed := w > 0 && n > w
 	if windowed {
-		n, start = w, v.weightedPosition()
+		n, start = w, weightedPosition(cum)
 	}
 	if repl != nil {
 		// Set on every call: a retry's upstreams may no longer be a window.
@@ -115,7 +141,7 @@ func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, err
 	ups := make([]reverseproxy.Upstream, n)
 	out := make([]*reverseproxy.Upstream, n)
 	for i := range ups {
-		ups[i].Dial = v.dials[(start+i)%len(v.dials)]
+		ups[i].Dial = dials[(start+i)%len(dials)]
 		out[i] = &ups[i]
 	}
 	return out, nil
@@ -135,18 +161,20 @@ func (u *Upstreams) window() int {
 // passive health checks.
 func (u *Upstreams) ResetCache(*http.Request) error { return nil }
 
-// Validate checks the window.
+// Validate checks the window and the tags.
 func (u *Upstreams) Validate() error {
 	if u.Window < -1 {
 		return fmt.Errorf("window: %d is neither -1 (no window) nor a positive number of upstreams", u.Window)
 	}
-	return nil
+	return u.validateTags()
 }
 
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens. Syntax:
 //
 //	dynamic netsel [<service>] {
 //		window <n>|-1
+//		tags <tag>...
+//		tags_header <field>
 //	}
 func (u *Upstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // module name
@@ -157,8 +185,25 @@ func (u *Upstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		if d.Val() != "window" {
-			return d.Errf("unrecognized netsel upstreams option '%s': want window", d.Val())
+		switch d.Val() {
+		case "tags":
+			u.Tags = append(u.Tags, d.RemainingArgs()...)
+			if len(u.Tags) == 0 {
+				return d.Err("tags: needs at least one tag")
+			}
+			continue
+		case "tags_header":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			u.TagsHeader = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			continue
+		case "window":
+		default:
+			return d.Errf("unrecognized netsel upstreams option '%s': want window, tags or tags_header", d.Val())
 		}
 		if !d.NextArg() {
 			return d.ArgErr()

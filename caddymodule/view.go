@@ -35,8 +35,12 @@ type view struct {
 
 	// instances are the healthy instances, sorted by ID.
 	instances []*catalog.Instance
-	// dials are "address:port" of each instance's main port, in the same order.
-	dials []string
+	// dials are "address:port" of each instance's main port, in the same
+	// order, less those the dial policy refuses; dialInst their instances.
+	dials    []string
+	dialInst []*catalog.Instance
+	// tagPools are the parts of dials that carry a set of tags.
+	tagPools tagPools
 	// weights maps each dial address to its instance's weight, keys to
 	// its catalog.ConnectionKey.
 	weights map[string]int
@@ -112,6 +116,7 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		}
 		d := ap.String()
 		v.dials = append(v.dials, d)
+		v.dialInst = append(v.dialInst, in)
 		v.weights[d] = in.Weight
 		v.keys[d] = catalog.ConnectionKey(in.Service, in.ID)
 		v.cum = append(v.cum, in.Weight+sum(v.cum))
@@ -144,14 +149,14 @@ func sum(cum []int) int {
 	return cum[len(cum)-1]
 }
 
-// weightedPosition returns the position in v.dials of an instance chosen at
-// random in proportion to its weight: O(log n).
-func (v *view) weightedPosition() int {
-	total := sum(v.cum)
+// weightedPosition returns a position in cum, running sums of weights,
+// chosen at random in proportion to its weight: O(log n).
+func weightedPosition(cum []int) int {
+	total := sum(cum)
 	if total <= 0 {
-		return rand.IntN(len(v.dials))
+		return rand.IntN(len(cum))
 	}
 	x := rand.IntN(total)
-	i, _ := slices.BinarySearch(v.cum, x+1) // the first running sum above x
+	i, _ := slices.BinarySearch(cum, x+1) // the first running sum above x
 	return i
 }

@@ -16,7 +16,8 @@ func BenchmarkServeDNS(b *testing.B) {
 	for _, q := range []struct {
 		name  string
 		qtype uint16
-	}{{"web.netsel.", dns.TypeA}, {"web.netsel.", dns.TypeSRV}, {"nosuch.netsel.", dns.TypeA}} {
+	}{{"web.netsel.", dns.TypeA}, {"web.netsel.", dns.TypeSRV}, {"nosuch.netsel.", dns.TypeA},
+		{"_v2._canary._tag.web.netsel.", dns.TypeSRV}, {"_v2._tag.web.netsel.", dns.TypeA}} {
 		r := new(dns.Msg)
 		r.SetQuestion(q.name, q.qtype)
 		ctx := context.Background()

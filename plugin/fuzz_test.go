@@ -18,7 +18,7 @@ import (
 // FuzzParseName checks that parseName never panics and that every name it
 // accepts is rebuilt exactly from its parts.
 func FuzzParseName(f *testing.F) {
-	for _, s := range []string{"web.netsel.", "a.web.netsel.", "_http._tcp.web.netsel.", "_tcp.web.netsel.",
+	for _, s := range []string{"web.netsel.", "a.web.netsel.", "_http._tcp.web.netsel.", "_tcp.web.netsel.", "_tag.web.netsel.", "_v2._canary._tag.web.netsel.", "_._tag.web.netsel.",
 		"netsel.", "x.y.z.web.netsel.", "..netsel.", "_._.netsel.", "web.", "-a.netsel."} {
 		f.Add(s, "netsel.")
 	}
@@ -37,6 +37,15 @@ func FuzzParseName(f *testing.F) {
 			left = "_" + n.proto + "." + n.service
 		case namePort:
 			left = "_" + n.port + "._" + n.proto + "." + n.service
+		case nameTagRoot:
+			left = "_tag." + n.service
+		case nameTag:
+			left = n.tags + "._tag." + n.service
+			for _, tag := range splitTags(n.tags) {
+				if tag == "" || strings.ContainsAny(tag, ".\\ ") {
+					t.Errorf("parseName(%q, %q) = %+v: tag %q is not a tag label", qname, zone, n, tag)
+				}
+			}
 		}
 		rebuilt := zone
 		switch {
@@ -67,6 +76,7 @@ func FuzzServeDNS(f *testing.F) {
 		{"web.netsel.", dns.TypeA}, {"web.netsel.", dns.TypeSRV}, {"_http._tcp.web.netsel.", dns.TypeSRV},
 		{"a.web.netsel.", dns.TypeAAAA}, {"1.0.77.127.in-addr.arpa.", dns.TypePTR}, {"netsel.", dns.TypeANY},
 		{"nosuch.netsel.", dns.TypeTXT}, {"example.org.", dns.TypeA},
+		{"_v2._canary._tag.web.netsel.", dns.TypeSRV}, {"_v2._tag.web.netsel.", dns.TypeAAAA}, {"_tag.web.netsel.", dns.TypeA},
 	} {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.qtype)
@@ -139,7 +149,9 @@ func fuzzHandler(tb testing.TB) *Netsel {
 	b, _ := catalog.EncodeService(svc)
 	put(e.ks.ServiceKey("web"), b)
 	put(e.ks.VIPKey(svc.VIP), []byte("web"))
-	for _, in := range []*catalog.Instance{inst("web", "a", "127.0.0.10", 8080), inst("web", "b", "::1", 8081)} {
+	a, bb := inst("web", "a", "127.0.0.10", 8080), inst("web", "b", "::1", 8081)
+	a.Tags, bb.Tags = []string{"v2", "canary"}, []string{"V2"}
+	for _, in := range []*catalog.Instance{a, bb} {
 		b, _ := catalog.EncodeInstance(in)
 		put(e.ks.InstanceKey("web", in.ID), b)
 	}

@@ -83,6 +83,17 @@ func (n *Netsel) lookup(snap *catalog.Snapshot, zone, qname, owner string, qtype
 			return nodata // an empty non-terminal
 		}
 		return nxdomain
+	case nameTagRoot:
+		if e, ok := snap.Service(nm.service); ok && c.get(snap, e).tagged {
+			return nodata // an empty non-terminal above the tag names
+		}
+		return nxdomain
+	case nameTag:
+		e, ok := snap.Service(nm.service)
+		if !ok {
+			return nxdomain
+		}
+		return lookupTags(c.get(snap, e), nm, owner, qtype, room)
 	case namePort:
 		e, ok := snap.Service(nm.service)
 		if !ok {

@@ -91,8 +91,8 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultAnswer)
 		return dns.RcodeSuccess, nil
 	}
-	room := 0 // only SRV answers are sized here
-	if qtype == dns.TypeSRV || qtype == dns.TypeANY {
+	room := 0 // only SRV answers, and a tag name's addresses, are sized here
+	if qtype == dns.TypeSRV || qtype == dns.TypeANY || qname[0] == '_' && (qtype == dns.TypeA || qtype == dns.TypeAAAA) {
 		opt := r.IsEdns0()
 		room = replyRoom(requestSize(isTCP(w), opt), q.Name, opt != nil)
 	}

@@ -23,6 +23,16 @@ type records struct {
 	ports  map[string][]srvRR
 	protos map[string]bool // protocols with at least one port
 	def    []srvRR         // the SRV set of <svc>: every instance's main port
+
+	// serving are the instances of def, in its order; tagged says whether
+	// any of them carries a tag. tags indexes them by tag, built on the
+	// first tag question (see withTags).
+	serving []*catalog.Instance
+	tagged  bool
+	tags    struct {
+		once sync.Once
+		m    map[string][]int32 // catalog.TagKey -> ascending positions in def
+	}
 }
 
 // addrRR is an A or an AAAA record; at most one is set. wire is the record
@@ -72,6 +82,17 @@ func (r addrRR) qtype() uint16 {
 	return 0
 }
 
+// key is r's address as a map key.
+func (r addrRR) key() string {
+	switch {
+	case r.a != nil:
+		return string(r.a.A)
+	case r.aaaa != nil:
+		return string(r.aaaa.AAAA)
+	}
+	return ""
+}
+
 // copyAs returns a copy of r owned by name, or nil when r is empty.
 func (r addrRR) copyAs(name string) dns.RR {
 	switch {
@@ -110,7 +131,7 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 	// Every instance keeps its own name (<id>.<svc>); SRV answers list the
 	// ones traffic goes to.
 	all, serving := e.Instances(), e.Serving()
-	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, len(all))}
+	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, len(all)), serving: serving}
 	srv := func(target string, port, weight, inst int) srvRR {
 		rr := &dns.SRV{
 			Hdr:      dns.RR_Header{Name: rs.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
@@ -136,6 +157,7 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 	}
 	for k, in := range serving {
 		rs.def = append(rs.def, srv(targets[pos[k]], in.Port, in.Weight, pos[k]))
+		rs.tagged = rs.tagged || len(in.Tags) > 0
 	}
 	if e.Service != nil {
 		rs.vip = newAddrRR(rs.name, ttl, e.Service.VIP).withWire(true)

@@ -93,7 +93,7 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	}
 	nm := parseName(qname, zone)
 	if nm.kind != nameService && nm.kind != namePort {
-		return nil
+		return nil // tag names, filtered per query, go the regular way
 	}
 	e, ok := snap.Service(nm.service)
 	if !ok {

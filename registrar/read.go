@@ -49,7 +49,9 @@ func (r *Registrar) listServices(w http.ResponseWriter, req *http.Request) error
 }
 
 // getService serves GET /v1/services/{name}: one page of ?limit= instances
-// after ?after= (see parsePage); by default a consistent read from etcd of
+// after ?after= (see parsePage), less those ?state= and ?tag= leave out
+// (the page is cut from every instance, then filtered: it may hold fewer
+// than limit, even none, and still have a next); by default a consistent read from etcd of
 // the service and the page's range of keys; with ?stale from the index; with
 // ?index= a blocking query answered from the index, whose wait is for a
 // change anywhere in the service.
@@ -68,6 +70,9 @@ func (r *Registrar) getService(w http.ResponseWriter, req *http.Request) error {
 	}
 	show, err := stateFilter(req)
 	if err != nil {
+		return err
+	}
+	if show, err = tagFilter(req, show); err != nil {
 		return err
 	}
 	var (
@@ -194,6 +199,27 @@ func stateFilter(req *http.Request) (func(*catalog.Instance) bool, error) {
 	default:
 		return nil, &catalog.FieldError{Field: "state", Msg: fmt.Sprintf("%q is not any, passing, warning, critical, maintenance or draining", truncate(want, 40))}
 	}
+}
+
+// maxTagFilter bounds ?tag=: no instance carries more tags than that.
+const maxTagFilter = catalog.MaxTags
+
+// tagFilter parses ?tag= (repeatable): show, and only instances that carry
+// every tag asked, matched as catalog.TagEqual says (ignoring ASCII case).
+func tagFilter(req *http.Request, show func(*catalog.Instance) bool) (func(*catalog.Instance) bool, error) {
+	tags := req.URL.Query()["tag"]
+	if len(tags) == 0 {
+		return show, nil
+	}
+	if len(tags) > maxTagFilter {
+		return nil, errBadRequest("tag", "%d tags asked: at most %d (an instance carries at most %d)", len(tags), maxTagFilter, catalog.MaxTags)
+	}
+	for _, tag := range tags {
+		if tag == "" || len(tag) > maxTagLength {
+			return nil, errBadRequest("tag", "%q is not a tag: 1-%d bytes", truncate(tag, 40), maxTagLength)
+		}
+	}
+	return func(in *catalog.Instance) bool { return show(in) && in.HasTags(tags...) }, nil
 }
 
 func apiPorts(ps []catalog.Port) []api.Port {

@@ -55,6 +55,9 @@ type serveFlags struct {
 	httpAccessLog bool
 	stopTimeout   time.Duration
 
+	// httpTagsHeader is -http-tags-header.
+	httpTagsHeader string
+
 	// The instance address policy.
 	allowCIDR      string
 	denyCIDR       string
@@ -244,6 +247,7 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 			VIP:          f.vipProxy,
 			VIPLimits:    f.limits.vipProxyLimits(budget),
 			MaxHTTPConns: budget.HTTPConns,
+			TagsHeader:   f.httpTagsHeader,
 		}
 	}
 	if f.etcd == "" {

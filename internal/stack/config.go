@@ -112,4 +112,7 @@ type Proxy struct {
 	VIPLimits caddymodule.VIPProxyConfig
 	// MaxHTTPConns bounds the HTTP proxy's client connections (0: none).
 	MaxHTTPConns int
+	// TagsHeader, if set, is the request header whose tags narrow the
+	// HTTP proxy's instances (caddymodule.Upstreams.TagsHeader).
+	TagsHeader string
 }

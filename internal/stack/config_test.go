@@ -68,3 +68,27 @@ func TestCorefileForward(t *testing.T) {
 		t.Errorf("Corefile does not forward through a cache:\n%s", cf)
 	}
 }
+
+// TestProxyTagsHeader: the HTTP proxy's upstream source takes tags from
+// a header only when TagsHeader is set (-http-tags-header).
+func TestProxyTagsHeader(t *testing.T) {
+	c := &Config{
+		Etcd:     Etcd{Endpoints: []string{"http://127.0.0.1:2379"}},
+		Keyspace: catalog.MustKeyspace(catalog.DefaultPrefix),
+		Proxy:    &Proxy{HTTPAddr: "127.0.0.1:8081", Zone: "netsel."},
+	}
+	for _, header := range []string{"", "X-Netsel-Tag"} {
+		c.Proxy.TagsHeader = header
+		b, err := CaddyConfig(c, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `"dynamic_upstreams":{"source":"netsel"}`
+		if header != "" {
+			want = `"dynamic_upstreams":{"source":"netsel","tags_header":"X-Netsel-Tag"}`
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("TagsHeader %q: no %s in\n%s", header, want, b)
+		}
+	}
+}

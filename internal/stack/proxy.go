@@ -75,7 +75,7 @@ func CaddyConfig(c *Config, stream string) ([]byte, error) {
 	if p.HTTPAddr != "" {
 		srv := &caddyhttp.Server{
 			Listen:    []string{p.HTTPAddr},
-			Routes:    caddyhttp.RouteList{{HandlersRaw: httpHandlers(p.MaxHTTPConns)}},
+			Routes:    caddyhttp.RouteList{{HandlersRaw: httpHandlers(p.MaxHTTPConns, p.TagsHeader)}},
 			AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
 		}
 		if p.MaxHTTPConns > 0 {
@@ -115,7 +115,7 @@ func CaddyConfig(c *Config, stream string) ([]byte, error) {
 // zone, 508 to a request that looped back, 502 for an unknown service,
 // then reverse_proxy balances over the service's instances with retries,
 // passive health checks and a keep-alive pool sized for load.
-func httpHandlers(maxConns int) []json.RawMessage {
+func httpHandlers(maxConns int, tagsHeader string) []json.RawMessage {
 	// Idle upstream connections count against the descriptor budget too:
 	// at most one per client connection the proxy may hold.
 	idle, perHost := 4096, 512
@@ -123,7 +123,7 @@ func httpHandlers(maxConns int) []json.RawMessage {
 		idle, perHost = min(idle, maxConns), min(perHost, maxConns)
 	}
 	rp := reverseproxy.Handler{
-		DynamicUpstreamsRaw: caddyconfig.JSONModuleObject(struct{}{}, "source", "netsel", nil),
+		DynamicUpstreamsRaw: caddyconfig.JSONModuleObject(caddymodule.Upstreams{TagsHeader: tagsHeader}, "source", "netsel", nil),
 		LoadBalancing: &reverseproxy.LoadBalancing{
 			Retries:            2,
 			SelectionPolicyRaw: caddyconfig.JSONModuleObject(struct{}{}, "policy", "netsel_weighted", nil),

@@ -152,6 +152,17 @@ func (c *Client) ServiceByState(ctx context.Context, name, state string) (*api.S
 	return out, err
 }
 
+// ServiceWithTags is ServiceByState listing only the instances that carry
+// every one of tags (matched ignoring ASCII case; at most 64).
+func (c *Client) ServiceWithTags(ctx context.Context, name, state string, tags ...string) (*api.ServiceView, error) {
+	q := url.Values{"tag": tags}
+	if state != "" {
+		q.Set("state", state)
+	}
+	out, _, err := c.pages(ctx, name, q, 0)
+	return out, err
+}
+
 // Watch is a blocking query on service name: it returns once the service
 // has changed after index (an index returned before; 0 for now), or after
 // wait (0: the registrar's default, 5m). It returns the service (nil when
@@ -199,6 +210,9 @@ func (c *Client) pages(ctx context.Context, name string, q url.Values, timeout t
 	}
 	if q.Has("state") {
 		next.Set("state", q.Get("state"))
+	}
+	if q.Has("tag") {
+		next["tag"] = q["tag"]
 	}
 	for after := out.Next; after != ""; {
 		next.Set("after", after)

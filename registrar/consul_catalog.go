@@ -41,7 +41,7 @@ func (r *Registrar) consulCatalogServices(w http.ResponseWriter, req *http.Reque
 
 // consulCatalogService serves GET /v1/catalog/service/{name}: every
 // instance of the service whatever its health, or with ?tag= (repeatable)
-// those with every tag. An unknown service is an empty list, as in Consul.
+// those with every tag (matched as NetSel's own ?tag=, tagFilter). An unknown service is an empty list, as in Consul.
 // With ?index= it is a blocking query on that service alone.
 func (r *Registrar) consulCatalogService(w http.ResponseWriter, req *http.Request) error {
 	name := req.PathValue("name")
@@ -52,7 +52,10 @@ func (r *Registrar) consulCatalogService(w http.ResponseWriter, req *http.Reques
 	if err != nil {
 		return err
 	}
-	tags := req.URL.Query()["tag"]
+	show, err := tagFilter(req, anyInstance)
+	if err != nil {
+		return err
+	}
 	e, index, err := r.consulEntry(req, name, q)
 	if err != nil {
 		return err
@@ -60,7 +63,7 @@ func (r *Registrar) consulCatalogService(w http.ResponseWriter, req *http.Reques
 	out := []consulCatalogService{}
 	if e != nil {
 		for _, in := range e.Instances() {
-			if hasTags(in, tags) {
+			if show(in) {
 				out = append(out, consulCatalogServiceOf(e, in))
 			}
 		}

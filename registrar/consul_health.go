@@ -15,7 +15,8 @@ const (
 
 // consulHealthService serves GET /v1/health/service/{name}: the service's
 // instances with their checks, all of them, or with ?passing only those
-// whose every check passes; ?tag= (repeatable) keeps those with every tag.
+// whose every check passes; ?tag= (repeatable) keeps those with every tag
+// (matched as NetSel's own ?tag=, tagFilter).
 // An unknown service is an empty list, as in Consul. With ?index= it is a
 // blocking query on that service alone.
 func (r *Registrar) consulHealthService(w http.ResponseWriter, req *http.Request) error {
@@ -31,7 +32,10 @@ func (r *Registrar) consulHealthService(w http.ResponseWriter, req *http.Request
 	if err != nil {
 		return err
 	}
-	tags := req.URL.Query()["tag"]
+	show, err := tagFilter(req, anyInstance)
+	if err != nil {
+		return err
+	}
 	e, index, err := r.consulEntry(req, name, q)
 	if err != nil {
 		return err
@@ -39,7 +43,7 @@ func (r *Registrar) consulHealthService(w http.ResponseWriter, req *http.Request
 	out := []consulServiceEntry{}
 	if e != nil {
 		for _, in := range e.Instances() {
-			if !hasTags(in, tags) {
+			if !show(in) {
 				continue
 			}
 			se := consulServiceEntryOf(e, in)

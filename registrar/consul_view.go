@@ -1,7 +1,6 @@
 package registrar
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/netsel/netsel/catalog"
@@ -143,15 +142,8 @@ func tagsOf(in *catalog.Instance) []string {
 	return in.Tags
 }
 
-// hasTags reports whether in has every tag of want.
-func hasTags(in *catalog.Instance, want []string) bool {
-	for _, t := range want {
-		if !slices.Contains(in.Tags, t) {
-			return false
-		}
-	}
-	return true
-}
+// anyInstance is the filter that keeps every instance.
+func anyInstance(*catalog.Instance) bool { return true }
 
 // consulCatalogServiceOf is in, an instance of e, as the catalog shows it.
 func consulCatalogServiceOf(e *catalog.Entry, in *catalog.Instance) consulCatalogService {

@@ -20,38 +20,21 @@ const (
 // An unknown service is an empty list, as in Consul. With ?index= it is a
 // blocking query on that service alone.
 func (r *Registrar) consulHealthService(w http.ResponseWriter, req *http.Request) error {
-	name := req.PathValue("name")
-	if err := checkName("name", name); err != nil {
-		return err
-	}
-	q, err := parseConsulQuery(req)
-	if err != nil {
-		return err
-	}
 	passing, err := consulPassingOnly(req)
 	if err != nil {
 		return err
 	}
-	show, err := tagFilter(req, anyInstance)
+	e, ins, index, err := r.consulInstances(req)
 	if err != nil {
 		return err
 	}
-	e, index, err := r.consulEntry(req, name, q)
-	if err != nil {
-		return err
-	}
-	out := []consulServiceEntry{}
-	if e != nil {
-		for _, in := range e.Instances() {
-			if !show(in) {
-				continue
-			}
-			se := consulServiceEntryOf(e, in)
-			if passing && !allPassing(se.Checks) {
-				continue
-			}
-			out = append(out, se)
+	out := make([]consulServiceEntry, 0, len(ins))
+	for _, in := range ins {
+		se := consulServiceEntryOf(e, in)
+		if passing && !allPassing(se.Checks) {
+			continue
 		}
+		out = append(out, se)
 	}
 	r.setConsulMeta(w, index)
 	writeJSON(w, http.StatusOK, out)

@@ -142,9 +142,6 @@ func tagsOf(in *catalog.Instance) []string {
 	return in.Tags
 }
 
-// anyInstance is the filter that keeps every instance.
-func anyInstance(*catalog.Instance) bool { return true }
-
 // consulCatalogServiceOf is in, an instance of e, as the catalog shows it.
 func consulCatalogServiceOf(e *catalog.Entry, in *catalog.Instance) consulCatalogService {
 	n := consulNodeOf(in)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -85,6 +86,11 @@ type auditLog struct {
 	log        *slog.Logger
 	lines      chan []byte
 	quit, done chan struct{}
+	// mu orders add and close: add holds it shared while it queues, close
+	// exclusively while it sets closed, so that every line queued before
+	// is written and every line after is logged as dropped.
+	mu     sync.RWMutex
+	closed bool
 	// stalled is set when a line was dropped, and cleared by the next
 	// successful write: meanwhile lines are dropped without a wait.
 	stalled atomic.Bool
@@ -153,6 +159,14 @@ func (a *auditLog) add(rec *auditRecord) {
 		return
 	}
 	b = append(b, '\n')
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		// Answered after Close (Serve's shutdown does not wait forever for
+		// requests in flight): the writer is gone.
+		a.log.Error("audit log closed: line not written", "file", a.name, "line", string(b))
+		return
+	}
 	select {
 	case a.lines <- b:
 		return
@@ -164,7 +178,6 @@ func (a *auditLog) add(rec *auditRecord) {
 		select {
 		case a.lines <- b:
 			return
-		case <-a.quit:
 		case <-t.C:
 		}
 	}
@@ -173,12 +186,16 @@ func (a *auditLog) add(rec *auditRecord) {
 	a.log.Error("audit log is not keeping up: line dropped", "file", a.name, "dropped", n, "line", string(b))
 }
 
-// close writes the lines queued, for up to a few seconds, and closes the file.
+// close writes the lines queued, for up to a few seconds, and closes the
+// file. A line added after it is logged as an error.
 func (a *auditLog) close() {
 	if a == nil {
 		return
 	}
+	a.mu.Lock()
+	a.closed = true
 	close(a.quit)
+	a.mu.Unlock()
 	select {
 	case <-a.done:
 	case <-time.After(5 * time.Second):

@@ -176,28 +176,55 @@ func (r *Registrar) consulSynced(snap *catalog.Snapshot) (*catalog.Snapshot, err
 	return snap, nil
 }
 
-// consulEntry returns the entry of service name (nil when absent) and its
-// index, as consulSnapshot, but a blocking query waits only for a change to
-// that service.
-func (r *Registrar) consulEntry(req *http.Request, name string, q consulQuery) (*catalog.Entry, int64, error) {
+// consulInstances is the common part of the reads of one service
+// (/v1/catalog/service/{name}, /v1/health/service/{name}): it checks
+// {name}, the query options and ?tag= (tagFilter), and returns the entry of
+// the service (nil when absent), its instances that carry every tag and its
+// index, as consulSnapshot, but a blocking query waits only for a change
+// to that service.
+func (r *Registrar) consulInstances(req *http.Request) (*catalog.Entry, []*catalog.Instance, int64, error) {
+	name := req.PathValue("name")
+	if err := checkName("name", name); err != nil {
+		return nil, nil, 0, err
+	}
+	q, err := parseConsulQuery(req)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	show, err := tagFilter(req, func(*catalog.Instance) bool { return true })
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var (
+		e     *catalog.Entry
+		index int64
+	)
 	if q.blocking {
 		release, err := r.blockingSlot(req)
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, 0, err
 		}
 		defer release()
-		e, idx := r.waitService(req.Context(), name, q.blockingQuery)
+		e, index = r.waitService(req.Context(), name, q.blockingQuery)
 		if _, err := r.consulSynced(r.ix.Snapshot()); err != nil {
-			return nil, 0, err
+			return nil, nil, 0, err
 		}
-		return e, idx, nil
+	} else {
+		snap, err := r.consulSnapshot(req, q)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		e, index = serviceAt(snap, name)
 	}
-	snap, err := r.consulSnapshot(req, q)
-	if err != nil {
-		return nil, 0, err
+	var ins []*catalog.Instance
+	if e != nil {
+		for _, in := range e.Instances() {
+			if show(in) {
+				ins = append(ins, in)
+			}
+		}
 	}
-	e, idx := serviceAt(snap, name)
-	return e, idx, nil
+	return e, ins, index, nil
 }
 
 // setConsulMeta sets the headers Consul clients read from every answer:

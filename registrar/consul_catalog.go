@@ -41,29 +41,17 @@ func (r *Registrar) consulCatalogServices(w http.ResponseWriter, req *http.Reque
 
 // consulCatalogService serves GET /v1/catalog/service/{name}: every
 // instance of the service whatever its health, or with ?tag= (repeatable)
-// those with every tag. An unknown service is an empty list, as in Consul.
-// With ?index= it is a blocking query on that service alone.
+// those with every tag (matched as NetSel's own ?tag=, tagFilter). An
+// unknown service is an empty list, as in Consul. With ?index= it is a
+// blocking query on that service alone.
 func (r *Registrar) consulCatalogService(w http.ResponseWriter, req *http.Request) error {
-	name := req.PathValue("name")
-	if err := checkName("name", name); err != nil {
-		return err
-	}
-	q, err := parseConsulQuery(req)
+	e, ins, index, err := r.consulInstances(req)
 	if err != nil {
 		return err
 	}
-	tags := req.URL.Query()["tag"]
-	e, index, err := r.consulEntry(req, name, q)
-	if err != nil {
-		return err
-	}
-	out := []consulCatalogService{}
-	if e != nil {
-		for _, in := range e.Instances() {
-			if hasTags(in, tags) {
-				out = append(out, consulCatalogServiceOf(e, in))
-			}
-		}
+	out := make([]consulCatalogService, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, consulCatalogServiceOf(e, in))
 	}
 	r.setConsulMeta(w, index)
 	writeJSON(w, http.StatusOK, out)

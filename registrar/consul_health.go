@@ -15,39 +15,26 @@ const (
 
 // consulHealthService serves GET /v1/health/service/{name}: the service's
 // instances with their checks, all of them, or with ?passing only those
-// whose every check passes; ?tag= (repeatable) keeps those with every tag.
+// whose every check passes; ?tag= (repeatable) keeps those with every tag
+// (matched as NetSel's own ?tag=, tagFilter).
 // An unknown service is an empty list, as in Consul. With ?index= it is a
 // blocking query on that service alone.
 func (r *Registrar) consulHealthService(w http.ResponseWriter, req *http.Request) error {
-	name := req.PathValue("name")
-	if err := checkName("name", name); err != nil {
-		return err
-	}
-	q, err := parseConsulQuery(req)
-	if err != nil {
-		return err
-	}
 	passing, err := consulPassingOnly(req)
 	if err != nil {
 		return err
 	}
-	tags := req.URL.Query()["tag"]
-	e, index, err := r.consulEntry(req, name, q)
+	e, ins, index, err := r.consulInstances(req)
 	if err != nil {
 		return err
 	}
-	out := []consulServiceEntry{}
-	if e != nil {
-		for _, in := range e.Instances() {
-			if !hasTags(in, tags) {
-				continue
-			}
-			se := consulServiceEntryOf(e, in)
-			if passing && !allPassing(se.Checks) {
-				continue
-			}
-			out = append(out, se)
+	out := make([]consulServiceEntry, 0, len(ins))
+	for _, in := range ins {
+		se := consulServiceEntryOf(e, in)
+		if passing && !allPassing(se.Checks) {
+			continue
 		}
+		out = append(out, se)
 	}
 	r.setConsulMeta(w, index)
 	writeJSON(w, http.StatusOK, out)

@@ -1,7 +1,6 @@
 package registrar
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/netsel/netsel/catalog"
@@ -141,16 +140,6 @@ func tagsOf(in *catalog.Instance) []string {
 		return []string{}
 	}
 	return in.Tags
-}
-
-// hasTags reports whether in has every tag of want.
-func hasTags(in *catalog.Instance, want []string) bool {
-	for _, t := range want {
-		if !slices.Contains(in.Tags, t) {
-			return false
-		}
-	}
-	return true
 }
 
 // consulCatalogServiceOf is in, an instance of e, as the catalog shows it.

@@ -228,25 +228,11 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// portsFlag collects -port-name NAME=PORT flags.
-type portsFlag map[string]int
-
-func (p portsFlag) String() string { return formatNamedPorts(p) }
-
-func (p portsFlag) Set(s string) error {
-	name, port, ok := strings.Cut(s, "=")
-	n, err := strconv.Atoi(port)
-	if !ok || err != nil {
-		return fmt.Errorf("want NAME=PORT, got %q", s)
-	}
-	p[name] = n
-	return nil
-}
-
 func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		reg      client.Registration
 		ports    = portsFlag{}
+		meta     = metaFlag{}
 		checks   checksFlag
 		interval time.Duration
 		drain    time.Duration
@@ -260,6 +246,9 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")
 			fs.DurationVar(&reg.TTL, "ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
 			fs.IntVar(&reg.Weight, "weight", 1, "relative share of traffic")
+			fs.Var((*tagsFlag)(&reg.Tags), "tag", "a tag DNS names, ?tag= and the HTTP proxy's tags select by (repeatable or comma-separated)")
+			fs.Var(meta, "meta", "a meta KEY=VALUE (repeatable)")
+			fs.StringVar(&reg.Zone, "zone", "", "the instance's zone (the locality readers prefer; not the DNS zone)")
 			fs.Var(&checks, "check", "a health check the registrars run: http[:PATH][@PORT], tcp[@PORT] or grpc[:SERVICE][@PORT] (repeatable; PORT names a -named-port, default the main port)")
 			fs.DurationVar(&checks.interval, "check-interval", 0, "time between a check's probes, 1s-1h (0: the registrar's default, 10s)")
 			fs.DurationVar(&checks.timeout, "check-timeout", 0, "longest wait for one probe (0: the registrar's default, 2s or the interval)")
@@ -273,6 +262,9 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	reg.Service = fs.Arg(0)
 	if len(ports) > 0 {
 		reg.Ports = ports
+	}
+	if len(meta) > 0 {
+		reg.Meta = meta
 	}
 	reg.Checks = checks.list()
 	if once {

@@ -2,6 +2,7 @@ package netsel
 
 import (
 	"cmp"
+	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 )
@@ -48,16 +49,18 @@ func pickSRV(set []srvRR, room int, order []int) srvPick {
 	// The records of the lowest priority are set[:local]; a set of one
 	// priority (always without a locality) is all local.
 	local := n
-	if n > 1 && set[0].srv.Priority != set[n-1].srv.Priority {
-		p := set[0].srv.Priority
-		local, _ = slices.BinarySearchFunc(set, p+1, func(s srvRR, q uint16) int { return cmp.Compare(s.srv.Priority, q) })
+	if n > 1 && priority(set[0]) != priority(set[n-1]) {
+		p := priority(set[0])
+		local, _ = slices.BinarySearchFunc(set, p+1, func(s srvRR, q uint16) int { return cmp.Compare(priority(s), q) })
 	}
 	if n*minSRVLen <= room {
 		for i := range n {
 			order = append(order, i)
 		}
 		shuffle(order[:local])
-		shuffle(order[local:])
+		if local < n {
+			shuffle(order[local:])
+		}
 		return srvPick{order: order}
 	}
 	order, room = window(set[:local], 0, room, order)
@@ -92,6 +95,16 @@ func window(set []srvRR, base, room int, order []int) ([]int, int) {
 		}
 	}
 	return order, room
+}
+
+// priority is s's SRV priority, read from its wire form when it has one:
+// the bytes a reply copies next, rather than another record in memory.
+func priority(s srvRR) uint16 {
+	// The owner (a 2-byte pointer), type, class, TTL and length come first.
+	if len(s.wire) >= 14 {
+		return binary.BigEndian.Uint16(s.wire[12:])
+	}
+	return s.srv.Priority
 }
 
 func shuffle(order []int) {

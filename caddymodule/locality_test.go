@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/netsel/netsel/catalog"
 	"github.com/netsel/netsel/internal/testenv"
 )
@@ -197,3 +199,57 @@ func sorted(m map[string]bool) string {
 type lazyString func() string
 
 func (l lazyString) String() string { return l() }
+
+// TestLocalityWindow: with a locality, a big service's windows hold only
+// the locality's instances (50 of 200, consecutive among them, from a start
+// that changes), and the VIP proxy's candidates too; without one, windows
+// range over all 200.
+func TestLocalityWindow(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	svc, _ := catalog.EncodeService(&catalog.Service{Name: "big", VIP: randomVIP(),
+		Ports: []catalog.Port{{Name: "default", Port: 80, Protocol: "tcp"}}})
+	ops := []clientv3.Op{clientv3.OpPut(ks.ServiceKey("big"), string(svc))}
+	for i := range 200 {
+		id := fmt.Sprintf("i%05d", i)
+		zone := "az2"
+		if i%4 == 0 {
+			zone = "az1"
+		}
+		in, _ := catalog.EncodeInstance(&catalog.Instance{ID: id, Service: "big", Zone: zone,
+			Address: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 8080, Weight: 1})
+		ops = append(ops, clientv3.OpPut(ks.InstanceKey("big", id), string(in)))
+	}
+	if _, err := e.Client.Txn(t.Context()).Then(ops...).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ix := syncedIndex(t, e.Client)
+	for _, locality := range []string{"az1", ""} {
+		app := &App{index: ix, Locality: locality}
+		u := &Upstreams{app: app}
+		starts := map[int]bool{}
+		for range 400 {
+			ups, err := u.GetUpstreams(requestFor("big"))
+			if err != nil || len(ups) != DefaultWindow {
+				t.Fatalf("locality %q: %d upstreams, %v; want a window of %d", locality, len(ups), err, DefaultWindow)
+			}
+			first := instanceAt(t, ups[0].Dial)
+			step, n := 1, 200
+			if locality != "" {
+				step, n = 4, 50
+			}
+			for k, up := range ups {
+				if got, want := instanceAt(t, up.Dial), (first+k*step)%(n*step); got != want {
+					t.Fatalf("locality %q: upstream %d of the window is instance %d, want %d", locality, k, got, want)
+				}
+			}
+			starts[first] = true
+		}
+		if want := map[string]int{"az1": 40, "": 150}[locality]; len(starts) < want {
+			t.Errorf("locality %q: windows began at only %d instances", locality, len(starts))
+		}
+		cs := app.view("big").byPort["default"]
+		if want := map[string]int{"az1": 50, "": 200}[locality]; len(cs) != want {
+			t.Errorf("locality %q: %d VIP candidates, want %d", locality, len(cs), want)
+		}
+	}
+}

@@ -41,7 +41,7 @@ type view struct {
 	dialInst []*catalog.Instance
 	// locality is the app's Locality; served is the part of dials new
 	// requests go to: those of instances in the locality when there are
-	// any, else all of them (see preferLocal).
+	// any, else all of them (see poolOf).
 	locality string
 	served   *pool
 	// tagPools are the parts of dials that carry a set of tags.

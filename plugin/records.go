@@ -24,10 +24,10 @@ type records struct {
 	protos map[string]bool // protocols with at least one port
 	def    []srvRR         // the SRV set of <svc>: every instance's main port
 
-	// serving are the instances of def, in its order (see buildRecords for
-	// the order with a locality); tagged says whether
-	// any of them carries a tag. tags indexes them by tag, built on the
-	// first tag question (see withTags).
+	// serving are the instances of def, in its order (by ID; with a
+	// locality, its instances first: see buildRecords); tagged says
+	// whether any of them carries a tag. tags indexes them by tag, built
+	// on the first tag question (see withTags).
 	serving []*catalog.Instance
 	tagged  bool
 	tags    struct {

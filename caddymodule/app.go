@@ -53,6 +53,12 @@ type App struct {
 	// or a final dot); other Hosts reach no service, and the netsel handler
 	// answers them 404. Default: ["netsel"].
 	Zones []string `json:"zones,omitempty"`
+	// Locality is the instance zone (an instance's "zone") this proxy
+	// runs in. When set, the HTTP proxy and the VIP proxy send traffic
+	// only to the serving instances in it while there is any, and to the
+	// others when there is none (see view.go). Default: none, every
+	// serving instance alike.
+	Locality string `json:"locality,omitempty"`
 
 	// client is owned by the app; index reads through it.
 	client *clientv3.Client
@@ -169,6 +175,11 @@ func (a *App) Validate() error {
 	}
 	if err := validateZones(a.Zones); err != nil {
 		return fmt.Errorf("netsel: %w", err)
+	}
+	if a.Locality != "" {
+		if err := catalog.CheckName("locality", a.Locality); err != nil {
+			return fmt.Errorf("netsel: %w", err)
+		}
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ func init() {
 //			deny      <cidr>...
 //		}
 //		zones <domain>...
+//		locality <instance zone>
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -123,6 +124,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("netsel %s needs at least one domain", opt)
 			}
 			a.Zones = append(a.Zones, args...)
+		case "locality":
+			a.Locality, err = one()
 		default:
 			return d.Errf("unrecognized netsel option '%s'", opt)
 		}

@@ -52,6 +52,8 @@ func TestJSONConfigErrors(t *testing.T) {
 		{"dial policy unknown key", `{"dial_policy":{"vips":["127.77.0.0/16"]}}`, "vips"},
 		{"zone empty", `{"zones":["netsel","."]}`, "zones[1] is empty"},
 		{"zone not a domain", `{"zones":["net sel"]}`, "zones[0]"},
+		{"locality not a label", `{"locality":"eu.west"}`, `locality: "eu.west" is not a DNS label`},
+		{"locality upper case", `{"locality":"AZ1"}`, `locality: "AZ1" is not a DNS label`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := `{"admin":{"disabled":true,"config":{"persist":false}},"apps":{"netsel":` + tc.app + `}}`
@@ -106,6 +108,7 @@ func TestCaddyfile(t *testing.T) {
 			deny 10.9.0.0/16
 		}
 		zones netsel svc.example.com
+		locality eu-west-1a
 	}
 }
 http://:8081 {
@@ -128,6 +131,7 @@ http://:8081 {
 		`"health_checks":{"interval":2000000000,"timeout":1000000000,"path":"/healthz","port":"http","fails":2}`,
 		`"dial_policy":{"vip_cidrs":["127.77.0.0/16"],"reserved":["127.0.0.1:9000",":8081","http://127.0.0.1:2379"],"allow":["127.0.0.0/8","10.0.0.0/8"],"deny":["10.9.0.0/16"]}`,
 		`"zones":["netsel","svc.example.com"]`,
+		`"locality":"eu-west-1a"`,
 		`{"handler":"netsel","service":"{http.request.header.X-Service}"}`,
 		`"dynamic_upstreams":{"service":"{http.request.header.X-Service}","source":"netsel","window":16}`,
 		`"selection_policy":{"policy":"netsel_weighted"}`,
@@ -151,6 +155,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"unknown dial_policy option", "{\n netsel {\n  dial_policy {\n   permit 10.0.0.0/8\n  }\n }\n}", "permit"},
 		{"dial_policy empty", "{\n netsel {\n  dial_policy {\n   deny\n  }\n }\n}", "needs at least one value"},
 		{"zones empty", "{\n netsel {\n  zones\n }\n}", "needs at least one domain"},
+		{"locality arity", "{\n netsel {\n  locality a b\n }\n}", "locality takes one argument"},
 		{"bad duration", "{\n netsel {\n  dial_timeout soon\n }\n}", "soon"},
 		{"tls arity", "{\n netsel {\n  tls cert.pem\n }\n}", "tls takes"},
 		{"prefix arity", "{\n netsel {\n  prefix\n }\n}", "prefix takes one argument"},

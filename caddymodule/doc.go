@@ -5,6 +5,9 @@
 //     health checks and the layer-4 VIP listeners. Its dial policy keeps
 //     every module from dialling an instance at a refused address (see
 //     package addrpolicy), at a VIP, or at one of NetSel's own listeners.
+//     With a locality (the instance zone the proxy runs in), every module
+//     below uses the serving instances of that zone while there is any, and
+//     the others when there is none (see locality.go).
 //   - http.reverse_proxy.upstreams.netsel: a dynamic upstream source that
 //     returns, from memory, the healthy instances of the service named by the
 //     request (default: <service> of a Host <service>.<zone>); for a service

@@ -56,9 +56,11 @@ type candidate struct {
 }
 
 // candidates returns the dial addresses of v's instances for port name,
-// less those the dial policy refuses.
+// less those the dial policy refuses: of the instances in v's locality
+// when any of them serves the port, else of all.
 func candidates(v *view, port string) []candidate {
 	cs := make([]candidate, 0, len(v.instances))
+	var local []candidate
 	for _, in := range v.instances {
 		p, ok := in.PortFor(port)
 		if !ok {
@@ -68,7 +70,14 @@ func candidates(v *view, port string) []candidate {
 		if v.allowed != nil && !v.allowed(ap) {
 			continue
 		}
-		cs = append(cs, candidate{ap.String(), in.Weight, catalog.ConnectionKey(in.Service, in.ID)})
+		c := candidate{ap.String(), in.Weight, catalog.ConnectionKey(in.Service, in.ID)}
+		cs = append(cs, c)
+		if v.locality != "" && in.Zone == v.locality {
+			local = append(local, c)
+		}
+	}
+	if len(local) > 0 {
+		return local
 	}
 	return cs
 }

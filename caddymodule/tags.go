@@ -79,7 +79,8 @@ func (u *Upstreams) requestTags(r *http.Request) (tags []string, filtered bool) 
 }
 
 // withTags returns the pool of v's dialable instances carrying every one
-// of tags (sorted, distinct TagKeys; nil matches nothing).
+// of tags (sorted, distinct TagKeys; nil matches nothing), those in the
+// locality when any of them is (see poolOf).
 func (v *view) withTags(tags []string) *pool {
 	if tags == nil {
 		return &pool{}
@@ -88,13 +89,7 @@ func (v *view) withTags(tags []string) *pool {
 	if p, ok := v.tagPools.m.Load(key); ok {
 		return p.(*pool)
 	}
-	p := &pool{}
-	for i, in := range v.dialInst {
-		if in.HasTags(tags...) {
-			p.dials = append(p.dials, v.dials[i])
-			p.cum = append(p.cum, in.Weight+sum(p.cum))
-		}
-	}
+	p := v.poolOf(func(in *catalog.Instance) bool { return in.HasTags(tags...) })
 	if v.tagPools.n.Add(1) <= maxTagPools {
 		v.tagPools.m.Store(key, p)
 	}

@@ -30,6 +30,8 @@ func init() {
 //
 // With Tags or TagsHeader, only the instances carrying every tag count,
 // and a request whose tags none carries gets no upstreams (see tags.go).
+// With the app's Locality, only those in it count while there is any
+// (see locality.go).
 //
 // Caddy's load balancing, retries and passive health checks apply to what
 // this returns. Caddy's weighted_round_robin takes weights from its own
@@ -117,7 +119,7 @@ func (u *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, err
 	if v == nil {
 		return nil, nil
 	}
-	dials, cum := v.dials, v.cum
+	dials, cum := v.served.dials, v.served.cum
 	if tags, filtered := u.requestTags(r); filtered {
 		if repl != nil {
 			repl.Set(replTags, strings.Join(tags, ","))

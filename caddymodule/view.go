@@ -39,15 +39,17 @@ type view struct {
 	// order, less those the dial policy refuses; dialInst their instances.
 	dials    []string
 	dialInst []*catalog.Instance
+	// locality is the app's Locality; served is the part of dials new
+	// requests go to: those of instances in the locality when there are
+	// any, else all of them (see poolOf).
+	locality string
+	served   *pool
 	// tagPools are the parts of dials that carry a set of tags.
 	tagPools tagPools
 	// weights maps each dial address to its instance's weight, keys to
 	// its catalog.ConnectionKey.
 	weights map[string]int
 	keys    map[string]string
-	// cum holds the running sums of the weights, in the order of dials:
-	// cum[i] is the weight of instances 0 to i.
-	cum []int
 	// byPort holds, for each port name of the service, the instances that
 	// serve it, for the layer-4 proxies.
 	byPort map[string][]candidate
@@ -90,11 +92,15 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		health:    hs,
 		vipsRev:   snap.VIPsRevision(),
 		policy:    a.policy.Load(),
+		locality:  a.Locality,
 		instances: make([]*catalog.Instance, 0, e.Len()),
 		weights:   make(map[string]int, e.Len()),
 		keys:      make(map[string]string, e.Len()),
 	}
-	var refusals []string
+	var (
+		refusals []string
+		cum      []int
+	)
 	v.allowed = func(ap netip.AddrPort) bool {
 		err := a.dialRefused(snap, v.policy, ap)
 		if err != nil {
@@ -119,7 +125,11 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		v.dialInst = append(v.dialInst, in)
 		v.weights[d] = in.Weight
 		v.keys[d] = catalog.ConnectionKey(in.Service, in.ID)
-		v.cum = append(v.cum, in.Weight+sum(v.cum))
+		cum = append(cum, in.Weight+sum(cum))
+	}
+	v.served = &pool{dials: v.dials, cum: cum}
+	if v.locality != "" {
+		v.served = v.poolOf(func(*catalog.Instance) bool { return true })
 	}
 	if e.Service != nil {
 		v.byPort = make(map[string][]candidate, len(e.Service.Ports))

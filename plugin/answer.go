@@ -1,7 +1,10 @@
 package netsel
 
 import (
+	"cmp"
+	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 )
 
 // minSRVLen is the least a SRV record of an answer can take, compressed:
@@ -35,15 +38,50 @@ type srvPick struct {
 // evenly over queries; consecutive records are also close in memory, which
 // keeps a huge set's answer as cheap as a small one's. The cost is
 // O(min(len(set), room/minSRVLen)), whatever the number of instances.
+//
+// A set of two priorities (a reader with a locality; see buildRecords) is
+// sorted by priority: the records of the lower come first in the answer,
+// shuffled among themselves, and a sample takes its window from them
+// first, then from the others with the room left.
 func pickSRV(set []srvRR, room int, order []int) srvPick {
 	n := len(set)
 	order = order[:0]
+	// The records of the lowest priority are set[:local]; a set of one
+	// priority (always without a locality) is all local.
+	local := n
+	if n > 1 && priority(set[0]) != priority(set[n-1]) {
+		p := priority(set[0])
+		local, _ = slices.BinarySearchFunc(set, p+1, func(s srvRR, q uint16) int { return cmp.Compare(priority(s), q) })
+	}
 	if n*minSRVLen <= room {
 		for i := range n {
 			order = append(order, i)
 		}
-		rand.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+		shuffle(order[:local])
+		if local < n {
+			shuffle(order[local:])
+		}
 		return srvPick{order: order}
+	}
+	order, room = window(set[:local], 0, room, order)
+	if local < n && room > 0 {
+		k := len(order)
+		order, _ = window(set[local:], local, room, order)
+		shuffle(order[k:])
+		shuffle(order[:k])
+		return srvPick{order: order, sampled: true}
+	}
+	shuffle(order)
+	return srvPick{order: order, sampled: true}
+}
+
+// window appends to order the positions (plus base) of a window of set:
+// consecutive records from a random start, wrapping around, as long as
+// they fit room. It returns order and the room left.
+func window(set []srvRR, base, room int, order []int) ([]int, int) {
+	n := len(set)
+	if n == 0 {
+		return order, room
 	}
 	for j, i := 0, rand.IntN(n); j < n; j++ {
 		size := len(set[i].wire) + len(set[i].glue)
@@ -51,13 +89,26 @@ func pickSRV(set []srvRR, room int, order []int) srvPick {
 			break
 		}
 		room -= size
-		order = append(order, i)
+		order = append(order, base+i)
 		if i++; i == n {
 			i = 0
 		}
 	}
+	return order, room
+}
+
+// priority is s's SRV priority, read from its wire form when it has one:
+// the bytes a reply copies next, rather than another record in memory.
+func priority(s srvRR) uint16 {
+	// The owner (a 2-byte pointer), type, class, TTL and length come first.
+	if len(s.wire) >= 14 {
+		return binary.BigEndian.Uint16(s.wire[12:])
+	}
+	return s.srv.Priority
+}
+
+func shuffle(order []int) {
 	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	return srvPick{order: order, sampled: true}
 }
 
 // replyRoom is the room a reply to a question for qname has for its answer

@@ -24,9 +24,12 @@ type Netsel struct {
 	// zones and reverse (in-addr.arpa., ip6.arpa.) zones.
 	Zones []string
 
-	ttl     uint32
-	ptrZone string                  // the zone PTR targets are in
-	caches  map[string]*recordCache // per forward zone
+	ttl uint32
+	// locality is the instance zone (catalog.Instance.Zone) of this
+	// server's clients: SRV answers prefer its instances. Empty: none.
+	locality string
+	ptrZone  string                  // the zone PTR targets are in
+	caches   map[string]*recordCache // per forward zone
 	// soaNames are the SOA's name server and mailbox, per zone.
 	soaNames map[string]struct{ ns, mbox string }
 
@@ -46,7 +49,7 @@ func (n *Netsel) setZones(zones []string) {
 		if n.ptrZone == "" {
 			n.ptrZone = z
 		}
-		n.caches[z] = newRecordCache(z, n.ttl)
+		n.caches[z] = newRecordCache(z, n.ttl, n.locality)
 	}
 	if n.ptrZone == "" {
 		n.ptrZone = DefaultZone

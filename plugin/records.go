@@ -24,9 +24,10 @@ type records struct {
 	protos map[string]bool // protocols with at least one port
 	def    []srvRR         // the SRV set of <svc>: every instance's main port
 
-	// serving are the instances of def, in its order; tagged says whether
-	// any of them carries a tag. tags indexes them by tag, built on the
-	// first tag question (see withTags).
+	// serving are the instances of def, in its order (by ID; with a
+	// locality, its instances first: see buildRecords); tagged says
+	// whether any of them carries a tag. tags indexes them by tag, built
+	// on the first tag question (see withTags).
 	serving []*catalog.Instance
 	tagged  bool
 	tags    struct {
@@ -123,19 +124,33 @@ type srvRR struct {
 	glue []byte
 }
 
-// Priority of every SRV record: all instances are equally preferred and
-// weights share the load.
-const srvPriority = 10
+// Priorities of SRV records. Without a locality every instance has
+// srvPriority: all are equally preferred and weights share the load. With
+// one, the instances in it keep srvPriority and the others get
+// srvPriorityRemote: RFC 2782 clients try them only when no instance of the
+// locality answers.
+const (
+	srvPriority       = 10
+	srvPriorityRemote = 20
+)
 
-func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
+// buildRecords builds the records of e in zone. With a locality (the
+// reader's instance zone, catalog.Instance.Zone), every SRV set lists the
+// instances in it first, each part by ID, and gives the others
+// srvPriorityRemote: pickSRV relies on a set being sorted by priority.
+func buildRecords(e *catalog.Entry, zone string, ttl uint32, locality string) *records {
 	// Every instance keeps its own name (<id>.<svc>); SRV answers list the
 	// ones traffic goes to.
 	all, serving := e.Instances(), e.Serving()
-	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, len(all)), serving: serving}
+	rs := &records{name: e.Name + "." + zone, inst: make([]instRR, len(all))}
 	srv := func(target string, port, weight, inst int) srvRR {
+		priority := uint16(srvPriority)
+		if locality != "" && all[inst].Zone != locality {
+			priority = srvPriorityRemote
+		}
 		rr := &dns.SRV{
 			Hdr:      dns.RR_Header{Name: rs.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
-			Priority: srvPriority,
+			Priority: priority,
 			Weight:   uint16(min(max(weight, 0), catalog.MaxWeight)),
 			Port:     uint16(port),
 			Target:   target,
@@ -155,6 +170,8 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 			k++
 		}
 	}
+	serving, pos = localFirst(serving, pos, locality)
+	rs.serving = serving
 	for k, in := range serving {
 		rs.def = append(rs.def, srv(targets[pos[k]], in.Port, in.Weight, pos[k]))
 		rs.tagged = rs.tagged || len(in.Tags) > 0
@@ -176,6 +193,28 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32) *records {
 	}
 	rs.def = compactSRV(rs.def, rs.inst)
 	return rs
+}
+
+// localFirst returns serving and pos (parallel) with the instances whose
+// zone is locality moved first, both parts keeping their order; as they
+// are without a locality.
+func localFirst(serving []*catalog.Instance, pos []int, locality string) ([]*catalog.Instance, []int) {
+	if locality == "" {
+		return serving, pos
+	}
+	s := make([]*catalog.Instance, 0, len(serving))
+	p := make([]int, 0, len(pos))
+	for k, in := range serving {
+		if in.Zone == locality {
+			s, p = append(s, in), append(p, pos[k])
+		}
+	}
+	for k, in := range serving {
+		if in.Zone != locality {
+			s, p = append(s, in), append(p, pos[k])
+		}
+	}
+	return s, p
 }
 
 // compactSRV gives each record of set its glue (its target's address record
@@ -207,9 +246,10 @@ func compactSRV(set []srvRR, inst []instRR) []srvRR {
 // keeps the records of the snapshot before it, so entries that did not change
 // are not rebuilt, and drops older ones.
 type recordCache struct {
-	zone string
-	ttl  uint32
-	cur  atomic.Pointer[generation]
+	zone     string
+	ttl      uint32
+	locality string
+	cur      atomic.Pointer[generation]
 }
 
 type generation struct {
@@ -218,8 +258,8 @@ type generation struct {
 	prev *sync.Map // the previous generation's m, or nil
 }
 
-func newRecordCache(zone string, ttl uint32) *recordCache {
-	return &recordCache{zone: zone, ttl: ttl}
+func newRecordCache(zone string, ttl uint32, locality string) *recordCache {
+	return &recordCache{zone: zone, ttl: ttl, locality: locality}
 }
 
 // get returns the records of e, an entry of snap.
@@ -227,7 +267,7 @@ func (c *recordCache) get(snap *catalog.Snapshot, e *catalog.Entry) *records {
 	g := c.cur.Load()
 	if g != nil && g.snap != snap && snap.Revision() < g.snap.Revision() {
 		// A query still holding an older snapshot: do not roll the cache back.
-		return buildRecords(e, c.zone, c.ttl)
+		return buildRecords(e, c.zone, c.ttl, c.locality)
 	}
 	if g == nil || g.snap != snap {
 		next := &generation{snap: snap, m: new(sync.Map)}
@@ -238,7 +278,7 @@ func (c *recordCache) get(snap *catalog.Snapshot, e *catalog.Entry) *records {
 			g = next
 		} else if g = c.cur.Load(); g.snap != snap {
 			// Another snapshot raced in; build without caching.
-			return buildRecords(e, c.zone, c.ttl)
+			return buildRecords(e, c.zone, c.ttl, c.locality)
 		}
 	}
 	if v, ok := g.m.Load(e); ok {
@@ -250,7 +290,7 @@ func (c *recordCache) get(snap *catalog.Snapshot, e *catalog.Entry) *records {
 			return v.(*records)
 		}
 	}
-	rs := buildRecords(e, c.zone, c.ttl)
+	rs := buildRecords(e, c.zone, c.ttl, c.locality)
 	g.m.Store(e, rs)
 	return rs
 }

@@ -95,6 +95,7 @@ func setup(c *caddy.Controller) error {
 //	    password PASSWORD
 //	    credentials USER PASSWORD
 //	    fallthrough [ZONES...]
+//	    locality ZONE
 //	}
 func parse(c *caddy.Controller) (*Netsel, indexConfig, error) {
 	config := dnsserver.GetConfig(c)
@@ -192,6 +193,15 @@ func parse(c *caddy.Controller) (*Netsel, indexConfig, error) {
 				cfg.Username, cfg.Password = args[0], args[1]
 			case "fallthrough":
 				n.Fall.SetZonesFromArgs(c.RemainingArgs())
+			case "locality":
+				args := c.RemainingArgs()
+				if len(args) != 1 {
+					return nil, cfg, c.Errf("locality takes one instance zone")
+				}
+				if err := catalog.CheckName("locality", args[0]); err != nil {
+					return nil, cfg, c.Errf("%v", err)
+				}
+				n.locality = args[0]
 			default:
 				return nil, cfg, c.Errf("unknown option '%s'", opt)
 			}

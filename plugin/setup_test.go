@@ -31,6 +31,7 @@ func TestParse(t *testing.T) {
 		prefix    string
 		ttl       uint32
 		fall      []string
+		locality  string
 		err       string // substring of the error; "" for none
 	}{
 		{input: "netsel", zones: []string{"netsel."}, endpoints: []string{DefaultEndpoint}, prefix: "/netsel/", ttl: 5},
@@ -44,6 +45,7 @@ func TestParse(t *testing.T) {
 			fallthrough example.org
 		}`, zones: []string{"netsel."}, endpoints: []string{"http://10.0.0.1:2379", "https://10.0.0.2:2379"}, prefix: "/prod/netsel/", ttl: 30, fall: []string{"example.org."}},
 		{input: "netsel {\n credentials u p\n ttl 0\n}", zones: []string{"netsel."}, endpoints: []string{DefaultEndpoint}, prefix: "/netsel/", ttl: 0},
+		{input: "netsel {\n locality eu-west-1a\n}", zones: []string{"netsel."}, endpoints: []string{DefaultEndpoint}, prefix: "/netsel/", ttl: 5, locality: "eu-west-1a"},
 		{input: "netsel {\n bogus 1\n}", err: "unknown option 'bogus'"},
 		{input: "netsel {\n ttl five\n}", err: `ttl "five"`},
 		{input: "netsel {\n ttl -1\n}", err: `ttl "-1"`},
@@ -64,6 +66,10 @@ func TestParse(t *testing.T) {
 		{input: "netsel {\n tls /nonexistent/cert /nonexistent/key /nonexistent/ca\n}", err: "tls"},
 		{input: "netsel\nnetsel", err: "only be used once"},
 		{input: "netsel bad..zone", err: "not a valid domain name"},
+		{input: "netsel {\n locality\n}", err: "locality takes one"},
+		{input: "netsel {\n locality a b\n}", err: "locality takes one"},
+		{input: "netsel {\n locality Az1\n}", err: `locality: "Az1" is not a DNS label`},
+		{input: "netsel {\n locality eu-1.a\n}", err: `locality: "eu-1.a" is not a DNS label`},
 	}
 	for _, tt := range tests {
 		c := caddy.NewTestController("dns", tt.input)
@@ -85,6 +91,9 @@ func TestParse(t *testing.T) {
 			t.Errorf("%q: zones %v endpoints %v prefix %q ttl %d fall %v; want %v %v %q %d %v",
 				tt.input, n.Zones, cfg.Endpoints, cfg.Prefix, n.ttl, n.Fall.Zones, tt.zones, tt.endpoints, tt.prefix, tt.ttl, tt.fall)
 		}
+		if n.locality != tt.locality {
+			t.Errorf("%q: locality %q, want %q", tt.input, n.locality, tt.locality)
+		}
 	}
 }
 
@@ -96,6 +105,7 @@ func TestCorefileErrors(t *testing.T) {
 		{"netsel {\n        ttl x\n    }", `ttl "x"`},
 		{"netsel {\n        endpoint not-a-url\n    }", `endpoint "not-a-url"`},
 		{"netsel {\n        prefix netsel/\n    }", "prefix"},
+		{"netsel {\n        locality -a\n    }", "locality"},
 	} {
 		err := testenv.CoreDNSError(corefile(tt.block, ""))
 		if err == nil {

@@ -60,6 +60,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.dnsQueryLog, "dns-query-log", false, "log every DNS query (CoreDNS's log plugin), at info")
 	fs.BoolVar(&f.httpAccessLog, "http-access-log", false, "log every request to the HTTP proxy (Caddy's access log), at info")
 	fs.StringVar(&f.httpTagsHeader, "http-tags-header", "", "request header (e.g. X-Netsel-Tag) whose tags, comma-separated, narrow the HTTP proxy's instances to those carrying all of them; empty: off (a client could pick instances)")
+	fs.StringVar(&f.locality, "locality", "", "instance zone this host is in (the \"zone\" instances register with; not -zone, the DNS zone): SRV answers give its instances\npriority 10 and the others 20, and the HTTP and VIP proxies use only its serving instances while there is any; empty: none")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "how long a graceful shutdown may take")
 
 	fs.StringVar(&f.allowCIDR, "allow-cidr", "", "comma-separated CIDRs (or addresses) instances may be at; empty allows every address not refused otherwise.\nAlways refused: unspecified, broadcast, multicast, link-local, the -vip-cidr range (IPv4-mapped forms too)\nand every address:port this process listens on (registrar, DNS, HTTP proxy, etcd client and peer, -etcd endpoints)")

@@ -57,6 +57,8 @@ type serveFlags struct {
 
 	// httpTagsHeader is -http-tags-header.
 	httpTagsHeader string
+	// locality is -locality.
+	locality string
 
 	// The instance address policy.
 	allowCIDR      string
@@ -181,6 +183,11 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 	if err := f.checkTLS(); err != nil {
 		return stack.Config{}, err
 	}
+	if f.locality != "" {
+		if err := catalog.CheckName("-locality", f.locality); err != nil {
+			return stack.Config{}, err
+		}
+	}
 	policy, err := f.addrPolicy(ctx)
 	if err != nil {
 		return stack.Config{}, err
@@ -202,6 +209,7 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 		},
 		Keyspace: ks,
 		VIPCIDR:  cidr.Masked(),
+		Locality: f.locality,
 
 		AddrPolicy:    policy,
 		ReservedAddrs: f.reservedAddrs(),

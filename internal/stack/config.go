@@ -33,6 +33,10 @@ type Config struct {
 	Keyspace catalog.Keyspace
 	// VIPCIDR is the range VIPs are allocated from (e.g. 127.77.0.0/16).
 	VIPCIDR netip.Prefix
+	// Locality, when set, is the instance zone (catalog.Instance.Zone)
+	// this host is in: DNS answers and both proxies prefer its instances
+	// (the netsel plugin's and the Caddy app's locality).
+	Locality string
 
 	// Registrar, when set, runs the registrar.
 	Registrar *Registrar

@@ -92,3 +92,36 @@ func TestProxyTagsHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestLocality: the stack's locality reaches the netsel block and the Caddy
+// app; without one, neither names a locality.
+func TestLocality(t *testing.T) {
+	c := &Config{
+		Etcd:     Etcd{Endpoints: []string{"http://127.0.0.1:2379"}},
+		Keyspace: catalog.MustKeyspace(catalog.DefaultPrefix),
+		DNS:      &DNS{Addr: "127.0.0.1:5353", Zone: "netsel."},
+		Proxy:    &Proxy{HTTPAddr: "127.0.0.1:8081", Zone: "netsel."},
+	}
+	for _, locality := range []string{"eu-west-1a", ""} {
+		c.Locality = locality
+		cf, err := Corefile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caddyJSON, err := CaddyConfig(c, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDNS, wantCaddy := `locality "eu-west-1a"`, `"locality":"eu-west-1a"`
+		if locality == "" {
+			wantDNS, wantCaddy = "locality", `"locality"`
+			if strings.Contains(cf, wantDNS) || strings.Contains(string(caddyJSON), wantCaddy) {
+				t.Errorf("no locality, but the Corefile or the Caddy config names one:\n%s\n%s", cf, caddyJSON)
+			}
+			continue
+		}
+		if !strings.Contains(cf, wantDNS) || !strings.Contains(string(caddyJSON), wantCaddy) {
+			t.Errorf("locality %s missing from the Corefile or the Caddy config:\n%s\n%s", locality, cf, caddyJSON)
+		}
+	}
+}

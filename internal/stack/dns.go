@@ -115,6 +115,11 @@ func netselOptions(b *strings.Builder, c *Config) error {
 	if err := opt("prefix", c.Keyspace.Prefix()); err != nil {
 		return err
 	}
+	if c.Locality != "" {
+		if err := opt("locality", c.Locality); err != nil {
+			return err
+		}
+	}
 	if user, password := c.Etcd.reader(); user != "" {
 		if err := opt("credentials", user, password); err != nil {
 			return err

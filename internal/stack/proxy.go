@@ -55,6 +55,7 @@ func CaddyConfig(c *Config, stream string) ([]byte, error) {
 		Endpoints:  c.Etcd.Endpoints,
 		Prefix:     c.Keyspace.Prefix(),
 		DialPolicy: dialPolicy(c),
+		Locality:   c.Locality,
 	}
 	app.Username, app.Password = c.Etcd.reader()
 	if c.Etcd.CertFile != "" || c.Etcd.CAFile != "" {

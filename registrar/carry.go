@@ -23,6 +23,9 @@ import (
 type carried struct {
 	cmps []clientv3.Cmp
 	ops  []clientv3.Op
+	// replaces is the lease of the instance version the compares pin (0:
+	// none): the lease the put replaces if the transaction is applied.
+	replaces clientv3.LeaseID
 }
 
 // carryIndexed returns what carries the keys beside instance id of service
@@ -44,6 +47,7 @@ func (r *Registrar) carryIndexed(snap *catalog.Snapshot, name, id string, lease 
 		return c, nil
 	}
 	c.cmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(instKey), "=", cur.ModRevision)}
+	c.replaces = clientv3.LeaseID(cur.Lease)
 	return c, c.addRecorded(cur, mKey, "", lease, func(key string, present bool) []clientv3.Cmp {
 		if !present {
 			return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
@@ -116,6 +120,7 @@ func (r *Registrar) carryStored(ctx context.Context, name, id string, lease clie
 		c.cmps = append(c.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision))
 		if i == 0 {
 			instLease = kv.Lease
+			c.replaces = clientv3.LeaseID(kv.Lease)
 		} else if kv.Lease == instLease && instLease != 0 {
 			c.ops = append(c.ops, carryKV(kv, lease))
 		}

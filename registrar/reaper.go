@@ -58,8 +58,9 @@ func newReaper(cli *clientv3.Client, log *slog.Logger, m *metrics, timeout, maxT
 }
 
 // add hands lease, of ttl (zero: not known, at most MaxTTL), to the
-// reaper. With key, the lease is revoked only if key does not hold it, and
-// not before wait has passed.
+// reaper. With key, the lease is revoked only if key does not hold it
+// (unless the reaper holds it to revoke already without a key), and not
+// before wait has passed.
 func (rp *reaper) add(lease clientv3.LeaseID, key string, ttl, wait time.Duration) {
 	if ttl <= 0 {
 		ttl = rp.maxTTL
@@ -67,6 +68,9 @@ func (rp *reaper) add(lease clientv3.LeaseID, key string, ttl, wait time.Duratio
 	now := time.Now()
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
+	if old, ok := rp.leases[lease]; ok && old.key == "" {
+		key = "" // to be revoked whatever key holds it already
+	}
 	if len(rp.leases) >= maxReaps {
 		rp.metrics.reapDropped.Inc()
 		return

@@ -238,16 +238,22 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 				r.log.Warn("registration committed although etcd answered an error", "service", name, "id", in.ID, "err", err)
 				done = true
 				r.noteWrite(rev)
-				// Replaced, as far as the index knows (looked up only
-				// here: a registration that etcd answers learns it from
-				// the transaction's previous value).
-				prev, _ := r.indexedLease(name, in.ID)
-				return &putResult{service: svc, lease: lease, replaced: prev != 0 && prev != int64(lease), value: val}, nil
+				// It replaced the version its compares pin (readBack
+				// revoked that version's lease).
+				return &putResult{service: svc, lease: lease, replaced: side.replaces != 0, value: val}, nil
 			case o == unknown || !settled(err):
 				// The transaction may yet be applied: the reaper revokes
 				// the lease once a later read shows the key does not hold it.
 				done = true
 				r.reaper.add(lease, instKey, ttl, inFlightFor)
+				if side.replaces != 0 {
+					// Applied, it replaced that lease, which then holds
+					// nothing; a registration that replaces this one in
+					// turn learns only of lease, and the reaper's read may
+					// come after it: revoke that lease too unless the key
+					// still holds it.
+					r.reaper.add(side.replaces, instKey, 0, inFlightFor)
+				}
 			}
 			return nil, etcdUnavailable("register txn", err)
 		}

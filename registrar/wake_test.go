@@ -19,7 +19,7 @@ import (
 func TestBlockingQueryWakesOnlyItsWatchers(t *testing.T) {
 	const services, changes = 300, 10
 	etcd := testenv.StartEtcd(t)
-	reg := testenv.StartRegistrar(t, etcd.URL, limits(registrar.Limits{MaxBlockingPerClient: 2 * services}))
+	reg := testenv.StartRegistrar(t, etcd.URL, limits(registrar.Limits{MaxBlockingPerClient: 2 * services, RegisterRate: -1}))
 	index := make([]string, services)
 	for i := range services {
 		register(t, reg.URL, fmt.Sprintf("svc%d", i), regBody("a"))

@@ -35,23 +35,31 @@ func parseBlocking(req *http.Request) (blockingQuery, error) {
 	}
 	bq.index = n
 	if s := q.Get("wait"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			secs, serr := strconv.Atoi(s)
-			if serr != nil {
-				return bq, errBadRequest("wait", "%q is not a duration such as \"30s\"", truncate(s, 40))
-			}
-			d = time.Duration(secs) * time.Second
+		if bq.wait, err = parseWait(s); err != nil {
+			return bq, err
 		}
-		if d <= 0 {
-			return bq, errBadRequest("wait", "%q is not positive", s)
-		}
-		bq.wait = min(d, MaxBlockingWait)
 	}
 	// Jitter spreads the wake-ups of many clients; it never takes a wait
 	// past MaxBlockingWait, which the server's deadlines are sized for.
 	bq.wait = min(bq.wait+rand.N(bq.wait/16+1), MaxBlockingWait)
 	return bq, nil
+}
+
+// parseWait reads the wait of a blocking query: a duration ("30s") or
+// whole seconds, positive, at most MaxBlockingWait.
+func parseWait(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		secs, serr := strconv.Atoi(s)
+		if serr != nil {
+			return 0, errBadRequest("wait", "%q is not a duration such as \"30s\"", truncate(s, 40))
+		}
+		d = time.Duration(secs) * time.Second
+	}
+	if d <= 0 {
+		return 0, errBadRequest("wait", "%q is not positive", s)
+	}
+	return min(d, MaxBlockingWait), nil
 }
 
 // waitService waits until service name has changed after q.index: its entry

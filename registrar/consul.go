@@ -129,16 +129,13 @@ func parseConsulQuery(req *http.Request) (consulQuery, error) {
 	}
 	cq := consulQuery{stale: q.Has("stale")}
 	if !q.Has("index") {
-		if !q.Has("wait") {
-			return cq, nil
-		}
 		// Check the wait as a blocking query would, then answer at once.
-		probe := req.Clone(req.Context())
-		pq := probe.URL.Query()
-		pq.Set("index", "0")
-		probe.URL.RawQuery = pq.Encode()
-		_, err := parseBlocking(probe)
-		return cq, err
+		if s := q.Get("wait"); s != "" {
+			if _, err := parseWait(s); err != nil {
+				return cq, err
+			}
+		}
+		return cq, nil
 	}
 	bq, err := parseBlocking(req)
 	cq.blockingQuery = bq
@@ -156,24 +153,9 @@ func (r *Registrar) consulSnapshot(req *http.Request, q consulQuery) (*catalog.S
 			return nil, err
 		}
 		defer release()
-		return r.consulSynced(r.waitList(req.Context(), q.blockingQuery))
+		return requireSynced(r.waitList(req.Context(), q.blockingQuery))
 	}
-	snap := r.ix.Snapshot()
-	if !q.stale {
-		snap = r.ownWrites(req.Context(), snap)
-	}
-	return r.consulSynced(snap)
-}
-
-// consulSynced returns snap, or a 503 when snap has not read etcd yet: an
-// empty answer would tell a Consul client (Prometheus) that every instance
-// is gone, where an error keeps what it knew until it retries.
-func (r *Registrar) consulSynced(snap *catalog.Snapshot) (*catalog.Snapshot, error) {
-	if !snap.Synced() {
-		return nil, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
-			msg: "the registrar has not read the catalog from etcd yet; try again"}
-	}
-	return snap, nil
+	return r.syncedRead(req.Context(), q.stale)
 }
 
 // consulInstances is the common part of the reads of one service
@@ -206,7 +188,7 @@ func (r *Registrar) consulInstances(req *http.Request) (*catalog.Entry, []*catal
 		}
 		defer release()
 		e, index = r.waitService(req.Context(), name, q.blockingQuery)
-		if _, err := r.consulSynced(r.ix.Snapshot()); err != nil {
+		if _, err := requireSynced(r.ix.Snapshot()); err != nil {
 			return nil, nil, 0, err
 		}
 	} else {

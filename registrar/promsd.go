@@ -56,13 +56,9 @@ func (r *Registrar) prometheusSD(w http.ResponseWriter, req *http.Request) error
 	if err != nil {
 		return err
 	}
-	snap := r.ix.Snapshot()
-	if !req.URL.Query().Has("stale") {
-		snap = r.ownWrites(req.Context(), snap)
-	}
-	if !snap.Synced() {
-		return &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
-			msg: "the registrar has not read the catalog from etcd yet; try again"}
+	snap, err := r.syncedRead(req.Context(), req.URL.Query().Has("stale"))
+	if err != nil {
+		return err
 	}
 	body, err := r.sd.answer(snap, q)
 	if err != nil {

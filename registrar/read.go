@@ -222,6 +222,29 @@ func tagFilter(req *http.Request, show func(*catalog.Instance) bool) (func(*cata
 	return func(in *catalog.Instance) bool { return show(in) && in.HasTags(tags...) }, nil
 }
 
+// syncedRead returns the snapshot a read answers from: once it shows this
+// registrar's own latest write, or at once when stale (see ownWrites), as
+// requireSynced lets it through.
+func (r *Registrar) syncedRead(ctx context.Context, stale bool) (*catalog.Snapshot, error) {
+	snap := r.ix.Snapshot()
+	if !stale {
+		snap = r.ownWrites(ctx, snap)
+	}
+	return requireSynced(snap)
+}
+
+// requireSynced returns snap, or a 503 when the index has not read etcd
+// yet: an empty answer would tell a discovery client (Prometheus) that
+// every instance is gone, where an error keeps what it knew until it
+// retries.
+func requireSynced(snap *catalog.Snapshot) (*catalog.Snapshot, error) {
+	if !snap.Synced() {
+		return nil, &httpError{status: http.StatusServiceUnavailable, retryAfter: 1,
+			msg: "the registrar has not read the catalog from etcd yet; try again"}
+	}
+	return snap, nil
+}
+
 func apiPorts(ps []catalog.Port) []api.Port {
 	out := make([]api.Port, len(ps))
 	for i, p := range ps {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/netsel/netsel/catalog"
 )
@@ -106,25 +107,10 @@ func (u *Upstreams) validateTags() error {
 			return fmt.Errorf("tags: %q is not a tag: 1-%d bytes", t, maxTagBytes)
 		}
 	}
-	if u.TagsHeader != "" && !validFieldName(u.TagsHeader) {
+	if u.TagsHeader != "" && !httpguts.ValidHeaderFieldName(u.TagsHeader) {
 		return fmt.Errorf("tags_header: %q is not a header field name", u.TagsHeader)
 	}
 	return nil
-}
-
-// validFieldName reports whether s is an HTTP field name: an RFC 9110
-// token.
-func validFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // requestTagsOf returns the tags the upstream source filtered r by,

@@ -63,19 +63,9 @@ type auditRecord struct {
 	Duration string    `json:"duration"`
 }
 
-// auditActions names the audited routes' actions.
-var auditActions = map[string]string{
-	"POST /v1/services/{name}/instances":                    "register",
-	"PUT /v1/services/{name}/instances/{id}/heartbeat":      "heartbeat",
-	"DELETE /v1/services/{name}/instances/{id}":             "deregister",
-	"DELETE /v1/services/{name}":                            "delete-service",
-	"PUT /v1/services/{name}/instances/{id}/maintenance":    "maintenance-on",
-	"DELETE /v1/services/{name}/instances/{id}/maintenance": "maintenance-off",
-	drainRoute: "drain",
-	"DELETE /v1/services/{name}/instances/{id}/drain": "drain-cancel",
-	"GET /v1/backup": "snapshot-save",
-	"PUT /v1/backup": "snapshot-restore",
-}
+// auditHeartbeat is the action of a heartbeat, audited only with
+// Config.AuditHeartbeats.
+const auditHeartbeat = "heartbeat"
 
 // auditLog writes the audit log.
 type auditLog struct {
@@ -209,32 +199,33 @@ func (a *auditLog) close() {
 // auditKey keys a request's *auditRecord in its context.
 type auditKey struct{}
 
-// audited returns w and req as the endpoint should use them, and the
-// function it defers: for an audited request, it writes the request's line
-// with the status answered. A request that is not audited gets them back
-// as they are.
-func (r *Registrar) audited(w http.ResponseWriter, req *http.Request) (http.ResponseWriter, *http.Request, func()) {
-	action, ok := auditActions[req.Pattern]
-	if r.audit == nil || !ok || (action == "heartbeat" && !r.audit.heartbeats) {
-		return w, req, func() {}
+// audited wraps next, the endpoint of a write, so that each request writes
+// its line, as action, with the status answered (refusals by next's
+// authorization included). Without an audit log, or for a heartbeat
+// without Config.AuditHeartbeats, it is next.
+func (r *Registrar) audited(action string, next http.Handler) http.Handler {
+	if r.audit == nil || (action == auditHeartbeat && !r.audit.heartbeats) {
+		return next
 	}
-	rec := &auditRecord{Time: time.Now().UTC(), Remote: req.RemoteAddr, Action: action, Method: req.Method,
-		Path: truncate(req.URL.Path, 512), Service: truncate(req.PathValue("name"), 256), Instance: truncate(req.PathValue("id"), 256)}
-	rec.Who, rec.Cert = r.who(req)
-	sw := &statusWriter{ResponseWriter: w}
-	req = req.WithContext(context.WithValue(req.Context(), auditKey{}, rec))
-	return sw, req, func() {
-		p := recover()
-		rec.Status = sw.code()
-		if p != nil {
-			rec.Status, rec.Error = http.StatusInternalServerError, "panic"
-		}
-		rec.Duration = time.Since(rec.Time).String()
-		r.audit.add(rec)
-		if p != nil {
-			panic(p)
-		}
-	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rec := &auditRecord{Time: time.Now().UTC(), Remote: req.RemoteAddr, Action: action, Method: req.Method,
+			Path: truncate(req.URL.Path, 512), Service: truncate(req.PathValue("name"), 256), Instance: truncate(req.PathValue("id"), 256)}
+		rec.Who, rec.Cert = r.who(req)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			rec.Status = sw.code()
+			if p != nil {
+				rec.Status, rec.Error = http.StatusInternalServerError, "panic"
+			}
+			rec.Duration = time.Since(rec.Time).String()
+			r.audit.add(rec)
+			if p != nil {
+				panic(p)
+			}
+		}()
+		next.ServeHTTP(sw, req.WithContext(context.WithValue(req.Context(), auditKey{}, rec)))
+	})
 }
 
 // who names the client of req for the audit log, and the subject of its

@@ -23,16 +23,20 @@ func (r *Registrar) routes() http.Handler {
 	handle := func(pattern string, action Action, h handlerFunc) {
 		mux.Handle(pattern, r.endpoint(action, h))
 	}
-	handle("POST /v1/services/{name}/instances", ActionRegister, r.register)
-	handle("PUT /v1/services/{name}/instances/{id}/heartbeat", ActionRegister, r.heartbeat)
-	handle("DELETE /v1/services/{name}/instances/{id}", ActionRegister, r.deregister)
-	handle("DELETE /v1/services/{name}", ActionAdmin, r.deleteService)
-	handle("PUT /v1/services/{name}/instances/{id}/maintenance", ActionRegister, r.putMaintenance)
-	handle("DELETE /v1/services/{name}/instances/{id}/maintenance", ActionRegister, r.deleteMaintenance)
-	handle(drainRoute, ActionRegister, r.drain)
-	handle("DELETE /v1/services/{name}/instances/{id}/drain", ActionRegister, r.deleteDrain)
-	handle("GET /v1/backup", ActionAdmin, r.saveSnapshot)
-	handle("PUT /v1/backup", ActionAdmin, r.restoreSnapshot)
+	// write is handle for what the audit log records, as audit.
+	write := func(pattern, audit string, action Action, h handlerFunc) {
+		mux.Handle(pattern, r.audited(audit, r.endpoint(action, h)))
+	}
+	write("POST /v1/services/{name}/instances", "register", ActionRegister, r.register)
+	write("PUT /v1/services/{name}/instances/{id}/heartbeat", auditHeartbeat, ActionRegister, r.heartbeat)
+	write("DELETE /v1/services/{name}/instances/{id}", "deregister", ActionRegister, r.deregister)
+	write("DELETE /v1/services/{name}", "delete-service", ActionAdmin, r.deleteService)
+	write("PUT /v1/services/{name}/instances/{id}/maintenance", "maintenance-on", ActionRegister, r.putMaintenance)
+	write("DELETE /v1/services/{name}/instances/{id}/maintenance", "maintenance-off", ActionRegister, r.deleteMaintenance)
+	write(drainRoute, "drain", ActionRegister, r.drain)
+	write("DELETE /v1/services/{name}/instances/{id}/drain", "drain-cancel", ActionRegister, r.deleteDrain)
+	write("GET /v1/backup", "snapshot-save", ActionAdmin, r.saveSnapshot)
+	write("PUT /v1/backup", "snapshot-restore", ActionAdmin, r.restoreSnapshot)
 	handle("GET /v1/readers", ActionRead, r.readers)
 	handle("GET /v1/services", ActionRead, r.listServices)
 	handle("GET /v1/services/{name}", ActionRead, r.getService)
@@ -45,14 +49,11 @@ func (r *Registrar) routes() http.Handler {
 }
 
 // endpoint adapts h: it authorizes the request for action (when not empty;
-// reads only with Config.AuthReads), answers h's error as JSON and writes
-// the audit log's line (audit.go). Writes
+// reads only with Config.AuthReads) and answers h's error as JSON. Writes
 // are authorized for the service they name; reads are not scoped to
 // services.
 func (r *Registrar) endpoint(action Action, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		w, req, audit := r.audited(w, req)
-		defer audit()
 		if action != "" && (action != ActionRead || r.cfg.AuthReads) {
 			service := ""
 			if action != ActionRead {

@@ -229,7 +229,7 @@ func refuse(c net.Conn) {
 // portName returns the name of svc's TCP port number port.
 func portName(svc *catalog.Service, port int) (string, bool) {
 	for _, p := range svc.Ports {
-		if p.Port == port && p.Protocol == catalog.ProtocolTCP {
+		if p.Port == port && p.Transport() == catalog.ProtocolTCP {
 			return p.Name, true
 		}
 	}

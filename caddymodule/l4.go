@@ -115,7 +115,7 @@ func defaultPort(svc *catalog.Service) string {
 		return catalog.DefaultPortName
 	}
 	for _, p := range svc.Ports {
-		if p.Protocol == catalog.ProtocolTCP {
+		if p.Transport() == catalog.ProtocolTCP {
 			return p.Name
 		}
 	}

@@ -183,7 +183,7 @@ func wantedPorts(snap *catalog.Snapshot, name string) map[netip.AddrPort]bool {
 	}
 	want := make(map[netip.AddrPort]bool, len(e.Service.Ports))
 	for _, p := range e.Service.Ports {
-		if p.Protocol == catalog.ProtocolTCP {
+		if p.Transport() == catalog.ProtocolTCP {
 			want[netip.AddrPortFrom(e.Service.VIP, uint16(p.Port))] = true
 		}
 	}

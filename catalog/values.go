@@ -10,17 +10,53 @@ import (
 // DefaultPortName names the port of a service registered with a single port.
 const DefaultPortName = "default"
 
-// Protocols a service port may carry.
+// Protocols a service port may carry. HTTP, H2C and GRPC ports are TCP
+// ports whose traffic is HTTP: HTTP/1.1, HTTP/2 over cleartext (prior
+// knowledge), and gRPC (HTTP/2 over cleartext). Proxies balance them per
+// request rather than per connection.
 const (
-	ProtocolTCP = "tcp"
-	ProtocolUDP = "udp"
+	ProtocolTCP  = "tcp"
+	ProtocolUDP  = "udp"
+	ProtocolHTTP = "http"
+	ProtocolH2C  = "h2c"
+	ProtocolGRPC = "grpc"
 )
+
+// ValidProtocol reports whether p is one of the port protocols.
+func ValidProtocol(p string) bool {
+	switch p {
+	case ProtocolTCP, ProtocolUDP, ProtocolHTTP, ProtocolH2C, ProtocolGRPC:
+		return true
+	}
+	return false
+}
 
 // Port is one named port of a service: the virtual port on the service VIP.
 type Port struct {
 	Name     string `json:"name"`
 	Port     int    `json:"port"`
 	Protocol string `json:"protocol"`
+}
+
+// Transport returns the port's transport protocol: ProtocolUDP for a UDP
+// port, else ProtocolTCP (HTTP, h2c and gRPC run over TCP).
+func (p Port) Transport() string {
+	if p.Protocol == ProtocolUDP {
+		return ProtocolUDP
+	}
+	return ProtocolTCP
+}
+
+// PerRequest reports whether the port carries HTTP (http, h2c or grpc),
+// which proxies balance per request.
+func (p Port) PerRequest() bool {
+	return p.Protocol == ProtocolHTTP || p.Protocol == ProtocolH2C || p.Protocol == ProtocolGRPC
+}
+
+// HTTP2 reports whether the port's instances speak HTTP/2 over cleartext
+// (h2c or grpc) rather than HTTP/1.1.
+func (p Port) HTTP2() bool {
+	return p.Protocol == ProtocolH2C || p.Protocol == ProtocolGRPC
 }
 
 // Service is the persistent record of a service: its stable VIP and ports.
@@ -143,8 +179,8 @@ func (s *Service) Validate() error {
 		if err := CheckPort(field+".port", p.Port); err != nil {
 			return err
 		}
-		if p.Protocol != ProtocolTCP && p.Protocol != ProtocolUDP {
-			return &FieldError{Field: field + ".protocol", Msg: fmt.Sprintf("%q is not tcp or udp", p.Protocol)}
+		if !ValidProtocol(p.Protocol) {
+			return &FieldError{Field: field + ".protocol", Msg: fmt.Sprintf("%q is not tcp, udp, http, h2c or grpc", p.Protocol)}
 		}
 	}
 	return nil

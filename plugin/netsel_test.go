@@ -11,10 +11,11 @@ import (
 )
 
 // TestDNSTable asks every row of DESIGN.md's DNS table over UDP and TCP.
+// Port "http" carries HTTP: its SRV name is _http._tcp, HTTP's transport.
 func TestDNSTable(t *testing.T) {
 	e := startEnv(t, defaultBlock, "")
 	e.putService(t, "web", "127.77.0.1",
-		catalog.Port{Name: "http", Port: 80, Protocol: "tcp"},
+		catalog.Port{Name: "http", Port: 80, Protocol: "http"},
 		catalog.Port{Name: "dns", Port: 53, Protocol: "udp"})
 	e.putService(t, "v6", "fd00::77")
 	a := inst("web", "a", "127.0.0.10", 8080)
@@ -54,6 +55,7 @@ func TestDNSTable(t *testing.T) {
 			[]string{"_dns._udp.web.netsel. 7 IN SRV 10 3 5300 a.web.netsel."}, glue[:1], ""},
 		{"default port SRV", "_default._tcp.v6.netsel.", dns.TypeSRV, dns.RcodeSuccess, nil, nil, "netsel."},
 		{"named port, wrong protocol", "_http._udp.web.netsel.", dns.TypeSRV, dns.RcodeNameError, nil, nil, "netsel."},
+		{"protocol label is the transport, not the port's protocol", "_http._http.web.netsel.", dns.TypeSRV, dns.RcodeNameError, nil, nil, "netsel."},
 		{"unknown port", "_ftp._tcp.web.netsel.", dns.TypeSRV, dns.RcodeNameError, nil, nil, "netsel."},
 		{"protocol label is an empty non-terminal", "_tcp.web.netsel.", dns.TypeSRV, dns.RcodeSuccess, nil, nil, "netsel."},
 		{"named port, other type", "_http._tcp.web.netsel.", dns.TypeA, dns.RcodeSuccess, nil, nil, "netsel."},

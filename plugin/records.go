@@ -181,14 +181,14 @@ func buildRecords(e *catalog.Entry, zone string, ttl uint32, locality string) *r
 		rs.ports = make(map[string][]srvRR, len(e.Service.Ports))
 		rs.protos = make(map[string]bool, 2)
 		for _, p := range e.Service.Ports {
-			rs.protos[p.Protocol] = true
+			rs.protos[p.Transport()] = true
 			var set []srvRR
 			for k, in := range serving {
 				if port, ok := in.PortFor(p.Name); ok {
 					set = append(set, srv(targets[pos[k]], port, in.Weight, pos[k]))
 				}
 			}
-			rs.ports[p.Name+"."+p.Protocol] = compactSRV(set, rs.inst)
+			rs.ports[p.Name+"."+p.Transport()] = compactSRV(set, rs.inst)
 		}
 	}
 	rs.def = compactSRV(rs.def, rs.inst)

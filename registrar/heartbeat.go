@@ -114,7 +114,7 @@ func (r *Registrar) revive(ctx context.Context, name, id string, now time.Time) 
 		return secs, err
 	}
 	absent := clientv3.Compare(clientv3.CreateRevision(r.ks.InstanceKey(name, id)), "=", 0)
-	res, err := r.putIf(ctx, in, ttl, []clientv3.Cmp{absent})
+	res, err := r.putIf(ctx, in, nil, ttl, []clientv3.Cmp{absent})
 	if errors.Is(err, errNotPut) {
 		// Registered again meanwhile, or its service changed: renew what
 		// is there now.

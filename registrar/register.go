@@ -38,13 +38,19 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request) error {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
 	}
+	protos, err := portProtocols(&body)
+	if err != nil {
+		auditNote(req, in.ID, "")
+		r.metrics.registrations.WithLabelValues("rejected").Inc()
+		return err
+	}
 	auditNote(req, in.ID, "")
 	admitted, err := r.admit(req.Context(), client, in)
 	if err != nil {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		return err
 	}
-	res, err := r.put(req.Context(), in, ttl)
+	res, err := r.put(req.Context(), in, protos, ttl)
 	admitted(err == nil)
 	if err != nil {
 		result := "failed"
@@ -115,7 +121,8 @@ type putResult struct {
 	value    []byte // the instance's record as written
 }
 
-// put stores in under a new lease of ttl, creating its service (and VIP)
+// put stores in under a new lease of ttl, creating its service (and VIP,
+// its ports carrying the protocols protos names)
 // when it has none, all in one transaction. When etcd answers the
 // transaction with an error, put reads the instance key back: etcd may have
 // applied it (it applies a transaction that crosses its space quota, then
@@ -123,8 +130,8 @@ type putResult struct {
 // the registration succeeded. It revokes the lease only once it knows the
 // transaction was not applied, so nothing of a failed attempt is left in
 // etcd and nothing of a successful one is taken back.
-func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Duration) (*putResult, error) {
-	return r.putIf(ctx, in, ttl, nil)
+func (r *Registrar) put(ctx context.Context, in *catalog.Instance, protos map[string]string, ttl time.Duration) (*putResult, error) {
+	return r.putIf(ctx, in, protos, ttl, nil)
 }
 
 // putIf is put with extra conditions on the transaction, and never
@@ -136,7 +143,7 @@ func (r *Registrar) put(ctx context.Context, in *catalog.Instance, ttl time.Dura
 // Either way the instance keeps its maintenance and drain keys: the
 // transaction puts them under the new lease too (see carried), so that
 // revoking the old lease does not take them.
-func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Duration, conds []clientv3.Cmp) (*putResult, error) {
+func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, protos map[string]string, ttl time.Duration, conds []clientv3.Cmp) (*putResult, error) {
 	val, err := catalog.EncodeInstance(in)
 	if err != nil {
 		return nil, fmt.Errorf("encode instance: %w", err)
@@ -181,7 +188,7 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 		}
 		if current != nil {
 			svc = current
-			if err := checkPorts(svc, in); err != nil {
+			if err := checkPorts(svc, in, protos); err != nil {
 				if attempt == 0 {
 					continue // the index may lag: judge by etcd's record
 				}
@@ -195,7 +202,7 @@ func (r *Registrar) putIf(ctx context.Context, in *catalog.Instance, ttl time.Du
 				r.metrics.limited.WithLabelValues("vip_range").Inc()
 				return nil, errInsufficient("vip", "%v %s: service %s cannot be created; delete unused services or widen the range (retrying will not help)", err, r.cfg.VIPCIDR, name)
 			}
-			svc = &catalog.Service{Name: name, VIP: vip, Ports: servicePorts(in), Created: in.Registered}
+			svc = &catalog.Service{Name: name, VIP: vip, Ports: servicePorts(in, protos), Created: in.Registered}
 			sval, err := catalog.EncodeService(svc)
 			if err != nil {
 				return nil, fmt.Errorf("encode service: %w", err)

@@ -233,6 +233,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		reg      client.Registration
 		ports    = portsFlag{}
 		meta     = metaFlag{}
+		protos   = metaFlag{}
 		checks   checksFlag
 		interval time.Duration
 		drain    time.Duration
@@ -244,6 +245,7 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fs.StringVar(&reg.Address, "address", "", "the instance's IP address; a registrar serving many hosts refuses loopback ones (default: filled in by the client library with this host's source address on the route to the registrar, or, when that is loopback, by the registrar: its host address, or the address the request came from when it serves one host)")
 			fs.IntVar(&reg.Port, "port", 0, "the instance's port (required)")
 			fs.Var(ports, "named-port", "a named port NAME=PORT (repeatable)")
+			fs.Var(protos, "protocol", "what a port carries, NAME=tcp|udp|http|h2c|grpc (repeatable; NAME is a -named-port, or default for -port; the service's first registration sets them; default tcp)")
 			fs.DurationVar(&reg.TTL, "ttl", 60*time.Second, "how long the instance outlives its last heartbeat")
 			fs.IntVar(&reg.Weight, "weight", 1, "relative share of traffic")
 			fs.Var((*tagsFlag)(&reg.Tags), "tag", "a tag DNS names, ?tag= and the HTTP proxy's tags select by (repeatable or comma-separated)")
@@ -265,6 +267,9 @@ func cmdRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if len(meta) > 0 {
 		reg.Meta = meta
+	}
+	if len(protos) > 0 {
+		reg.Protocols = protos
 	}
 	reg.Checks = checks.list()
 	if once {

@@ -35,7 +35,7 @@ func (t *tagsFlag) Set(s string) error {
 	return nil
 }
 
-// metaFlag collects -meta KEY=VALUE flags.
+// metaFlag collects -meta KEY=VALUE flags (and -protocol NAME=PROTOCOL).
 type metaFlag map[string]string
 
 func (m metaFlag) String() string {

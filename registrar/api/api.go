@@ -35,6 +35,14 @@ type RegisterRequest struct {
 	// a service sets the service's ports: its named ports, or its one port
 	// named "default" when it names none.
 	Ports map[string]int `json:"ports,omitempty"`
+	// Protocols declare what ports carry (port name -> "tcp", "udp",
+	// "http", "h2c" or "grpc"; "default" names the main port of an
+	// instance with no named ports). Like the ports, the first
+	// registration of a service sets them; a port not named is "tcp". A
+	// later registration that names a port's protocol must name the
+	// service's (409 otherwise). Proxies balance http, h2c and grpc ports
+	// per request and reach h2c and grpc instances over HTTP/2 cleartext.
+	Protocols map[string]string `json:"protocols,omitempty"`
 	// TTL is how long the instance lives after its last heartbeat, in
 	// [5s, 1h]; zero means the registrar's default (60s).
 	TTL Duration `json:"ttl,omitempty"`

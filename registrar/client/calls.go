@@ -35,6 +35,10 @@ type Registration struct {
 	// Ports are named ports; the first registration of a service sets the
 	// service's ports from them (or one port "default" when there are none).
 	Ports map[string]int
+	// Protocols say what each port carries (port name, or "default" for
+	// Port when Ports is empty -> "tcp", "udp", "http", "h2c" or "grpc");
+	// like the ports, the service's first registration sets them.
+	Protocols map[string]string
 	// TTL is how long the instance outlives its last heartbeat (0: the
 	// registrar's default, 60s).
 	TTL time.Duration
@@ -51,7 +55,7 @@ type Registration struct {
 
 func (r *Registration) request() *api.RegisterRequest {
 	return &api.RegisterRequest{
-		ID: r.ID, Address: r.Address, Port: r.Port, Ports: r.Ports, TTL: api.Duration(r.TTL),
+		ID: r.ID, Address: r.Address, Port: r.Port, Ports: r.Ports, Protocols: r.Protocols, TTL: api.Duration(r.TTL),
 		Weight: r.Weight, Tags: r.Tags, Meta: r.Meta, Zone: r.Zone, Checks: r.Checks,
 	}
 }

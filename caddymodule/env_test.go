@@ -201,10 +201,11 @@ func (c config) JSON() []byte {
 				"selection_policy": map[string]any{"policy": "netsel_weighted"},
 			},
 			"health_checks": map[string]any{"passive": map[string]any{"fail_duration": "10s"}},
-			"transport":     map[string]any{"protocol": "http", "dial_timeout": "500ms"},
+			"transport":     map[string]any{"protocol": "netsel", "dial_timeout": "500ms"},
 		})
 		apps["http"] = map[string]any{"servers": map[string]any{"proxy": map[string]any{
 			"listen":          []string{c.httpAddr},
+			"protocols":       []string{"h1", "h2", "h2c"},
 			"routes":          []any{map[string]any{"handle": handle}},
 			"automatic_https": map[string]any{"disable": true},
 		}}}

@@ -76,6 +76,7 @@ func CaddyConfig(c *Config, stream string) ([]byte, error) {
 	if p.HTTPAddr != "" {
 		srv := &caddyhttp.Server{
 			Listen:    []string{p.HTTPAddr},
+			Protocols: []string{"h1", "h2", "h2c"}, // gRPC clients speak h2c
 			Routes:    caddyhttp.RouteList{{HandlersRaw: httpHandlers(p.MaxHTTPConns, p.TagsHeader)}},
 			AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
 		}
@@ -132,14 +133,14 @@ func httpHandlers(maxConns int, tagsHeader string) []json.RawMessage {
 		HealthChecks: &reverseproxy.HealthChecks{Passive: &reverseproxy.PassiveHealthChecks{
 			FailDuration: caddy.Duration(10 * time.Second),
 		}},
-		TransportRaw: caddyconfig.JSONModuleObject(reverseproxy.HTTPTransport{
+		TransportRaw: caddyconfig.JSONModuleObject(caddymodule.Transport{HTTPTransport: reverseproxy.HTTPTransport{
 			DialTimeout: caddy.Duration(2 * time.Second),
 			KeepAlive: &reverseproxy.KeepAlive{
 				IdleConnTimeout:     caddy.Duration(90 * time.Second),
 				MaxIdleConns:        idle,
 				MaxIdleConnsPerHost: perHost,
 			},
-		}, "protocol", "http", nil),
+		}}, "protocol", "netsel", nil),
 	}
 	return []json.RawMessage{
 		caddyconfig.JSONModuleObject(struct{}{}, "handler", "netsel", nil),

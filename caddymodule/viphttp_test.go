@@ -1,0 +1,192 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/internal/testenv"
+)
+
+// grpcVIP registers service name with a grpc port on a fresh VIP, one
+// instance per id (a GRPCEcho), plus the dead addresses given, and returns
+// the VIP:port.
+func grpcVIP(t *testing.T, e *env, name string, ids []string, dead ...string) (string, []*testenv.GRPCEcho) {
+	t.Helper()
+	vip, port := vipPort(t)
+	e.service(name, vip, catalog.Port{Name: "default", Port: port, Protocol: catalog.ProtocolGRPC})
+	var echos []*testenv.GRPCEcho
+	for _, id := range ids {
+		g := testenv.StartGRPCEcho(t, id)
+		echos = append(echos, g)
+		e.instance(name, id, g.Addr, 1)
+	}
+	for i, d := range dead {
+		e.instance(name, fmt.Sprintf("dead%d", i), d, 1)
+	}
+	return hostPort(vip, port), echos
+}
+
+// grpcClient is a real grpc-go client of addr; one connection.
+func grpcClient(t testing.TB, addr string) testpb.TestServiceClient {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return testpb.NewTestServiceClient(cc)
+}
+
+func unary(c testpb.TestServiceClient) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
+	return r.GetServerId(), err
+}
+
+// waitGRPC waits until a unary call through addr succeeds.
+func waitGRPC(t *testing.T, c testpb.TestServiceClient, addr string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		_, err := unary(c)
+		return err == nil
+	}, "no gRPC call through %s succeeded", addr)
+}
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t *testing.T) string { return "127.0.0.1:" + itoa(freePort(t, "127.0.0.1")) }
+
+func TestVIPGRPCSpreadsCalls(t *testing.T) {
+	e := newEnv(t)
+	addr, _ := grpcVIP(t, e, "grpc3", []string{"a", "b", "c"})
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	c := grpcClient(t, addr)
+	waitGRPC(t, c, addr)
+
+	seen := map[string]int{}
+	for range 300 {
+		id, err := unary(c)
+		if err != nil {
+			t.Fatalf("unary call through %s: %v", addr, err)
+		}
+		seen[id]++
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if seen[id] < 75 {
+			t.Errorf("300 calls on one connection gave %v; want each instance >= 25%%", seen)
+			break
+		}
+	}
+}
+
+func TestVIPGRPCStreamsAndStatus(t *testing.T) {
+	e := newEnv(t)
+	addr, _ := grpcVIP(t, e, "grpcs", []string{"x", "y"})
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	c := grpcClient(t, addr)
+	waitGRPC(t, c, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// 100 messages of 1 KiB .. 64 KiB, intact and in order.
+	var params []*testpb.ResponseParameters
+	for i := range 100 {
+		params = append(params, &testpb.ResponseParameters{Size: int32(1024 + i*63*1024/99)})
+	}
+	st, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id byte
+	for i, p := range params {
+		m, err := st.Recv()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		body := m.GetPayload().GetBody()
+		if id == 0 && len(body) > 0 {
+			id = body[0]
+		}
+		if len(body) != int(p.Size) || !bytes.Equal(body, bytes.Repeat([]byte{id}, len(body))) {
+			t.Fatalf("message %d: %d bytes, want %d of %q", i, len(body), p.Size, id)
+		}
+	}
+	if _, err := st.Recv(); err != io.EOF {
+		t.Fatalf("after the last message: %v, want EOF", err)
+	}
+
+	// A stream ending in an error keeps its messages, status and message.
+	st, err = c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{
+		ResponseParameters: params[:3],
+		ResponseStatus:     &testpb.EchoStatus{Code: int32(codes.FailedPrecondition), Message: "stream says no"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := st.Recv(); err != nil {
+			t.Fatalf("message %d of a failing stream: %v", i, err)
+		}
+	}
+	if _, err := st.Recv(); status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != "stream says no" {
+		t.Errorf("failing stream ended with %v; want FailedPrecondition \"stream says no\"", err)
+	}
+
+	// A unary error (trailers-only) keeps its status and trailers.
+	var trailer metadata.MD
+	mctx := metadata.AppendToOutgoingContext(ctx, "x-echo-trailer", "kept")
+	_, err = c.UnaryCall(mctx, &testpb.SimpleRequest{
+		ResponseStatus: &testpb.EchoStatus{Code: int32(codes.PermissionDenied), Message: "unary says no"},
+	}, grpc.Trailer(&trailer))
+	if status.Code(err) != codes.PermissionDenied || status.Convert(err).Message() != "unary says no" {
+		t.Errorf("failing unary call: %v; want PermissionDenied \"unary says no\"", err)
+	}
+	if got := trailer.Get("x-echo-trailer"); len(got) != 1 || got[0] != "kept" {
+		t.Errorf("trailer of a failing call: %v, want x-echo-trailer: kept", trailer)
+	}
+}
+
+func TestVIPGRPCRetriesDeadInstance(t *testing.T) {
+	e := newEnv(t)
+	addr, _ := grpcVIP(t, e, "grpcd", []string{"a", "b"}, deadAddr(t))
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	c := grpcClient(t, addr)
+	waitGRPC(t, c, addr)
+	seen := map[string]int{}
+	for i := range 60 {
+		id, err := unary(c)
+		if err != nil {
+			t.Fatalf("call %d with 2 of 3 instances live: %v", i, err)
+		}
+		seen[id]++
+	}
+	if seen["a"] < 20 || seen["b"] < 20 {
+		t.Errorf("60 calls gave %v; want both live instances used", seen)
+	}
+}
+
+func TestVIPGRPCNoInstanceUnavailable(t *testing.T) {
+	e := newEnv(t)
+	addr, _ := grpcVIP(t, e, "grpcnone", nil, deadAddr(t), deadAddr(t))
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	c := grpcClient(t, addr)
+	var err error
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		_, err = unary(c)
+		return status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), `"grpcnone"`)
+	}, "call with every instance down")
+	t.Logf("call with every instance down: %v", err)
+}

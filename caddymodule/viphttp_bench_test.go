@@ -1,0 +1,99 @@
+package caddymodule
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/netsel/netsel/catalog"
+	"github.com/netsel/netsel/internal/testenv"
+)
+
+// BenchmarkVIPGRPC runs the same gRPC calls, 16 in flight on one client
+// connection, direct to one GRPCEcho and through a grpc VIP port to three,
+// side by side: the VIP's cost per call is the ratio of their calls/s.
+//
+//	go test ./caddymodule -run '^$' -bench BenchmarkVIPGRPC -count 6
+func BenchmarkVIPGRPC(b *testing.B) {
+	e := testenv.StartEtcd(b)
+	ctx := context.Background()
+	vip := randomVIP()
+	ln, err := net.Listen("tcp", net.JoinHostPort(vip.String(), "0"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	svc, _ := catalog.EncodeService(&catalog.Service{Name: "bench", VIP: vip, Created: time.Now(),
+		Ports: []catalog.Port{{Name: "default", Port: port, Protocol: catalog.ProtocolGRPC}}})
+	e.Client.Put(ctx, ks.ServiceKey("bench"), string(svc))
+	var echos []*testenv.GRPCEcho
+	for i := range 3 {
+		g := testenv.StartGRPCEcho(b, "i"+strconv.Itoa(i))
+		echos = append(echos, g)
+		in, _ := catalog.EncodeInstance(&catalog.Instance{ID: g.ID, Service: "bench",
+			Address: netip.MustParseAddrPort(g.Addr).Addr(), Port: g.Port(), Weight: 1, Registered: time.Now()})
+		e.Client.Put(ctx, ks.InstanceKey("bench", g.ID), string(in))
+	}
+	testenv.StartCaddy(b, config{etcdURL: e.URL, vip: true}.JSON())
+	vipAddr := hostPort(vip, port)
+	clients := []struct {
+		name string
+		c    testpb.TestServiceClient
+	}{{"direct", grpcClient(b, echos[0].Addr)}, {"vip", grpcClient(b, vipAddr)}}
+	testenv.Eventually(b, 10*time.Second, func() bool {
+		_, err := unary(clients[1].c)
+		return err == nil
+	}, "no call through %s succeeded", vipAddr)
+
+	req := &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, 64)}}
+	sreq := &testpb.StreamingOutputCallRequest{}
+	for range 10 {
+		sreq.ResponseParameters = append(sreq.ResponseParameters, &testpb.ResponseParameters{Size: 1024})
+	}
+	par := max(1, 16/runtime.GOMAXPROCS(0))
+	for _, cl := range clients {
+		b.Run("unary/"+cl.name, func(b *testing.B) {
+			b.SetParallelism(par)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := cl.c.UnaryCall(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		})
+	}
+	for _, cl := range clients {
+		b.Run("stream10x1KiB/"+cl.name, func(b *testing.B) {
+			b.SetParallelism(par)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					st, err := cl.c.StreamingOutputCall(ctx, sreq)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					for {
+						if _, err := st.Recv(); err == io.EOF {
+							break
+						} else if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -46,13 +47,19 @@ const (
 	// instance's concurrent stream limit.
 	vipMaxIdlePerInstance = 64
 	vipUpstreamIdle       = 90 * time.Second
+	// vipReadBuffer is the read buffer of a client connection.
+	vipReadBuffer = 4 << 10
 )
 
 // start serves l: per request when its port carries HTTP, else by piping
 // each connection to an instance.
 func (vp *vipProxy) start(l *vipListener) {
 	if p, ok := vp.perRequestPort(l); ok {
-		vp.serveHTTP(l, p)
+		if p.Protocol == catalog.ProtocolGRPC {
+			vp.serveGRPC(l)
+		} else {
+			vp.serveHTTP(l, p)
+		}
 		return
 	}
 	vp.serve(l)
@@ -114,7 +121,7 @@ func (vp *vipProxy) serveHTTP(l *vipListener, port catalog.Port) {
 		MaxHeaderBytes:    vipMaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(vp.logger.Named("http").WithOptions(zap.IncreaseLevel(zap.ErrorLevel))),
 	}
-	err := srv.Serve(&admitListener{Listener: l.ln, vp: vp, l: l})
+	err := srv.Serve(&admitListener{Listener: l.ln, vp: vp, l: l, buffered: true})
 	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 		vp.logger.Error("VIP HTTP server stopped", zap.String("service", l.service), zap.Error(err))
 	}
@@ -220,16 +227,7 @@ func (h *httpVIP) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client is gone
 	}
 	h.l.refused.Inc()
-	var msg string
-	var ue *unreachableError
-	switch {
-	case errors.Is(err, errNoInstance):
-		msg = fmt.Sprintf("netsel: service %q has no healthy instance serving port %d", h.l.service, h.l.port)
-	case errors.As(err, &ue):
-		msg = fmt.Sprintf("netsel: no instance of service %q reachable on port %d (%d of %d dialled)", h.l.service, h.l.port, ue.tried, ue.of)
-	default:
-		msg = fmt.Sprintf("netsel: the instance of service %q failed before answering", h.l.service)
-	}
+	msg := unreachableMessage(h.l, err)
 	if !errors.Is(err, errNoInstance) {
 		h.vp.logger.Warn("VIP request failed", zap.String("service", h.l.service), zap.Int("port", h.l.port), zap.Error(err))
 	}
@@ -331,8 +329,9 @@ func (b *releaseBody) Write(p []byte) (int, error) {
 // listener: a connection past them is reset at once, as on a TCP port.
 type admitListener struct {
 	net.Listener
-	vp *vipProxy
-	l  *vipListener
+	vp       *vipProxy
+	l        *vipListener
+	buffered bool // buffer reads (net/http's HTTP/2 server reads unbuffered)
 }
 
 func (al *admitListener) Accept() (net.Conn, error) {
@@ -347,15 +346,27 @@ func (al *admitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		al.l.accepted.Inc()
-		return &admittedConn{Conn: c, done: func() { al.vp.done(al.l) }}, nil
+		ac := &admittedConn{Conn: c, done: func() { al.vp.done(al.l) }}
+		if al.buffered {
+			ac.r = bufio.NewReaderSize(c, vipReadBuffer)
+		}
+		return ac, nil
 	}
 }
 
-// admittedConn uncounts itself once closed.
+// admittedConn uncounts itself once closed. Its reads may be buffered.
 type admittedConn struct {
 	net.Conn
+	r    *bufio.Reader
 	done func()
 	once sync.Once
+}
+
+func (c *admittedConn) Read(p []byte) (int, error) {
+	if c.r == nil {
+		return c.Conn.Read(p)
+	}
+	return c.r.Read(p)
 }
 
 func (c *admittedConn) Close() error {

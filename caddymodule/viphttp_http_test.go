@@ -134,7 +134,7 @@ func TestVIPHTTPRetryKeepsBody(t *testing.T) {
 	c := newClient()
 	waitPost(t, c, addr)
 	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
-	for range 6 {                                             // each first tries a dead instance twice of three times
+	for range 6 {                                            // each first tries a dead instance twice of three times
 		if name, _ := post(t, c, addr, body); name != "live" {
 			t.Fatalf("answered by %q", name)
 		}

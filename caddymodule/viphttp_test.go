@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,10 +21,10 @@ import (
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-// grpcVIP registers service name with a grpc port on a fresh VIP, one
+// grpcService registers service name with a grpc port on a fresh VIP, one
 // instance per id (a GRPCEcho), plus the dead addresses given, and returns
 // the VIP:port.
-func grpcVIP(t *testing.T, e *env, name string, ids []string, dead ...string) (string, []*testenv.GRPCEcho) {
+func grpcService(t *testing.T, e *env, name string, ids []string, dead ...string) (string, []*testenv.GRPCEcho) {
 	t.Helper()
 	vip, port := vipPort(t)
 	e.service(name, vip, catalog.Port{Name: "default", Port: port, Protocol: catalog.ProtocolGRPC})
@@ -71,7 +72,7 @@ func deadAddr(t *testing.T) string { return "127.0.0.1:" + itoa(freePort(t, "127
 
 func TestVIPGRPCSpreadsCalls(t *testing.T) {
 	e := newEnv(t)
-	addr, _ := grpcVIP(t, e, "grpc3", []string{"a", "b", "c"})
+	addr, _ := grpcService(t, e, "grpc3", []string{"a", "b", "c"})
 	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
 	c := grpcClient(t, addr)
 	waitGRPC(t, c, addr)
@@ -94,7 +95,7 @@ func TestVIPGRPCSpreadsCalls(t *testing.T) {
 
 func TestVIPGRPCStreamsAndStatus(t *testing.T) {
 	e := newEnv(t)
-	addr, _ := grpcVIP(t, e, "grpcs", []string{"x", "y"})
+	addr, _ := grpcService(t, e, "grpcs", []string{"x", "y"})
 	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
 	c := grpcClient(t, addr)
 	waitGRPC(t, c, addr)
@@ -161,7 +162,7 @@ func TestVIPGRPCStreamsAndStatus(t *testing.T) {
 
 func TestVIPGRPCRetriesDeadInstance(t *testing.T) {
 	e := newEnv(t)
-	addr, _ := grpcVIP(t, e, "grpcd", []string{"a", "b"}, deadAddr(t))
+	addr, _ := grpcService(t, e, "grpcd", []string{"a", "b"}, deadAddr(t))
 	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
 	c := grpcClient(t, addr)
 	waitGRPC(t, c, addr)
@@ -180,7 +181,7 @@ func TestVIPGRPCRetriesDeadInstance(t *testing.T) {
 
 func TestVIPGRPCNoInstanceUnavailable(t *testing.T) {
 	e := newEnv(t)
-	addr, _ := grpcVIP(t, e, "grpcnone", nil, deadAddr(t), deadAddr(t))
+	addr, _ := grpcService(t, e, "grpcnone", nil, deadAddr(t), deadAddr(t))
 	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
 	c := grpcClient(t, addr)
 	var err error
@@ -189,4 +190,56 @@ func TestVIPGRPCNoInstanceUnavailable(t *testing.T) {
 		return status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), `"grpcnone"`)
 	}, "call with every instance down")
 	t.Logf("call with every instance down: %v", err)
+}
+
+// Closing a per-request listener (its service deleted) lets a stream in
+// flight finish intact, and its connection is uncounted once closed.
+func TestVIPGRPCListenerCloseDrains(t *testing.T) {
+	e := newEnv(t)
+	addr, _ := grpcService(t, e, "grpcgone", []string{"a"})
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	app := activeApp(t)
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := testpb.NewTestServiceClient(cc)
+	waitGRPC(t, c, addr)
+
+	// 64 × 64 KiB: more than flow control lets through unread.
+	var params []*testpb.ResponseParameters
+	for range 64 {
+		params = append(params, &testpb.ResponseParameters{Size: 64 << 10})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	e.del(ks.InstanceKey("grpcgone", "a"))
+	e.del(ks.ServiceKey("grpcgone"))
+	testenv.Eventually(t, 2*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, "listener of a deleted service still open")
+	for i := 1; i < len(params); i++ {
+		m, err := st.Recv()
+		if err != nil || len(m.GetPayload().GetBody()) != 64<<10 {
+			t.Fatalf("message %d after the listener closed: %d bytes, %v", i, len(m.GetPayload().GetBody()), err)
+		}
+	}
+	if _, err := st.Recv(); err != io.EOF {
+		t.Fatalf("end of stream: %v", err)
+	}
+	cc.Close()
+	testenv.Eventually(t, 5*time.Second, func() bool { return app.vips.conns.Load() == 0 },
+		"%d VIP connections still counted after the client closed", app.vips.conns.Load())
 }

@@ -18,41 +18,56 @@ import (
 )
 
 // BenchmarkVIPGRPC runs the same gRPC calls, 16 in flight on one client
-// connection, direct to one GRPCEcho and through a grpc VIP port to three,
-// side by side: the VIP's cost per call is the ratio of their calls/s.
+// connection, direct to one GRPCEcho, through a grpc VIP port to three
+// (vip) and through an h2c VIP port to the same three (vip-h2c: net/http's
+// reverse proxy), side by side: the VIP's cost per call is the ratio of
+// their calls/s; cpu-µs/call is the CPU of the whole process (client,
+// proxy and servers) per call.
 //
 //	go test ./caddymodule -run '^$' -bench BenchmarkVIPGRPC -count 6
 func BenchmarkVIPGRPC(b *testing.B) {
 	e := testenv.StartEtcd(b)
 	ctx := context.Background()
-	vip := randomVIP()
-	ln, err := net.Listen("tcp", net.JoinHostPort(vip.String(), "0"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	svc, _ := catalog.EncodeService(&catalog.Service{Name: "bench", VIP: vip, Created: time.Now(),
-		Ports: []catalog.Port{{Name: "default", Port: port, Protocol: catalog.ProtocolGRPC}}})
-	e.Client.Put(ctx, ks.ServiceKey("bench"), string(svc))
+	// Two services on the same three instances: "bench" on a grpc port,
+	// "benchh2c" on an h2c port (net/http's reverse proxy).
 	var echos []*testenv.GRPCEcho
 	for i := range 3 {
-		g := testenv.StartGRPCEcho(b, "i"+strconv.Itoa(i))
-		echos = append(echos, g)
-		in, _ := catalog.EncodeInstance(&catalog.Instance{ID: g.ID, Service: "bench",
-			Address: netip.MustParseAddrPort(g.Addr).Addr(), Port: g.Port(), Weight: 1, Registered: time.Now()})
-		e.Client.Put(ctx, ks.InstanceKey("bench", g.ID), string(in))
+		echos = append(echos, testenv.StartGRPCEcho(b, "i"+strconv.Itoa(i)))
+	}
+	vipAddrs := map[string]string{}
+	for name, proto := range map[string]string{"bench": catalog.ProtocolGRPC, "benchh2c": catalog.ProtocolH2C} {
+		vip := randomVIP()
+		ln, err := net.Listen("tcp", net.JoinHostPort(vip.String(), "0"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		vipAddrs[proto] = hostPort(vip, port)
+		svc, _ := catalog.EncodeService(&catalog.Service{Name: name, VIP: vip, Created: time.Now(),
+			Ports: []catalog.Port{{Name: "default", Port: port, Protocol: proto}}})
+		e.Client.Put(ctx, ks.ServiceKey(name), string(svc))
+		for _, g := range echos {
+			in, _ := catalog.EncodeInstance(&catalog.Instance{ID: g.ID, Service: name,
+				Address: netip.MustParseAddrPort(g.Addr).Addr(), Port: g.Port(), Weight: 1, Registered: time.Now()})
+			e.Client.Put(ctx, ks.InstanceKey(name, g.ID), string(in))
+		}
 	}
 	testenv.StartCaddy(b, config{etcdURL: e.URL, vip: true}.JSON())
-	vipAddr := hostPort(vip, port)
 	clients := []struct {
 		name string
 		c    testpb.TestServiceClient
-	}{{"direct", grpcClient(b, echos[0].Addr)}, {"vip", grpcClient(b, vipAddr)}}
-	testenv.Eventually(b, 10*time.Second, func() bool {
-		_, err := unary(clients[1].c)
-		return err == nil
-	}, "no call through %s succeeded", vipAddr)
+	}{
+		{"direct", grpcClient(b, echos[0].Addr)},
+		{"vip", grpcClient(b, vipAddrs[catalog.ProtocolGRPC])},
+		{"vip-h2c", grpcClient(b, vipAddrs[catalog.ProtocolH2C])},
+	}
+	for _, cl := range clients[1:] {
+		testenv.Eventually(b, 10*time.Second, func() bool {
+			_, err := unary(cl.c)
+			return err == nil
+		}, "no call through the %s VIP succeeded", cl.name)
+	}
 
 	req := &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, 64)}}
 	sreq := &testpb.StreamingOutputCallRequest{}

@@ -26,8 +26,14 @@ import (
 // the VIP:port.
 func grpcService(t *testing.T, e *env, name string, ids []string, dead ...string) (string, []*testenv.GRPCEcho) {
 	t.Helper()
+	return grpcServiceOn(t, e, name, catalog.ProtocolGRPC, ids, dead...)
+}
+
+// grpcServiceOn is grpcService with a port of protocol proto.
+func grpcServiceOn(t *testing.T, e *env, name, proto string, ids []string, dead ...string) (string, []*testenv.GRPCEcho) {
+	t.Helper()
 	vip, port := vipPort(t)
-	e.service(name, vip, catalog.Port{Name: "default", Port: port, Protocol: catalog.ProtocolGRPC})
+	e.service(name, vip, catalog.Port{Name: "default", Port: port, Protocol: proto})
 	var echos []*testenv.GRPCEcho
 	for _, id := range ids {
 		g := testenv.StartGRPCEcho(t, id)
@@ -242,4 +248,40 @@ func TestVIPGRPCListenerCloseDrains(t *testing.T) {
 	cc.Close()
 	testenv.Eventually(t, 5*time.Second, func() bool { return app.vips.conns.Load() == 0 },
 		"%d VIP connections still counted after the client closed", app.vips.conns.Load())
+}
+
+// An h2c port carries gRPC too (through net/http's reverse proxy): calls
+// spread, a failing call keeps its status and trailers, and with no
+// instance reachable the call is UNAVAILABLE naming the service.
+func TestVIPH2CCarriesGRPC(t *testing.T) {
+	e := newEnv(t)
+	addr, _ := grpcServiceOn(t, e, "h2cgrpc", catalog.ProtocolH2C, []string{"a", "b", "c"})
+	down, _ := grpcServiceOn(t, e, "h2cdown", catalog.ProtocolH2C, nil, deadAddr(t))
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	c := grpcClient(t, addr)
+	waitGRPC(t, c, addr)
+	seen := map[string]int{}
+	for range 90 {
+		id, err := unary(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[id]++
+	}
+	if seen["a"] < 22 || seen["b"] < 22 || seen["c"] < 22 {
+		t.Errorf("90 calls gave %v; want each instance >= 25%%", seen)
+	}
+	var trailer metadata.MD
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-echo-trailer", "kept")
+	_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{
+		ResponseStatus: &testpb.EchoStatus{Code: int32(codes.PermissionDenied), Message: "unary says no"},
+	}, grpc.Trailer(&trailer))
+	if status.Code(err) != codes.PermissionDenied || status.Convert(err).Message() != "unary says no" || len(trailer.Get("x-echo-trailer")) != 1 {
+		t.Errorf("failing call: %v, trailer %v; want PermissionDenied \"unary says no\" and x-echo-trailer", err, trailer)
+	}
+	dc := grpcClient(t, down)
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		_, err = unary(dc)
+		return status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), `"h2cdown"`)
+	}, "call with every instance down: %v", err)
 }

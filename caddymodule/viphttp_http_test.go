@@ -235,3 +235,50 @@ func TestVIPHTTPConnLimit(t *testing.T) {
 		return err == nil
 	}, "served again once the held connections closed")
 }
+
+// An upgrade (as WebSocket's) through an http port carries raw bytes both
+// ways once the instance switched protocols.
+func TestVIPHTTPUpgrade(t *testing.T) {
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "test-echo" {
+			io.WriteString(w, "no upgrade")
+			return
+		}
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test-echo\r\n\r\n")
+		rw.Flush()
+		io.Copy(c, rw)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	vip, port := vipPort(t)
+	e.service("upgrade", vip, catalog.Port{Name: "default", Port: port, Protocol: catalog.ProtocolHTTP})
+	e.instance("upgrade", "a", ln.Addr().String(), 1)
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	addr := hostPort(vip, port)
+	waitPost(t, newClient(), addr)
+
+	c := mustDial(t, addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test-echo\r\n\r\n")
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v, %v", resp, err)
+	}
+	for _, line := range []string{"ping\n", "pong\n"} {
+		io.WriteString(c, line)
+		if got, err := r.ReadString('\n'); got != line || err != nil {
+			t.Fatalf("after the upgrade: %q, %v; want %q", got, err, line)
+		}
+	}
+}

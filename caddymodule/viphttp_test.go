@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -133,6 +134,12 @@ func TestVIPGRPCStreamsAndStatus(t *testing.T) {
 	}
 	if _, err := st.Recv(); err != io.EOF {
 		t.Fatalf("after the last message: %v, want EOF", err)
+	}
+
+	// A call compressed with gzip passes (the proxy decompresses it).
+	if r, err := c.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: bytes.Repeat([]byte("z"), 4096)}},
+		grpc.UseCompressor(gzip.Name)); err != nil || len(r.GetPayload().GetBody()) != 4096 {
+		t.Fatalf("gzip call: %d bytes back, %v", len(r.GetPayload().GetBody()), err)
 	}
 
 	// A stream ending in an error keeps its messages, status and message.

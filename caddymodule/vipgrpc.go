@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -28,9 +27,10 @@ import (
 // net/http: every call, whatever its service and method, is passed to an
 // instance over a gRPC connection kept per instance, its messages undecoded
 // both ways, its metadata, headers, trailers and status as the instance
-// sent them. Per call it costs a quarter of what a reverse proxy over
-// net/http's HTTP/2 costs (see BenchmarkVIPGRPC). A grpc port takes gRPC
-// only; an h2c port takes any HTTP/2 (or HTTP/1.1), gRPC included.
+// sent them, and a call is never retried once its first message may have
+// gone. Per call it costs the proxy about half the CPU of net/http's
+// reverse proxy over HTTP/2 (see BenchmarkVIPGRPC). A grpc port takes
+// gRPC only; an h2c port takes any HTTP/2 (or HTTP/1.1), gRPC included.
 
 const (
 	// vipMaxGRPCMessage bounds a message passed either way.
@@ -70,9 +70,6 @@ func (vp *vipProxy) serveGRPC(l *vipListener) {
 		grpc.MaxConcurrentStreams(vipMaxStreams),
 		grpc.MaxHeaderListSize(vipMaxHeaderBytes),
 		grpc.ConnectionTimeout(vp.lim.header),
-		// Calls run on a few goroutines whose stacks have grown, not on
-		// a new one each (more when those are busy).
-		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 	}
 	if vp.lim.idle > 0 {
 		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: vp.lim.idle}))
@@ -293,19 +290,6 @@ func (g *grpcVIP) dialInstance(addr string) (*grpc.ClientConn, error) {
 		// grpc-go's retries would buffer every message sent.
 		grpc.WithDisableRetry(),
 	)
-}
-
-// unreachableMessage is what a client is told when no instance of l's
-// service answered.
-func unreachableMessage(l *vipListener, err error) string {
-	var ue *unreachableError
-	switch {
-	case errors.Is(err, errNoInstance):
-		return fmt.Sprintf("netsel: service %q has no healthy instance serving port %d", l.service, l.port)
-	case errors.As(err, &ue):
-		return fmt.Sprintf("netsel: no instance of service %q reachable on port %d (%d of %d dialled)", l.service, l.port, ue.tried, ue.of)
-	}
-	return fmt.Sprintf("netsel: the instance of service %q failed before answering", l.service)
 }
 
 // rawFrame is a gRPC message passed on undecoded.

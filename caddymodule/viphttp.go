@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,63 +19,14 @@ import (
 	"github.com/netsel/netsel/catalog"
 )
 
-// A VIP:port whose protocol is http, h2c or grpc (catalog.Port.PerRequest)
-// is proxied per request rather than per connection: the listener serves
-// HTTP/1.1 and HTTP/2 cleartext (prior knowledge, as gRPC clients speak
-// it), and each request goes to an instance chosen as a TCP connection's
-// would be (serving, healthy, allowed by the dial policy, in the locality
-// while any is, by weight or least_conn), so the calls of one gRPC
-// connection spread over every instance. Requests reach instances over
-// HTTP/1.1 for an http port and HTTP/2 cleartext for h2c and grpc, on
-// connections pooled per instance. A request whose instance cannot be
-// dialled (nothing sent yet) goes to the next one, up to tries; when none
-// can be reached the client gets 502 naming the service with Retry-After,
-// or, for a gRPC request, status UNAVAILABLE naming it.
-//
-// The VIP stays nearly transparent: Host (:authority), paths, headers,
-// bodies and trailers pass as sent, less the hop-by-hop headers; it adds
-// X-Forwarded-For (the client's address appended), X-Forwarded-Host and
-// X-Forwarded-Proto, since the instance sees the proxy's address.
-
-const (
-	// vipMaxHeaderBytes bounds a request's (and a response's) headers.
-	vipMaxHeaderBytes = 1 << 20
-	// vipMaxIdlePerInstance bounds the idle HTTP/1.1 connections kept to
-	// each instance; HTTP/2 needs one, opening more only past the
-	// instance's concurrent stream limit.
-	vipMaxIdlePerInstance = 64
-	vipUpstreamIdle       = 90 * time.Second
-	// vipReadBuffer is the read buffer of a client connection.
-	vipReadBuffer = 4 << 10
-)
-
-// start serves l: per request when its port carries HTTP, else by piping
-// each connection to an instance.
-func (vp *vipProxy) start(l *vipListener) {
-	if p, ok := vp.perRequestPort(l); ok {
-		if p.Protocol == catalog.ProtocolGRPC {
-			vp.serveGRPC(l)
-		} else {
-			vp.serveHTTP(l, p)
-		}
-		return
-	}
-	vp.serve(l)
-}
-
-// perRequestPort returns l's port when it is proxied per request.
-func (vp *vipProxy) perRequestPort(l *vipListener) (catalog.Port, bool) {
-	e, ok := vp.app.index.Snapshot().Service(l.service)
-	if !ok || e.Service == nil {
-		return catalog.Port{}, false
-	}
-	for _, p := range e.Service.Ports {
-		if p.Port == l.port && p.Transport() == catalog.ProtocolTCP {
-			return p, p.PerRequest()
-		}
-	}
-	return catalog.Port{}, false
-}
+// An http or h2c VIP port serves HTTP/1.1 and HTTP/2 cleartext (prior
+// knowledge, as gRPC clients speak it) and reaches instances over HTTP/1.1
+// (http) or HTTP/2 cleartext (h2c), on connections pooled per instance,
+// through httputil.ReverseProxy. It stays nearly transparent: Host
+// (:authority), paths, headers, bodies and trailers pass as sent, less the
+// hop-by-hop headers; it adds X-Forwarded-For (the client's address
+// appended), X-Forwarded-Host and X-Forwarded-Proto, since the instance
+// sees the proxy's address.
 
 // httpVIP proxies the requests of one per-request VIP listener.
 type httpVIP struct {
@@ -272,17 +221,6 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// unreachableError is every dial of a request failing.
-type unreachableError struct {
-	tried, of int
-	err       error
-}
-
-func (e *unreachableError) Error() string {
-	return "dialing " + strconv.Itoa(e.tried) + " of " + strconv.Itoa(e.of) + " instances: " + e.err.Error()
-}
-func (e *unreachableError) Unwrap() error { return e.err }
-
 // retryBody is a request body that a failed dial cannot spend: until it is
 // first read, Close does nothing, so the next instance gets it whole. (The
 // server closes the request body itself once the handler returns.)
@@ -323,56 +261,6 @@ func (b *releaseBody) Write(p []byte) (int, error) {
 		return w.Write(p)
 	}
 	return 0, errors.New("response body is not writable")
-}
-
-// admitListener applies the VIP proxy's connection limits to a per-request
-// listener: a connection past them is reset at once, as on a TCP port.
-type admitListener struct {
-	net.Listener
-	vp       *vipProxy
-	l        *vipListener
-	buffered bool // buffer reads (net/http's HTTP/2 server reads unbuffered)
-}
-
-func (al *admitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := al.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if !al.vp.admit(al.l) {
-			al.vp.overload.Inc()
-			refuse(c)
-			continue
-		}
-		al.l.accepted.Inc()
-		ac := &admittedConn{Conn: c, done: func() { al.vp.done(al.l) }}
-		if al.buffered {
-			ac.r = bufio.NewReaderSize(c, vipReadBuffer)
-		}
-		return ac, nil
-	}
-}
-
-// admittedConn uncounts itself once closed. Its reads may be buffered.
-type admittedConn struct {
-	net.Conn
-	r    *bufio.Reader
-	done func()
-	once sync.Once
-}
-
-func (c *admittedConn) Read(p []byte) (int, error) {
-	if c.r == nil {
-		return c.Conn.Read(p)
-	}
-	return c.r.Read(p)
-}
-
-func (c *admittedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.done)
-	return err
 }
 
 // bufferPool lends ReverseProxy its copy buffers, rather than it

@@ -292,3 +292,29 @@ func TestVIPH2CCarriesGRPC(t *testing.T) {
 		return status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), `"h2cdown"`)
 	}, "call with every instance down: %v", err)
 }
+
+// A client that never finishes the HTTP/2 handshake on a grpc port is cut
+// after header_timeout; others are served meanwhile.
+func TestVIPGRPCSlowHandshakeCut(t *testing.T) {
+	e := newEnv(t)
+	addr, _ := grpcService(t, e, "grpcslow", []string{"a"})
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true, vipOpts: map[string]any{"header_timeout": "500ms"}})
+	c := grpcClient(t, addr)
+	waitGRPC(t, c, addr)
+	slow := mustDial(t, addr)
+	io.WriteString(slow, "PRI * HTTP/2.0\r\n") // half a preface
+	start := time.Now()
+	for range 5 {
+		if _, err := unary(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := io.ReadAll(slow)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("a client that never finished the handshake still connected after %v", time.Since(start))
+	}
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Errorf("slow client cut after %v; want about 500ms", d)
+	}
+}

@@ -318,3 +318,40 @@ func TestVIPGRPCSlowHandshakeCut(t *testing.T) {
 		t.Errorf("slow client cut after %v; want about 500ms", d)
 	}
 }
+
+// With least_conn, a call goes to the instance with the fewest calls in
+// flight: while a stream holds one instance, unary calls go to the other.
+func TestVIPGRPCLeastConnPerCall(t *testing.T) {
+	e := newEnv(t)
+	addr, _ := grpcService(t, e, "grpclc", []string{"a", "b"})
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true, vipOpts: map[string]any{"policy": "least_conn"}})
+	c := grpcClient(t, addr)
+	waitGRPC(t, c, addr)
+
+	// 64 × 64 KiB, read one: the call stays in flight.
+	var params []*testpb.ResponseParameters
+	for range 64 {
+		params = append(params, &testpb.ResponseParameters{Size: 64 << 10})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := string(m.GetPayload().GetBody()[:1])
+	for range 10 {
+		id, err := unary(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == busy {
+			t.Fatalf("a unary call went to %s, which holds a stream, with the other idle", id)
+		}
+	}
+	cancel()
+}

@@ -28,7 +28,8 @@ import (
 // instance over a gRPC connection kept per instance, its messages undecoded
 // both ways, its metadata, headers, trailers and status as the instance
 // sent them, and a call is never retried once its first message may have
-// gone. Per call it costs the proxy about half the CPU of net/http's
+// gone. (Calls reach the instance as application/grpc+proto, whatever
+// codec the client named: a call in another codec wants an h2c port.) Per call it costs the proxy about half the CPU of net/http's
 // reverse proxy over HTTP/2 (see BenchmarkVIPGRPC). A grpc port takes
 // gRPC only; an h2c port takes any HTTP/2 (or HTTP/1.1), gRPC included.
 

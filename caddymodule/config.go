@@ -27,6 +27,7 @@ const (
 	DefaultMaxConnsPerVIP    = 1024
 	DefaultMaxVIPConns       = 16384
 	DefaultVIPIdleTimeout    = 10 * time.Minute
+	DefaultVIPHeaderTimeout  = 10 * time.Second
 	DefaultMaxHTTPProxyConns = 8192
 )
 
@@ -79,6 +80,10 @@ type VIPProxyConfig struct {
 	// IdleTimeout closes a proxied connection that carried no byte either
 	// way for that long. Default: 10m; -1ns (any negative): never.
 	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+	// HeaderTimeout bounds the time a client of an http, h2c or grpc port
+	// (proxied per request) takes to send a request's headers; a client
+	// slower than that is cut. Default: 10s.
+	HeaderTimeout caddy.Duration `json:"header_timeout,omitempty"`
 }
 
 // limit returns v, def when v is 0, or no limit (MaxInt) when negative.
@@ -98,8 +103,8 @@ func (v *VIPProxyConfig) validate() error {
 	default:
 		return fmt.Errorf("policy %q is not round_robin or least_conn", v.Policy)
 	}
-	if v.DialTimeout < 0 || v.BindRetry < 0 || v.Tries < 0 {
-		return errors.New("dial_timeout, bind_retry and tries must not be negative")
+	if v.DialTimeout < 0 || v.BindRetry < 0 || v.Tries < 0 || v.HeaderTimeout < 0 {
+		return errors.New("dial_timeout, bind_retry, tries and header_timeout must not be negative")
 	}
 	if v.MaxListeners < -1 || v.MaxConnsPerListener < -1 || v.MaxConns < -1 {
 		return errors.New("max_listeners, max_conns_per_listener and max_conns must be positive, or -1 for no limit")

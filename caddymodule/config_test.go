@@ -44,6 +44,7 @@ func TestJSONConfigErrors(t *testing.T) {
 		{"health path", `{"health_checks":{"path":"healthz"}}`, "must start with '/'"},
 		{"vip unknown key", `{"vip_proxy":{"enabled":true,"port":1}}`, "port"},
 		{"vip max_conns", `{"vip_proxy":{"enabled":true,"max_conns":-2}}`, "max_conns"},
+		{"vip header_timeout", `{"vip_proxy":{"enabled":true,"header_timeout":-1}}`, "header_timeout"},
 		{"dial policy vip cidr", `{"dial_policy":{"vip_cidrs":["127.77.0.0/33"]}}`, "dial_policy: vip_cidrs[0]"},
 		{"dial policy allow", `{"dial_policy":{"allow":["10.0.0.0/8","nope"]}}`, "dial_policy: allow[1]"},
 		{"dial policy deny", `{"dial_policy":{"deny":["fe80::1%eth0"]}}`, "dial_policy: deny[0]"},
@@ -93,6 +94,7 @@ func TestCaddyfile(t *testing.T) {
 			max_conns_per_listener 10
 			max_conns 500
 			idle_timeout 1m
+			header_timeout 5s
 		}
 		health_checks {
 			interval 2s
@@ -127,7 +129,7 @@ http://:8081 {
 		`"endpoints":["http://127.0.0.1:2379","http://127.0.0.2:2379"]`,
 		`"prefix":"/ns/"`,
 		`"tls":{"cert":"cert.pem","key":"key.pem","ca":"ca.pem"}`,
-		`"vip_proxy":{"enabled":true,"dial_timeout":1000000000,"policy":"least_conn","tries":2,"bind_retry":1000000000,"max_listeners":100,"max_conns_per_listener":10,"max_conns":500,"idle_timeout":60000000000}`,
+		`"vip_proxy":{"enabled":true,"dial_timeout":1000000000,"policy":"least_conn","tries":2,"bind_retry":1000000000,"max_listeners":100,"max_conns_per_listener":10,"max_conns":500,"idle_timeout":60000000000,"header_timeout":5000000000}`,
 		`"health_checks":{"interval":2000000000,"timeout":1000000000,"path":"/healthz","port":"http","fails":2}`,
 		`"dial_policy":{"vip_cidrs":["127.77.0.0/16"],"reserved":["127.0.0.1:9000",":8081","http://127.0.0.1:2379"],"allow":["127.0.0.0/8","10.0.0.0/8"],"deny":["10.9.0.0/16"]}`,
 		`"zones":["netsel","svc.example.com"]`,

@@ -88,10 +88,7 @@ func candidates(v *view, port string) []candidate {
 // f.tries instances. The returned release must be called when the
 // connection is done.
 func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.Uint64) (net.Conn, func(), error) {
-	cs, ok := v.byPort[port]
-	if !ok {
-		cs = candidates(v, port)
-	}
+	cs := portCandidates(v, port)
 	if len(cs) == 0 {
 		return nil, nil, errNoInstance
 	}
@@ -105,25 +102,40 @@ func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.U
 			errs = append(errs, err)
 			continue
 		}
-		closed := noop
-		if f.open != nil {
-			closed = f.open.open(c.key)
-		}
-		if !f.leastConn {
-			return conn, closed, nil
-		}
-		n := f.counter(c.addr)
-		n.Add(1)
-		return conn, func() {
-			closed()
-			// Forget idle addresses, so instances that come and go do
-			// not grow the map.
-			if n.Add(-1) == 0 {
-				f.active.CompareAndDelete(c.addr, n)
-			}
-		}, nil
+		return conn, f.acquire(c), nil
 	}
 	return nil, nil, fmt.Errorf("dialing %d of %d instances: %w", len(errs), len(cs), errors.Join(errs...))
+}
+
+// portCandidates returns the candidates of v for port name.
+func portCandidates(v *view, port string) []candidate {
+	if cs, ok := v.byPort[port]; ok {
+		return cs
+	}
+	return candidates(v, port)
+}
+
+// acquire counts a connection (or, on a per-request VIP, a request) to c as
+// open, for least_conn and the reader report, until the returned release is
+// called.
+func (f *forwarder) acquire(c candidate) (release func()) {
+	closed := noop
+	if f.open != nil {
+		closed = f.open.open(c.key)
+	}
+	if !f.leastConn {
+		return closed
+	}
+	n := f.counter(c.addr)
+	n.Add(1)
+	return func() {
+		closed()
+		// Forget idle addresses, so instances that come and go do
+		// not grow the map.
+		if n.Add(-1) == 0 {
+			f.active.CompareAndDelete(c.addr, n)
+		}
+	}
 }
 
 func noop() {}

@@ -238,7 +238,7 @@ func (vp *vipProxy) listen(ap netip.AddrPort, name string) {
 				delete(vp.failed, ap)
 			}
 			vp.logger.Debug("VIP listener open", zap.String("service", name), zap.Stringer("addr", ap))
-			go vp.serve(l)
+			go vp.start(l)
 			return
 		}
 		err = fmt.Errorf("listener is %T, not a net.Listener", lnAny)

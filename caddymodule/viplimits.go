@@ -19,6 +19,7 @@ type vipLimits struct {
 	perListener int64
 	conns       int64
 	idle        time.Duration // 0: never
+	header      time.Duration // per-request ports: time to send headers
 }
 
 func newVIPLimits(cfg *VIPProxyConfig) vipLimits {
@@ -27,6 +28,10 @@ func newVIPLimits(cfg *VIPProxyConfig) vipLimits {
 		perListener: int64(limit(cfg.MaxConnsPerListener, DefaultMaxConnsPerVIP)),
 		conns:       int64(limit(cfg.MaxConns, DefaultMaxVIPConns)),
 		idle:        time.Duration(cfg.IdleTimeout),
+		header:      time.Duration(cfg.HeaderTimeout),
+	}
+	if l.header <= 0 {
+		l.header = DefaultVIPHeaderTimeout
 	}
 	switch {
 	case l.idle == 0:

@@ -8,13 +8,19 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // GRPCEcho is a real gRPC server (grpc-go) serving grpc.testing.TestService
 // on a loopback port: UnaryCall answers with ServerId set to the server's
 // id, StreamingOutputCall streams one response per ResponseParameters,
 // each a payload of the size asked whose bytes are the server's id, repeated.
+// Both end with the request's ResponseStatus when it is not OK (after the
+// streamed responses), and UnaryCall sends the request's metadata
+// "x-echo-trailer" back as a trailer.
 type GRPCEcho struct {
 	ID    string
 	Addr  string // host:port
@@ -51,8 +57,14 @@ type echoService struct {
 	e *GRPCEcho
 }
 
-func (s *echoService) UnaryCall(_ context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+func (s *echoService) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	s.e.Calls.Add(1)
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("x-echo-trailer")) > 0 {
+		grpc.SetTrailer(ctx, metadata.Pairs("x-echo-trailer", md.Get("x-echo-trailer")[0]))
+	}
+	if err := echoStatus(in.GetResponseStatus()); err != nil {
+		return nil, err
+	}
 	return &testpb.SimpleResponse{ServerId: s.e.ID, Payload: in.GetPayload()}, nil
 }
 
@@ -67,5 +79,13 @@ func (s *echoService) StreamingOutputCall(in *testpb.StreamingOutputCallRequest,
 			return err
 		}
 	}
-	return nil
+	return echoStatus(in.GetResponseStatus())
+}
+
+// echoStatus returns the error of status st, or nil when it is OK.
+func echoStatus(st *testpb.EchoStatus) error {
+	if st.GetCode() == 0 {
+		return nil
+	}
+	return status.Error(codes.Code(st.GetCode()), st.GetMessage())
 }

@@ -24,10 +24,10 @@ import (
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-// grpcClient is a grpc-go client of the TestService at addr, asking for
+// authorityClient is a grpc-go client of the TestService at addr, asking for
 // authority (the HTTP proxy routes by it), once a call is no longer told
 // the proxy has not read the catalog yet.
-func grpcClient(t *testing.T, addr, authority string) testpb.TestServiceClient {
+func authorityClient(t *testing.T, addr, authority string) testpb.TestServiceClient {
 	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if authority != "" {
@@ -126,7 +126,7 @@ func TestGRPCThroughHTTPProxy(t *testing.T) {
 	httpAddr := testenv.FreeAddr(t)
 	startCaddy(t, config{etcdURL: e.etcd.URL, httpAddr: httpAddr, guard: true})
 
-	c := grpcClient(t, httpAddr, "rpc.netsel")
+	c := authorityClient(t, httpAddr, "rpc.netsel")
 	seen := grpcSpread(t, c, 300)
 	for _, id := range []string{"a", "b", "c"} {
 		if seen[id] < 75 {
@@ -144,7 +144,7 @@ func TestGRPCUndeclaredPort(t *testing.T) {
 	e.instance("rpc", "a", testenv.StartGRPCEcho(t, "a").Addr, 1)
 	httpAddr := testenv.FreeAddr(t)
 	startCaddy(t, config{etcdURL: e.etcd.URL, httpAddr: httpAddr, guard: true})
-	if seen := grpcSpread(t, grpcClient(t, httpAddr, "rpc.netsel"), 20); seen["a"] != 20 {
+	if seen := grpcSpread(t, authorityClient(t, httpAddr, "rpc.netsel"), 20); seen["a"] != 20 {
 		t.Errorf("calls answered %v, want all 20 by a", seen)
 	}
 }
@@ -239,7 +239,7 @@ func TestGRPCToNonGRPCInstance(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := grpcClient(t, httpAddr, "rpc.netsel").UnaryCall(ctx, &testpb.SimpleRequest{})
+	_, err := authorityClient(t, httpAddr, "rpc.netsel").UnaryCall(ctx, &testpb.SimpleRequest{})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), `service "rpc"`) {
 		t.Errorf("call: %v, want UNAVAILABLE naming service rpc", err)
 	}
@@ -269,7 +269,7 @@ func TestRepoCaddyfileGRPC(t *testing.T) {
 		t.Fatalf("adapt the repository's Caddyfile: %v", err)
 	}
 	testenv.StartCaddy(t, []byte(out))
-	seen := grpcSpread(t, grpcClient(t, httpAddr, "rpc.netsel"), 40)
+	seen := grpcSpread(t, authorityClient(t, httpAddr, "rpc.netsel"), 40)
 	if seen["a"] == 0 || seen["b"] == 0 || seen["a"]+seen["b"] != 40 {
 		t.Errorf("calls answered %v, want all 40 by a and b", seen)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -161,17 +160,12 @@ func (t *Transport) badGateway(r *http.Request, err error) *http.Response {
 		res.Header = http.Header{
 			"Content-Type": {"application/grpc"},
 			"Grpc-Status":  {strconv.Itoa(14)}, // UNAVAILABLE
-			"Grpc-Message": {grpcMessage(msg)},
+			"Grpc-Message": {grpcPercentEncode(msg)},
 		}
 		body = ""
 	}
 	res.Body, res.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
 	return res
-}
-
-// grpcMessage percent-encodes msg as gRPC's grpc-message header wants.
-func grpcMessage(msg string) string {
-	return strings.ReplaceAll(url.PathEscape(msg), "%20", " ")
 }
 
 // Cleanup closes the transports' idle connections.

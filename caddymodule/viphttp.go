@@ -180,7 +180,7 @@ func (h *httpVIP) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.Is(err, errNoInstance) {
 		h.vp.logger.Warn("VIP request failed", zap.String("service", h.l.service), zap.Int("port", h.l.port), zap.Error(err))
 	}
-	if isGRPC(r) {
+	if r.ProtoMajor == 2 && isGRPC(r.Header.Get("Content-Type")) {
 		hd := w.Header()
 		hd.Set("Content-Type", "application/grpc")
 		hd.Set("Grpc-Status", "14") // UNAVAILABLE
@@ -194,10 +194,6 @@ func (h *httpVIP) fail(w http.ResponseWriter, r *http.Request, err error) {
 	hd.Set("Retry-After", "1")
 	w.WriteHeader(http.StatusBadGateway)
 	io.WriteString(w, msg+"\n")
-}
-
-func isGRPC(r *http.Request) bool {
-	return r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 }
 
 // grpcPercentEncode encodes s as grpc-message wants: bytes outside

@@ -33,6 +33,7 @@ func init() {
 //			max_conns_per_listener <n>
 //			max_conns              <n>
 //			idle_timeout           <duration>
+//			udp_idle_timeout       <duration>
 //		}
 //		health_checks {
 //			interval <duration>
@@ -163,6 +164,8 @@ func (v *VIPProxyConfig) unmarshalBlock(d *caddyfile.Dispenser) error {
 			v.MaxConns, err = countArg(d, opt, args)
 		case "idle_timeout":
 			v.IdleTimeout, err = durationArg(d, opt, args)
+		case "udp_idle_timeout":
+			v.UDPIdleTimeout, err = durationArg(d, opt, args)
 		case "policy":
 			if len(args) != 1 {
 				return d.ArgErr()

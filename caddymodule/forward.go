@@ -82,16 +82,22 @@ func candidates(v *view, port string) []candidate {
 	return cs
 }
 
+// portCandidates returns the instances of v to send port name's traffic
+// to, as candidates does.
+func (v *view) portCandidates(port string) []candidate {
+	if cs, ok := v.byPort[port]; ok {
+		return cs
+	}
+	return candidates(v, port)
+}
+
 // dial connects to an instance of v for port name. Round robin is weighted
 // by instance weight; least_conn picks the instance with fewest proxied
 // connections. On a failed dial the next instance in order is tried, up to
 // f.tries instances. The returned release must be called when the
 // connection is done.
 func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.Uint64) (net.Conn, func(), error) {
-	cs, ok := v.byPort[port]
-	if !ok {
-		cs = candidates(v, port)
-	}
+	cs := v.portCandidates(port)
 	if len(cs) == 0 {
 		return nil, nil, errNoInstance
 	}
@@ -105,25 +111,31 @@ func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.U
 			errs = append(errs, err)
 			continue
 		}
-		closed := noop
-		if f.open != nil {
-			closed = f.open.open(c.key)
-		}
-		if !f.leastConn {
-			return conn, closed, nil
-		}
-		n := f.counter(c.addr)
-		n.Add(1)
-		return conn, func() {
-			closed()
-			// Forget idle addresses, so instances that come and go do
-			// not grow the map.
-			if n.Add(-1) == 0 {
-				f.active.CompareAndDelete(c.addr, n)
-			}
-		}, nil
+		return conn, f.hold(c), nil
 	}
 	return nil, nil, fmt.Errorf("dialing %d of %d instances: %w", len(errs), len(cs), errors.Join(errs...))
+}
+
+// hold counts a connection (or UDP flow) to c, for the reader report and
+// least_conn, and returns the func that uncounts it.
+func (f *forwarder) hold(c candidate) func() {
+	closed := noop
+	if f.open != nil {
+		closed = f.open.open(c.key)
+	}
+	if !f.leastConn {
+		return closed
+	}
+	n := f.counter(c.addr)
+	n.Add(1)
+	return func() {
+		closed()
+		// Forget idle addresses, so instances that come and go do
+		// not grow the map.
+		if n.Add(-1) == 0 {
+			f.active.CompareAndDelete(c.addr, n)
+		}
+	}
 }
 
 func noop() {}

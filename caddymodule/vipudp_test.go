@@ -2,14 +2,12 @@ package caddymodule
 
 import (
 	"bytes"
-	"errors"
 	"net"
 	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -264,82 +262,6 @@ func TestVIPUDPIdleTimeout(t *testing.T) {
 		"flows never closed idle")
 }
 
-// TestVIPUDPFlood: past max_conns_per_listener flows, datagrams of new
-// clients are dropped and counted, never forwarded; the flows open keep
-// being served. Deleting the service closes its socket and every flow, and
-// their goroutines end.
-func TestVIPUDPFlood(t *testing.T) {
-	const limit = 20
-	e := newEnv(t)
-	vip, port := udpVIP(t)
-	e.service("flood", vip, udpPort(port))
-	echo := startUDPEcho(t, "a", "127.0.0.1")
-	e.instance("flood", "a", echo.addr, 1)
-	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true, vipOpts: map[string]any{"max_conns_per_listener": limit}})
-	app := activeApp(t)
-	u := app.vips.udp
-	addr := hostPort(vip, port)
-	waitUDP(t, addr)
-
-	var held []*net.UDPConn
-	for range 5 {
-		c := udpClient(t, addr)
-		mustAsk(t, c, "held")
-		held = append(held, c)
-	}
-	// 2000 client addresses, 100 sockets at a time. The kernel drops what
-	// overflows the VIP socket's buffer, silently: a batch sends again
-	// until the proxy has counted a drop for every client past the limit.
-	dropped := u.dropped.WithLabelValues("flood", "flow_limit")
-	for i := range 20 {
-		var batch []*net.UDPConn
-		for range 100 {
-			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			batch = append(batch, c)
-		}
-		want := float64(100*(i+1) - limit)
-		testenv.Eventually(t, 10*time.Second, func() bool {
-			if testutilCount(dropped) >= want {
-				return true
-			}
-			for _, c := range batch {
-				c.Write([]byte("flood"))
-			}
-			return false
-		}, "dropped %v datagrams of %d flooding clients; want at least %v", testutilCount(dropped), 100*(i+1), want)
-		for _, c := range batch {
-			c.Close()
-		}
-	}
-	if n := gaugeValue(u.flowsOpen); n > limit {
-		t.Errorf("%v flows open, limit %d", n, limit)
-	}
-	for _, c := range held {
-		mustAsk(t, c, "still")
-	}
-	if n := echo.sources(); n > limit {
-		t.Errorf("the instance was sent datagrams from %d flows; at most %d may pass the limit", n, limit)
-	}
-	if n := udpGoroutines(); n > limit+1 {
-		t.Errorf("%d UDP proxy goroutines with at most %d flows and one socket", n, limit)
-	}
-
-	e.del(ks.InstanceKey("flood", "a"))
-	e.del(ks.ServiceKey("flood"))
-	testenv.Eventually(t, 5*time.Second, func() bool { return gaugeValue(u.flowsOpen) == 0 },
-		"flows of a deleted service still open")
-	testenv.Eventually(t, 5*time.Second, func() bool { return udpGoroutines() == 0 },
-		"%d UDP proxy goroutines after the service's socket closed", udpGoroutines())
-	// Nothing listens on VIP:port any more: port unreachable.
-	testenv.Eventually(t, 5*time.Second, func() bool {
-		_, _, err := ask(held[0], "gone", 500*time.Millisecond)
-		return errors.Is(err, syscall.ECONNREFUSED)
-	}, "the UDP socket of a deleted service still open")
-}
-
 // TestVIPUDPDialPolicy: instances at addresses the dial policy refuses (a
 // VIP, a denied address) are never sent a datagram.
 func TestVIPUDPDialPolicy(t *testing.T) {
@@ -410,31 +332,4 @@ func TestVIPUDPInstanceLeaves(t *testing.T) {
 	if n := a.got.Load() - before; n != 0 {
 		t.Errorf("the deregistered instance got %d datagrams", n)
 	}
-}
-
-// TestVIPUDPBindFailureIsolated: a UDP VIP:port taken by another socket is
-// counted and retried while the other services serve, and bound once it
-// is free.
-func TestVIPUDPBindFailureIsolated(t *testing.T) {
-	e := newEnv(t)
-	blockedVIP, blockedPort := udpVIP(t)
-	blocker, err := net.ListenPacket("udp", hostPort(blockedVIP, blockedPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Close()
-	okVIP, okPort := udpVIP(t)
-	e.service("blocked", blockedVIP, udpPort(blockedPort))
-	e.service("fine", okVIP, udpPort(okPort))
-	e.instance("blocked", "a", startUDPEcho(t, "blocked", "127.0.0.1").addr, 1)
-	e.instance("fine", "a", startUDPEcho(t, "fine", "127.0.0.1").addr, 1)
-	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
-	app := activeApp(t)
-
-	waitUDP(t, hostPort(okVIP, okPort))
-	testenv.Eventually(t, 2*time.Second, func() bool {
-		return testutilCount(app.vips.bindErrors.WithLabelValues("blocked")) >= 2
-	}, "no bind error counted, or not retried")
-	blocker.Close() // bind_retry is 200ms
-	waitUDP(t, hostPort(blockedVIP, blockedPort))
 }

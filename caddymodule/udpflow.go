@@ -24,10 +24,12 @@ var datagramBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); r
 // to one instance over a socket of its own, connected to the instance.
 type udpFlow struct {
 	client  netip.AddrPort
+	to      udpAddr // client, to send to
 	up      *net.UDPConn
-	key     string // catalog.ConnectionKey of the instance
-	addr    string // the instance's address:port for the flow's port
-	release func() // uncounts the flow (forwarder.hold)
+	sock    udpSock // up's
+	key     string  // catalog.ConnectionKey of the instance
+	addr    string  // the instance's address:port for the flow's port
+	release func()  // uncounts the flow (forwarder.hold)
 
 	last   atomic.Int64 // unix nanoseconds of the latest datagram either way
 	reason atomic.Int32 // closeReason, set once, by whoever closes the flow
@@ -38,15 +40,10 @@ type udpFlow struct {
 // opens flows.
 func (u *udpVIPs) serve(l *udpListener) {
 	defer close(l.served)
-	rd, err := newDatagramReader(l.conn)
-	if err != nil {
-		u.vp.logger.Error("UDP VIP socket unusable", zap.String("service", l.service), zap.Error(err))
-		return
-	}
 	forward := func(b []byte, client netip.AddrPort) { u.forward(l, b, client) }
 	var backoff time.Duration
 	for {
-		err := rd.read(forward)
+		err := l.sock.read(forward)
 		if err == nil {
 			backoff = 0
 			continue
@@ -69,7 +66,7 @@ func (u *udpVIPs) forward(l *udpListener, b []byte, client netip.AddrPort) {
 			return
 		}
 		fl.last.Store(now)
-		if _, err := fl.up.Write(b); err != nil {
+		if err := fl.sock.send(b); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				continue
 			}
@@ -137,7 +134,15 @@ func (u *udpVIPs) open(l *udpListener, v *view, client netip.AddrPort) *udpFlow 
 		}
 		return nil
 	}
-	fl := &udpFlow{client: client, up: up, key: c.key, addr: c.addr, release: release}
+	sock, err := newUDPSock(up)
+	if err != nil { // not for a *net.UDPConn just made
+		up.Close()
+		release()
+		vp.conns.Add(-1)
+		l.m.dropSend.Inc()
+		return nil
+	}
+	fl := &udpFlow{client: client, to: toUDPAddr(client), up: up, sock: sock, key: c.key, addr: c.addr, release: release}
 	fl.last.Store(time.Now().UnixNano())
 	l.mu.Lock()
 	l.flows[client] = fl
@@ -193,13 +198,9 @@ func (u *udpVIPs) runFlow(l *udpListener, fl *udpFlow) {
 // flow's socket has a read deadline of the latest datagram either way plus
 // the idle timeout, moved on when it passes with a datagram sent since.
 func (u *udpVIPs) pipeFlow(l *udpListener, fl *udpFlow) closeReason {
-	rd, err := newDatagramReader(fl.up)
-	if err != nil {
-		return closedError
-	}
 	toClient := func(b []byte, _ netip.AddrPort) {
 		fl.last.Store(time.Now().UnixNano())
-		if _, err := l.conn.WriteToUDPAddrPort(b, fl.client); err != nil {
+		if err := l.sock.sendTo(b, fl.to); err != nil {
 			l.m.dropSend.Inc()
 			return
 		}
@@ -208,7 +209,7 @@ func (u *udpVIPs) pipeFlow(l *udpListener, fl *udpFlow) closeReason {
 	}
 	fl.up.SetReadDeadline(time.Unix(0, fl.last.Load()).Add(u.idle)) //nolint:errcheck // a closed socket fails the read
 	for {
-		err := rd.read(toClient)
+		err := fl.sock.read(toClient)
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):

@@ -66,8 +66,8 @@ type udpPending struct {
 type udpListener struct {
 	service string
 	port    int
-	closer  net.PacketConn // as caddy returned it; closing it closes conn
-	conn    *net.UDPConn
+	closer  net.PacketConn // as caddy returned it; closing it closes sock's
+	sock    udpSock
 	rr      atomic.Uint64
 	served  chan struct{} // closed when serve returns
 
@@ -257,8 +257,12 @@ func (u *udpVIPs) newListener(ln any, ap netip.AddrPort, name string) *udpListen
 	if !ok {
 		return nil
 	}
+	sock, err := newUDPSock(conn)
+	if err != nil {
+		return nil
+	}
 	return &udpListener{
-		service: name, port: int(ap.Port()), closer: pc, conn: conn,
+		service: name, port: int(ap.Port()), closer: pc, sock: sock,
 		served: make(chan struct{}),
 		flows:  map[netip.AddrPort]*udpFlow{},
 		m:      u.serviceMetrics(name),

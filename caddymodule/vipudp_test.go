@@ -333,3 +333,62 @@ func TestVIPUDPInstanceLeaves(t *testing.T) {
 		t.Errorf("the deregistered instance got %d datagrams", n)
 	}
 }
+
+// TestVIPUDPInstanceUnhealthy: when the app's health checks take an
+// instance out, which changes no catalog entry, its flows move on their
+// clients' next datagrams.
+func TestVIPUDPInstanceUnhealthy(t *testing.T) {
+	e := newEnv(t)
+	vip, port := udpVIP(t)
+	e.service("sick", vip, udpPort(port))
+	checked := map[string]net.Listener{} // what the health checks connect to
+	for _, id := range []string{"a", "b"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		checked[id] = ln
+		tcp := netip.MustParseAddrPort(ln.Addr().String())
+		b, err := catalog.EncodeInstance(&catalog.Instance{
+			ID: id, Service: "sick", Address: tcp.Addr(), Port: int(tcp.Port()), Weight: 1, Registered: time.Now(),
+			Ports: map[string]int{catalog.DefaultPortName: int(netip.MustParseAddrPort(startUDPEcho(t, id, "127.0.0.1").addr).Port())},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.put(ks.InstanceKey("sick", id), b)
+	}
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true, health: map[string]any{"interval": "100ms", "timeout": "100ms"}})
+	u := activeApp(t).vips.udp
+	addr := hostPort(vip, port)
+	waitUDP(t, addr)
+	var onA, onB *net.UDPConn
+	for onA == nil || onB == nil {
+		c := udpClient(t, addr)
+		if mustAsk(t, c, "x") == "a" {
+			onA = c
+		} else {
+			onB = c
+		}
+	}
+	gone := testutilCount(u.closedBy[closedInstance])
+	checked["a"].Close()
+	testenv.Eventually(t, 3*time.Second, func() bool { return mustAsk(t, onA, "y") == "b" },
+		"a client of an unhealthy instance never moved")
+	if n := testutilCount(u.closedBy[closedInstance]) - gone; n != 1 {
+		t.Errorf("%v flows closed for their instance; want 1", n)
+	}
+	if got := mustAsk(t, onB, "z"); got != "b" {
+		t.Errorf("a client of the healthy instance moved to %s", got)
+	}
+}

@@ -22,7 +22,8 @@ import (
 // service that has a VIP, following the catalog: a listener opens when a
 // service appears and closes when it goes, with no Caddy reload, and without
 // touching connections already proxied. A listener whose service has no
-// healthy instance accepts and resets at once, so clients fail fast.
+// healthy instance accepts and resets at once, so clients fail fast. UDP
+// ports get a socket and per-client flows instead: see udpVIPs.
 type vipProxy struct {
 	app    *App
 	ctx    caddy.Context

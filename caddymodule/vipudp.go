@@ -37,13 +37,16 @@ const DefaultUDPIdleTimeout = 30 * time.Second
 // as one proxied connection towards max_conns_per_listener (of its UDP
 // socket) and max_conns; a new client past either has its datagrams
 // dropped (counted) until a flow closes. A flow closes after
-// udp_idle_timeout with no datagram either way, when its instance leaves
-// the service's usable instances (deregistered, critical, draining, failing
-// the app's checks, refused by the dial policy: the client's next datagram
-// then opens a flow to another), when the instance answers ICMP port
-// unreachable, and with its socket. A flow holds one descriptor and one
-// goroutine; no goroutine is started per datagram, and a 64 KiB buffer is
-// held only while a datagram moves (see datagramReader).
+// udp_idle_timeout with no datagram either way; when its instance leaves
+// the service's usable instances (deregistered, critical, in maintenance,
+// failing the app's checks, refused by the dial policy), at once when the
+// catalog says so and on the client's next datagram when the app's checks
+// do, and the client's next datagram opens a flow to another; when the
+// instance answers ICMP port unreachable; and with its socket. A draining
+// instance gets no new flow but keeps its own, as TCP connections stay
+// open through a drain. A flow holds one descriptor and one goroutine; no
+// goroutine is started per datagram, and a 64 KiB buffer is held only
+// while a datagram moves (see udpSock).
 type udpVIPs struct {
 	vp   *vipProxy
 	idle time.Duration
@@ -333,8 +336,11 @@ func (u *udpVIPs) sweep(l *udpListener) {
 }
 
 // usableInstances maps the catalog.ConnectionKey of each instance of v
-// that may be sent the traffic of its UDP port number port to its address
-// for it, in any locality: an instance a flow may stay with.
+// that a flow on UDP port number port may stay with to its address for
+// that port: those v serves, in any locality, and those draining (which
+// get no new flow, but keep theirs, as TCP connections stay open through a
+// drain) that pass the app's checks; all at an address the dial policy
+// allows.
 func usableInstances(v *view, port int) map[string]string {
 	if v == nil || v.entry.Service == nil {
 		return nil
@@ -344,14 +350,22 @@ func usableInstances(v *view, port int) map[string]string {
 		return nil
 	}
 	m := make(map[string]string, len(v.instances))
-	for _, in := range v.instances {
+	add := func(in *catalog.Instance) {
 		p, ok := in.PortFor(name)
 		if !ok {
-			continue
+			return
 		}
 		ap := netip.AddrPortFrom(in.Address, uint16(p))
 		if v.allowed(ap) {
 			m[catalog.ConnectionKey(in.Service, in.ID)] = ap.String()
+		}
+	}
+	for _, in := range v.instances {
+		add(in)
+	}
+	for _, in := range v.entry.Instances() {
+		if in.State() == catalog.StateDraining && v.health.healthy(in.Service, in.ID) {
+			add(in)
 		}
 	}
 	return m

@@ -392,3 +392,38 @@ func TestVIPUDPInstanceUnhealthy(t *testing.T) {
 		t.Errorf("a client of the healthy instance moved to %s", got)
 	}
 }
+
+// TestVIPUDPDrain: a draining instance gets no new flow but keeps its own
+// until it is deregistered; then they move.
+func TestVIPUDPDrain(t *testing.T) {
+	e := newEnv(t)
+	vip, port := udpVIP(t)
+	e.service("dr", vip, udpPort(port))
+	e.instance("dr", "a", startUDPEcho(t, "a", "127.0.0.1").addr, 1)
+	e.instance("dr", "b", startUDPEcho(t, "b", "127.0.0.1").addr, 1)
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	addr := hostPort(vip, port)
+	waitUDP(t, addr)
+	var onA *net.UDPConn
+	for onA == nil {
+		if c := udpClient(t, addr); mustAsk(t, c, "x") == "a" {
+			onA = c
+		}
+	}
+	b, _ := catalog.EncodeDrain(&catalog.Drain{Since: time.Now()})
+	e.put(ks.DrainKey("dr", "a"), b)
+	testenv.Eventually(t, 3*time.Second, func() bool {
+		for range 4 {
+			if mustAsk(t, udpClient(t, addr), "new") != "b" {
+				return false
+			}
+		}
+		return true
+	}, "new clients still reach the draining instance")
+	if got := mustAsk(t, onA, "y"); got != "a" {
+		t.Errorf("a flow moved off a draining instance to %s", got)
+	}
+	e.del(ks.InstanceKey("dr", "a"))
+	testenv.Eventually(t, 3*time.Second, func() bool { return mustAsk(t, onA, "z") == "b" },
+		"a flow stayed with a deregistered instance")
+}

@@ -150,3 +150,39 @@ func TestVIPUDPDrain(t *testing.T) {
 	testenv.Eventually(t, 3*time.Second, func() bool { return mustAsk(t, onA, "z") == "b" },
 		"a flow stayed with a deregistered instance")
 }
+
+// TestVIPUDPPortUnreachable: an instance whose port answers ICMP port
+// unreachable ends the flow, and the client's next datagram goes to
+// another instance.
+func TestVIPUDPPortUnreachable(t *testing.T) {
+	e := newEnv(t)
+	vip, port := udpVIP(t)
+	e.service("unr", vip, udpPort(port))
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.LocalAddr().String()
+	dead.Close() // nothing listens there now: the kernel answers port unreachable
+	e.instance("unr", "a-dead", deadAddr, 1)
+	e.instance("unr", "b", startUDPEcho(t, "b", "127.0.0.1").addr, 1)
+	startCaddy(t, config{etcdURL: e.etcd.URL, vip: true})
+	u := activeApp(t).vips.udp
+	addr := hostPort(vip, port)
+	waitUDP(t, addr)
+
+	refused := testutilCount(u.closedBy[closedRefused])
+	for i := range 4 { // two new flows, each to the dead instance first or second
+		c := udpClient(t, addr)
+		testenv.Eventually(t, 3*time.Second, func() bool {
+			name, _, err := ask(c, "x", 200*time.Millisecond)
+			return err == nil && name == "b"
+		}, "client %d never reached the live instance", i)
+		if got := mustAsk(t, c, "y"); got != "b" {
+			t.Fatalf("client %d answered by %s", i, got)
+		}
+	}
+	if testutilCount(u.closedBy[closedRefused]) == refused {
+		t.Error("no flow closed on port unreachable")
+	}
+}

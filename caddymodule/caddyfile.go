@@ -34,6 +34,7 @@ func init() {
 //			max_conns              <n>
 //			idle_timeout           <duration>
 //			header_timeout         <duration>
+//			udp_idle_timeout       <duration>
 //		}
 //		health_checks {
 //			interval <duration>
@@ -166,6 +167,8 @@ func (v *VIPProxyConfig) unmarshalBlock(d *caddyfile.Dispenser) error {
 			v.IdleTimeout, err = durationArg(d, opt, args)
 		case "header_timeout":
 			v.HeaderTimeout, err = durationArg(d, opt, args)
+		case "udp_idle_timeout":
+			v.UDPIdleTimeout, err = durationArg(d, opt, args)
 		case "policy":
 			if len(args) != 1 {
 				return d.ArgErr()

@@ -84,6 +84,11 @@ type VIPProxyConfig struct {
 	// (proxied per request) takes to send a request's headers; a client
 	// slower than that is cut. Default: 10s.
 	HeaderTimeout caddy.Duration `json:"header_timeout,omitempty"`
+	// UDPIdleTimeout closes a UDP flow through a VIP (a client address's
+	// datagrams to one instance) that carried no datagram either way for
+	// that long. Default: 30s. A flow counts as a connection towards
+	// MaxConnsPerListener and MaxConns; see udpVIPs.
+	UDPIdleTimeout caddy.Duration `json:"udp_idle_timeout,omitempty"`
 }
 
 // limit returns v, def when v is 0, or no limit (MaxInt) when negative.
@@ -103,8 +108,8 @@ func (v *VIPProxyConfig) validate() error {
 	default:
 		return fmt.Errorf("policy %q is not round_robin or least_conn", v.Policy)
 	}
-	if v.DialTimeout < 0 || v.BindRetry < 0 || v.Tries < 0 || v.HeaderTimeout < 0 {
-		return errors.New("dial_timeout, bind_retry, tries and header_timeout must not be negative")
+	if v.DialTimeout < 0 || v.BindRetry < 0 || v.Tries < 0 || v.HeaderTimeout < 0 || v.UDPIdleTimeout < 0 {
+		return errors.New("dial_timeout, bind_retry, tries, header_timeout and udp_idle_timeout must not be negative")
 	}
 	if v.MaxListeners < -1 || v.MaxConnsPerListener < -1 || v.MaxConns < -1 {
 		return errors.New("max_listeners, max_conns_per_listener and max_conns must be positive, or -1 for no limit")

@@ -2,9 +2,12 @@
 //
 //   - netsel: the app. It owns the etcd client and one catalog.Index per
 //     Caddy config, shared by every module below, and optionally runs active
-//     health checks and the layer-4 VIP listeners. Its dial policy keeps
-//     every module from dialling an instance at a refused address (see
-//     package addrpolicy), at a VIP, or at one of NetSel's own listeners.
+//     health checks and the layer-4 VIP listeners: TCP on every TCP port of
+//     a service VIP, and UDP, with per-client flows closed after
+//     udp_idle_timeout, on every UDP port (see vipudp.go). Its dial policy
+//     keeps every module from dialling an instance at a refused address
+//     (see package addrpolicy), at a VIP, or at one of NetSel's own
+//     listeners.
 //     With a locality (the instance zone the proxy runs in), every module
 //     below uses the serving instances of that zone while there is any, and
 //     the others when there is none (see locality.go).

@@ -82,13 +82,22 @@ func candidates(v *view, port string) []candidate {
 	return cs
 }
 
+// portCandidates returns the instances of v to send port name's traffic
+// to, as candidates does.
+func (v *view) portCandidates(port string) []candidate {
+	if cs, ok := v.byPort[port]; ok {
+		return cs
+	}
+	return candidates(v, port)
+}
+
 // dial connects to an instance of v for port name. Round robin is weighted
 // by instance weight; least_conn picks the instance with fewest proxied
 // connections. On a failed dial the next instance in order is tried, up to
 // f.tries instances. The returned release must be called when the
 // connection is done.
 func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.Uint64) (net.Conn, func(), error) {
-	cs := portCandidates(v, port)
+	cs := v.portCandidates(port)
 	if len(cs) == 0 {
 		return nil, nil, errNoInstance
 	}
@@ -102,23 +111,15 @@ func (f *forwarder) dial(ctx context.Context, v *view, port string, rr *atomic.U
 			errs = append(errs, err)
 			continue
 		}
-		return conn, f.acquire(c), nil
+		return conn, f.hold(c), nil
 	}
 	return nil, nil, fmt.Errorf("dialing %d of %d instances: %w", len(errs), len(cs), errors.Join(errs...))
 }
 
-// portCandidates returns the candidates of v for port name.
-func portCandidates(v *view, port string) []candidate {
-	if cs, ok := v.byPort[port]; ok {
-		return cs
-	}
-	return candidates(v, port)
-}
-
-// acquire counts a connection (or, on a per-request VIP, a request) to c as
-// open, for least_conn and the reader report, until the returned release is
-// called.
-func (f *forwarder) acquire(c candidate) (release func()) {
+// hold counts a connection (a UDP flow, or a request on a per-request VIP)
+// to c, for the reader report and least_conn, and returns the func that
+// uncounts it.
+func (f *forwarder) hold(c candidate) func() {
 	closed := noop
 	if f.open != nil {
 		closed = f.open.open(c.key)

@@ -22,7 +22,8 @@ import (
 // service that has a VIP, following the catalog: a listener opens when a
 // service appears and closes when it goes, with no Caddy reload, and without
 // touching connections already proxied. A listener whose service has no
-// healthy instance accepts and resets at once, so clients fail fast.
+// healthy instance accepts and resets at once, so clients fail fast. UDP
+// ports get a socket and per-client flows instead: see udpVIPs.
 type vipProxy struct {
 	app    *App
 	ctx    caddy.Context
@@ -35,6 +36,7 @@ type vipProxy struct {
 	failed    map[netip.AddrPort]string // VIP:port that could not be bound -> service
 	skipped   map[netip.AddrPort]string // VIP:port not opened for MaxListeners -> service
 
+	udp      *udpVIPs // the UDP sockets, beside these TCP listeners
 	lim      vipLimits
 	conns    atomic.Int64 // connections proxied now, all listeners
 	skipNote bool         // the skip of listeners is logged; reset when none is skipped
@@ -91,8 +93,9 @@ func newVIPProxy(ctx caddy.Context, app *App, cfg *VIPProxyConfig, logger *zap.L
 		}, []string{"service"}),
 	}
 	vp.limitMetrics = newLimitMetrics()
+	vp.udp = newUDPVIPs(vp, cfg)
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		for _, c := range []prometheus.Collector{vp.open, vp.bindErrors, vp.accepted, vp.refused, vp.skippedGauge, vp.overload, vp.idleClosed} {
+		for _, c := range append([]prometheus.Collector{vp.open, vp.bindErrors, vp.accepted, vp.refused, vp.skippedGauge, vp.overload, vp.idleClosed}, vp.udp.collectors()...) {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering metrics: %w", err)
 			}
@@ -105,6 +108,7 @@ func newVIPProxy(ctx caddy.Context, app *App, cfg *VIPProxyConfig, logger *zap.L
 // closes them all.
 func (vp *vipProxy) run(ctx context.Context) {
 	defer vp.closeAll()
+	defer vp.udp.closeAll()
 	ix := vp.app.index
 	retry := time.NewTicker(vp.retry)
 	defer retry.Stop()
@@ -113,6 +117,7 @@ func (vp *vipProxy) run(ctx context.Context) {
 		snap := ix.Snapshot()
 		if snap.Synced() {
 			vp.reconcile(old, snap)
+			vp.udp.reconcile(old, snap)
 			old = snap
 		}
 		select {
@@ -122,6 +127,9 @@ func (vp *vipProxy) run(ctx context.Context) {
 		case <-retry.C:
 			if old != nil && (len(vp.failed) > 0 || len(vp.skipped) > 0) {
 				vp.retryFailed(old)
+			}
+			if old != nil && len(vp.udp.pending) > 0 {
+				vp.udp.retryFailed(old)
 			}
 		}
 	}
@@ -199,7 +207,7 @@ func (vp *vipProxy) retryFailed(snap *catalog.Snapshot) {
 		}
 	}
 	for ap, name := range vp.skipped {
-		if len(vp.listeners) >= vp.lim.listeners {
+		if vp.openListeners() >= vp.lim.listeners {
 			return
 		}
 		if wantedPorts(snap, name)[ap] {
@@ -215,7 +223,7 @@ func (vp *vipProxy) retryFailed(snap *catalog.Snapshot) {
 func (vp *vipProxy) listen(ap netip.AddrPort, name string) {
 	if l, ok := vp.listeners[ap]; ok { // the VIP:port moved to another service
 		vp.close(ap, l)
-	} else if len(vp.listeners) >= vp.lim.listeners {
+	} else if vp.openListeners() >= vp.lim.listeners {
 		vp.skip(ap, name)
 		return
 	}

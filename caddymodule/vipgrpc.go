@@ -175,7 +175,7 @@ func (g *grpcVIP) open(ctx context.Context, method string, opts []grpc.CallOptio
 	var cs []candidate
 	if v != nil && v.entry.Service != nil {
 		if port, ok := portName(v.entry.Service, g.l.port); ok {
-			cs = portCandidates(v, port)
+			cs = v.portCandidates(port)
 		}
 	}
 	if len(cs) == 0 {
@@ -191,7 +191,7 @@ func (g *grpcVIP) open(ctx context.Context, method string, opts []grpc.CallOptio
 			errs = append(errs, err)
 			continue
 		}
-		release := f.acquire(c)
+		release := f.hold(c)
 		s, err := cc.NewStream(ctx, passthrough, method, opts...)
 		if err == nil {
 			return s, func() { release(); done() }, nil

@@ -114,7 +114,7 @@ func (h *httpVIP) RoundTrip(req *http.Request) (*http.Response, error) {
 	var cs []candidate
 	if v := h.vp.app.view(h.l.service); v != nil && v.entry.Service != nil {
 		if port, ok := portName(v.entry.Service, h.l.port); ok {
-			cs = portCandidates(v, port)
+			cs = v.portCandidates(port)
 		}
 	}
 	if len(cs) == 0 {
@@ -135,7 +135,7 @@ func (h *httpVIP) RoundTrip(req *http.Request) (*http.Response, error) {
 		u := *req.URL
 		u.Host = c.addr
 		out.URL, out.Body = &u, body
-		release := f.acquire(c)
+		release := f.hold(c)
 		resp, err := h.tr.RoundTrip(out)
 		if err == nil {
 			resp.Body = &releaseBody{ReadCloser: resp.Body, release: release}

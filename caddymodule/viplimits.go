@@ -69,21 +69,39 @@ func newLimitMetrics() limitMetrics {
 // skip records that ap of service name is not listened on because
 // MaxListeners are open; run opens it when others close.
 func (vp *vipProxy) skip(ap netip.AddrPort, name string) {
+	vp.skipped[ap] = name
+	vp.noteSkip(ap, name)
+}
+
+func (vp *vipProxy) unskip(ap netip.AddrPort) {
+	delete(vp.skipped, ap)
+	vp.setSkipped()
+}
+
+// noteSkip logs, once until none is skipped, that ap of service name (TCP
+// or UDP) is skipped, and counts the skipped.
+func (vp *vipProxy) noteSkip(ap netip.AddrPort, name string) {
 	if !vp.skipNote {
 		vp.skipNote = true
 		vp.logger.Warn("max_listeners VIP listeners are open; further service VIP:ports are not listened on until others close",
 			zap.Int("max_listeners", vp.lim.listeners), zap.String("service", name), zap.Stringer("addr", ap))
 	}
-	vp.skipped[ap] = name
-	vp.skippedGauge.Set(float64(len(vp.skipped)))
+	vp.setSkipped()
 }
 
-func (vp *vipProxy) unskip(ap netip.AddrPort) {
-	delete(vp.skipped, ap)
-	vp.skippedGauge.Set(float64(len(vp.skipped)))
-	if len(vp.skipped) == 0 {
+// setSkipped counts the skipped VIP:ports, TCP and UDP.
+func (vp *vipProxy) setSkipped() {
+	n := len(vp.skipped) + vp.udp.nSkipped
+	vp.skippedGauge.Set(float64(n))
+	if n == 0 {
 		vp.skipNote = false
 	}
+}
+
+// openListeners counts the VIP:port listeners open, TCP and UDP, for
+// MaxListeners.
+func (vp *vipProxy) openListeners() int {
+	return len(vp.listeners) + len(vp.udp.sockets)
 }
 
 // admit counts a new connection on l, or reports false when l or the proxy

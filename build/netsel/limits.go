@@ -20,7 +20,7 @@ type limitFlags struct {
 	maxBlocking, maxBlockingPerClient                int
 	maxVIPListeners, maxVIPConnsPerListener          int
 	maxVIPConns, maxHTTPConns                        int
-	vipIdle                                          time.Duration
+	vipIdle, vipUDPIdle, vipHeaderTimeout            time.Duration
 	fdReserve                                        uint64
 }
 
@@ -37,6 +37,8 @@ func (f *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxVIPConnsPerListener, "max-vip-conns-per-listener", caddymodule.DefaultMaxConnsPerVIP, "connections proxied at once through one VIP:port; more are reset")
 	fs.IntVar(&f.maxVIPConns, "max-vip-conns", caddymodule.DefaultMaxVIPConns, "connections proxied at once through all VIPs (fitted to the descriptors); more are reset")
 	fs.DurationVar(&f.vipIdle, "vip-idle-timeout", caddymodule.DefaultVIPIdleTimeout, "close a VIP connection idle both ways this long (negative: never)")
+	fs.DurationVar(&f.vipUDPIdle, "vip-udp-idle-timeout", caddymodule.DefaultUDPIdleTimeout, "close a UDP flow through a VIP (one client address's datagrams to one instance) idle both ways this long (0: the default)")
+	fs.DurationVar(&f.vipHeaderTimeout, "vip-header-timeout", caddymodule.DefaultVIPHeaderTimeout, "cut a client of an http, h2c or grpc VIP port that has not sent a request's headers (gRPC: the HTTP/2 handshake) within this (0: the default)")
 	fs.IntVar(&f.maxHTTPConns, "max-http-conns", caddymodule.DefaultMaxHTTPProxyConns, "HTTP proxy client connections open at once (fitted to the descriptors); more are reset")
 	fs.Uint64Var(&f.fdReserve, "fd-reserve", 0, "descriptors kept for etcd and the registrar, that the proxies never use (0: the larger of 25% of the open file limit and 512)")
 }
@@ -95,5 +97,7 @@ func (f *limitFlags) vipProxyLimits(b stack.Budget) caddymodule.VIPProxyConfig {
 		MaxConnsPerListener: f.maxVIPConnsPerListener,
 		MaxConns:            b.VIPConns,
 		IdleTimeout:         caddy.Duration(idle),
+		UDPIdleTimeout:      caddy.Duration(f.vipUDPIdle),
+		HeaderTimeout:       caddy.Duration(f.vipHeaderTimeout),
 	}
 }

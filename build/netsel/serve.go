@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -187,6 +188,9 @@ func (f *serveFlags) stackConfig(ctx context.Context, logger *slog.Logger) (stac
 		if err := catalog.CheckName("-locality", f.locality); err != nil {
 			return stack.Config{}, err
 		}
+	}
+	if f.limits.vipUDPIdle < 0 || f.limits.vipHeaderTimeout < 0 {
+		return stack.Config{}, errors.New("-vip-udp-idle-timeout and -vip-header-timeout must not be negative")
 	}
 	policy, err := f.addrPolicy(ctx)
 	if err != nil {

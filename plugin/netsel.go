@@ -88,11 +88,15 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
-	if rep := n.answerWire(w, r, snap, zone, qname, qtype); rep != nil {
-		w.Write(rep.buf) // as with WriteMsg, a failed write is the client's loss
-		rep.release()
-		countRequest(server, qtype, resultAnswer)
-		return dns.RcodeSuccess, nil
+	if chain, ok := inspectChain(w); ok {
+		if rep := n.answerWire(w, r, snap, zone, qname, qtype); rep != nil {
+			// As with WriteMsg, a failed write is the client's loss.
+			wrote, err := w.Write(rep.buf)
+			chain.record(rep.buf, wrote, err)
+			rep.release()
+			countRequest(server, qtype, resultAnswer)
+			return dns.RcodeSuccess, nil
+		}
 	}
 	room := 0 // only SRV answers, and a tag name's addresses, are sized here
 	if qtype == dns.TypeSRV || qtype == dns.TypeANY || qname[0] == '_' && (qtype == dns.TypeA || qtype == dns.TypeAAAA) {

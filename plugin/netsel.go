@@ -14,6 +14,8 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
 	"github.com/coredns/coredns/plugin/pkg/fall"
 	"github.com/miekg/dns"
+
+	"github.com/netsel/netsel/catalog"
 )
 
 // Netsel is the plugin handler of one netsel block.
@@ -98,6 +100,16 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 			return dns.RcodeSuccess, nil
 		}
 	}
+	return n.serveRegular(ctx, w, r, snap, zone, qname, server)
+}
+
+// serveRegular answers r the regular way: lookup, then a dns.Msg through
+// WriteMsg. (Apart from ServeDNS, whose frame is then smaller under the
+// write of a precomputed reply: a goroutine of the server grows its stack
+// less often.)
+func (n *Netsel) serveRegular(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname, server string) (int, error) {
+	q := r.Question[0]
+	qtype := q.Qtype
 	room := 0 // only SRV answers, and a tag name's addresses, are sized here
 	if qtype == dns.TypeSRV || qtype == dns.TypeANY || qname[0] == '_' && (qtype == dns.TypeA || qtype == dns.TypeAAAA) {
 		opt := r.IsEdns0()

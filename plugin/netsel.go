@@ -104,9 +104,9 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 }
 
 // serveRegular answers r the regular way: lookup, then a dns.Msg through
-// WriteMsg. (Apart from ServeDNS, whose frame is then smaller under the
-// write of a precomputed reply: a goroutine of the server grows its stack
-// less often.)
+// WriteMsg. (Apart from ServeDNS, so that ServeDNS's frame, which is on
+// the stack under the write of every precomputed reply, holds none of its
+// locals.)
 func (n *Netsel) serveRegular(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname, server string) (int, error) {
 	q := r.Question[0]
 	qtype := q.Qtype

@@ -44,13 +44,30 @@ wait_answer() { # port name type
 }
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-# once PORT OUT [dnsperf options...]: one run, appending "qps mean_ms p99_ms" to OUT
+# cpu_ticks PID: CPU time (user + system, clock ticks) of PID and its
+# descendants (NSD's server process is a grandchild of the one started)
+cpu_ticks() {
+	local t p
+	t=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0)
+	for p in $(pgrep -P "$1" || true); do
+		t=$((t + $(cpu_ticks "$p")))
+	done
+	echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+
+# once PORT SERVER OUT [dnsperf options...]: one run against the process
+# started as SERVER, appending "qps mean_ms p99_ms cpu_us_per_query" to OUT
 once() {
-	local port=$1 out=$2; shift 2
+	local port=$1 pid out=$3 t0 t1; pid=$(cat "$W/$2.pid"); shift 3
+	t0=$(cpu_ticks "$pid")
 	dnsperf -s 127.0.0.1 -p "$port" -d "$W/a.txt" -l "$DUR" -c "$CLIENTS" -T 1 -v "$@" >"$W/out" 2>&1
+	t1=$(cpu_ticks "$pid")
 	lost=$(awk '/Queries lost/ {print $3}' "$W/out")
 	[ "$lost" = 0 ] || echo "warning: port $port lost $lost queries" >&2
-	echo "$(awk '/Queries per second/ {print $4}' "$W/out") $("$W/dnsbench" latency <"$W/out")" >>"$out"
+	done=$(awk '/Queries completed/ {print $3}' "$W/out")
+	echo "$(awk '/Queries per second/ {print $4}' "$W/out") $("$W/dnsbench" latency <"$W/out")" \
+		"$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$done" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')" >>"$out"
 }
 
 go build -o "$W/coredns" ./build/coredns
@@ -78,7 +95,11 @@ corefile netsel-prom-ms 25405 "    prometheus 127.0.0.1:29403
     multisocket" "$NETSEL"
 corefile hosts-prom-ms 25406 "    prometheus 127.0.0.1:29404
     multisocket" "$HOSTS"
-ports="25401 25402 25403 25404 25405 25406"
+corefile netsel-prom-cache 25407 "    prometheus 127.0.0.1:29405
+    cache 30" "$NETSEL"
+corefile hosts-prom-cache 25408 "    prometheus 127.0.0.1:29406
+    cache 30" "$HOSTS"
+ports="25401 25402 25403 25404 25405 25406 25407 25408"
 
 # NSD: the same names in a zone file, one server process, loopback only.
 if command -v nsd >/dev/null; then
@@ -114,43 +135,54 @@ for port in $ports; do wait_answer "$port" svc00999.netsel. A; done
 
 # Runs are interleaved (run 1 of every case, then run 2, ...) so that load
 # from other processes on the machine falls on every case alike.
-cases="netsel:25401 hosts:25402 netsel-prom:25403 hosts-prom:25404
-netsel-cookie:25401:E hosts-cookie:25402:E netsel-prom-cookie:25403:E hosts-prom-cookie:25404:E
-netsel-prom-ms:25405 hosts-prom-ms:25406"
-case " $ports " in *" 25409 "*) cases="$cases nsd:25409 nsd-cookie:25409:E" ;; esac
+# Each case is name:port:server[:E], E for a COOKIE in every query.
+cases="netsel:25401:netsel hosts:25402:hosts netsel-prom:25403:netsel-prom hosts-prom:25404:hosts-prom
+netsel-cookie:25401:netsel:E hosts-cookie:25402:hosts:E
+netsel-prom-cookie:25403:netsel-prom:E hosts-prom-cookie:25404:hosts-prom:E
+netsel-prom-ms:25405:netsel-prom-ms hosts-prom-ms:25406:hosts-prom-ms
+netsel-prom-cache:25407:netsel-prom-cache hosts-prom-cache:25408:hosts-prom-cache"
+case " $ports " in *" 25409 "*) cases="$cases nsd:25409:nsd nsd-cookie:25409:nsd:E" ;; esac
 for _ in $(seq "$RUNS"); do
 	for c in $cases; do
-		IFS=: read -r name port opt <<<"$c"
+		IFS=: read -r name port server opt <<<"$c"
 		if [ "$opt" = E ]; then
-			once "$port" "$W/res.$name" -E "$COOKIE"
+			once "$port" "$server" "$W/res.$name" -E "$COOKIE"
 		else
-			once "$port" "$W/res.$name"
+			once "$port" "$server" "$W/res.$name"
 		fi
 	done
 done
 
 qps() { cut -d' ' -f1 "$W/res.$1" | median; }
 col() { cut -d' ' -f"$2" "$W/res.$1" | median; }
-ratio() { awk -v a="$(qps "$1")" -v b="$(qps "$2")" 'BEGIN {printf "%.2f", a / b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo "## DNS as operators run it: A, 1,000 services (dnsperf -l $DUR -c $CLIENTS -T 1, median of $RUNS interleaved runs)"
 echo
-echo "| case | netsel QPS | hosts QPS | netsel / hosts | netsel mean ms | hosts mean ms | netsel p99 ms | hosts p99 ms |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "QPS and latency are dnsperf's; CPU is the server process's user + system time per query answered"
+echo "(a ratio of CPUs is hosts' over netsel's: above 1, netsel spends less per query)."
+echo
+echo "| case | netsel QPS | hosts QPS | QPS netsel / hosts | netsel CPU µs/q | hosts CPU µs/q | CPU hosts / netsel | netsel mean / p99 ms | hosts mean / p99 ms |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 row() { # label netsel-case hosts-case
-	printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n' "$1" "$(qps "$2")" "$(qps "$3")" "$(ratio "$2" "$3")" \
-		"$(col "$2" 2)" "$(col "$3" 2)" "$(col "$2" 3)" "$(col "$3" 3)"
+	printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %s / %s | %s / %s |\n' "$1" "$(qps "$2")" "$(qps "$3")" \
+		"$(ratio "$(qps "$2")" "$(qps "$3")")" "$(col "$2" 4)" "$(col "$3" 4)" "$(ratio "$(col "$3" 4)" "$(col "$2" 4)")" \
+		"$(col "$2" 2)" "$(col "$2" 3)" "$(col "$3" 2)" "$(col "$3" 3)"
 }
 row bare netsel hosts
 row "prometheus in front" netsel-prom hosts-prom
 row "bare, COOKIE in queries" netsel-cookie hosts-cookie
 row "prometheus, COOKIE in queries" netsel-prom-cookie hosts-prom-cookie
 row "prometheus, multisocket" netsel-prom-ms hosts-prom-ms
+row "prometheus, cache 30" netsel-prom-cache hosts-prom-cache
 if [ -f "$W/res.nsd" ]; then
 	echo
-	echo "| NSD $(nsd -v 2>&1 | awk 'NR==1 {print $NF}') | QPS | mean ms | p99 ms | netsel bare / NSD | netsel prometheus / NSD |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-	printf '| A | %.0f | %s | %s | %s | %s |\n' "$(qps nsd)" "$(col nsd 2)" "$(col nsd 3)" "$(ratio netsel nsd)" "$(ratio netsel-prom nsd)"
-	printf '| A, COOKIE | %.0f | %s | %s | %s | %s |\n' "$(qps nsd-cookie)" "$(col nsd-cookie 2)" "$(col nsd-cookie 3)" "$(ratio netsel-cookie nsd-cookie)" "$(ratio netsel-prom-cookie nsd-cookie)"
+	echo "| NSD $(nsd -v 2>&1 | awk 'NR==1 {print $NF}') | QPS | CPU µs/q | mean / p99 ms | QPS netsel bare / NSD | QPS netsel prometheus / NSD | CPU NSD / netsel bare |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for c in nsd:netsel:netsel-prom:A nsd-cookie:netsel-cookie:netsel-prom-cookie:"A, COOKIE"; do
+		IFS=: read -r n b p label <<<"$c"
+		printf '| %s | %.0f | %s | %s / %s | %s | %s | %s |\n' "$label" "$(qps "$n")" "$(col "$n" 4)" "$(col "$n" 2)" "$(col "$n" 3)" \
+			"$(ratio "$(qps "$b")" "$(qps "$n")")" "$(ratio "$(qps "$p")" "$(qps "$n")")" "$(ratio "$(col "$n" 4)" "$(col "$b" 4)")"
+	done
 fi
 echo
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs."

@@ -24,8 +24,8 @@ func recordersFront(t testing.TB) string {
 	return "prometheus " + testenv.FreeAddr(t) + "\n    errors\n    log . {\n        class denial\n    }"
 }
 
-// TestWireBehindRecorders asks CoreDNS with prometheus, errors and log
-// before netsel (as operators run it), over UDP and TCP, with and without a
+// TestWireBehindRecorders asks CoreDNS with prometheus, errors, bufsize and
+// log before netsel (as operators run it), over UDP and TCP, with and without a
 // client COOKIE: every service A and SRV question is answered in wire form
 // (its answer's owner is a compression pointer to the question, which the
 // regular path does not write), and each plugin still records it right —
@@ -38,6 +38,7 @@ func TestWireBehindRecorders(t *testing.T) {
 	metricsAddr := testenv.FreeAddr(t)
 	e := startEnv(t, defaultBlock, "prometheus "+metricsAddr+`
     errors
+    bufsize 1232
     log . "query {>id} {type} {name} {proto} {rcode} {>rflags} {rsize}"
     hosts /dev/null hoststest. {
         127.0.0.5 h.hoststest.

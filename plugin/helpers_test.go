@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/coredns/coredns/plugin/bufsize"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/loadbalance"
 	"github.com/miekg/dns"

@@ -48,7 +48,9 @@ median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 # descendants (NSD's server process is a grandchild of the one started)
 cpu_ticks() {
 	local t p
-	t=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0)
+	# utime and stime are fields 14 and 15; the name (2) may hold spaces.
+	t=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}')
+	t=${t:-0}
 	for p in $(pgrep -P "$1" || true); do
 		t=$((t + $(cpu_ticks "$p")))
 	done

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/coredns/coredns/request"
@@ -41,6 +43,19 @@ func BenchmarkServeDNS(b *testing.B) {
 			for b.Loop() {
 				cw.reply = nil
 				if _, err := n.ServeDNS(ctx, request.NewScrubWriter(r, cw), r); err != nil || cw.reply == nil {
+					b.Fatal("no reply")
+				}
+			}
+		})
+		// prometheus: as CoreDNS calls the plugin with the prometheus
+		// plugin in front: its recorder, in the writer NextOrFailure adds.
+		b.Run("prometheus/"+dns.TypeToString[q.qtype]+"/"+q.name, func(b *testing.B) {
+			cw := &captureWriter{}
+			b.ReportAllocs()
+			for b.Loop() {
+				cw.reply = nil
+				rec := metrics.NewRecorder(request.NewScrubWriter(r, cw))
+				if _, err := plugin.NextOrFailure("prometheus", n, ctx, rec, r); err != nil || cw.reply == nil {
 					b.Fatal("no reply")
 				}
 			}

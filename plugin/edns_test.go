@@ -16,7 +16,7 @@ import (
 // an NXDOMAIN), UDP and TCP.
 func TestReservedEDNSFlags(t *testing.T) {
 	e := startEnv(t, defaultBlock, "")
-	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), "prometheus "+testenv.FreeAddr(t)))
+	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), regularFront))
 	e.putService(t, "web", "127.77.0.1")
 	e.putInstance(t, inst("web", "a", "127.0.0.10", 8080), 0)
 	for _, addr := range []string{e.udp, regular} {

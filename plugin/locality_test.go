@@ -23,8 +23,8 @@ const localityBlock = `netsel netsel. 127.77.0.0/16 {
 
 // TestLocality asks real CoreDNS servers for the SRV sets of a service with
 // instances in two zones (and one in none), over UDP and TCP: a server with
-// the locality az1 answering in wire form, one with prometheus in front
-// (the regular path), and one without a locality. With it, az1's instances
+// the locality az1 answering in wire form, one with regularFront (the
+// regular path), and one without a locality. With it, az1's instances
 // have priority 10 and come first in the answer, the others 20 — in the
 // default set, a named port's set and a tag's set; without it, every
 // priority is 10, as before. When az1's instances stop serving (critical,
@@ -32,7 +32,7 @@ const localityBlock = `netsel netsel. 127.77.0.0/16 {
 // they are preferred again.
 func TestLocality(t *testing.T) {
 	e := startEnv(t, localityBlock, "")
-	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(localityBlock, e.etcd.URL), "prometheus "+testenv.FreeAddr(t)))
+	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(localityBlock, e.etcd.URL), regularFront))
 	plainUDP, plainTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), ""))
 
 	e.putService(t, "web", "127.77.0.1",

@@ -14,6 +14,8 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
 	"github.com/coredns/coredns/plugin/pkg/fall"
 	"github.com/miekg/dns"
+
+	"github.com/netsel/netsel/catalog"
 )
 
 // Netsel is the plugin handler of one netsel block.
@@ -88,12 +90,26 @@ func (n *Netsel) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		countRequest(server, qtype, resultRefused)
 		return dns.RcodeRefused, nil
 	}
-	if rep := n.answerWire(w, r, snap, zone, qname, qtype); rep != nil {
-		w.Write(rep.buf) // as with WriteMsg, a failed write is the client's loss
-		rep.release()
-		countRequest(server, qtype, resultAnswer)
-		return dns.RcodeSuccess, nil
+	if chain, ok := inspectChain(w); ok {
+		if rep := n.answerWire(w, r, snap, zone, qname, qtype); rep != nil {
+			// As with WriteMsg, a failed write is the client's loss.
+			wrote, err := w.Write(rep.buf)
+			chain.record(rep.buf, wrote, err)
+			rep.release()
+			countRequest(server, qtype, resultAnswer)
+			return dns.RcodeSuccess, nil
+		}
 	}
+	return n.serveRegular(ctx, w, r, snap, zone, qname, server)
+}
+
+// serveRegular answers r the regular way: lookup, then a dns.Msg through
+// WriteMsg. (Apart from ServeDNS, so that ServeDNS's frame, which is on
+// the stack under the write of every precomputed reply, holds none of its
+// locals.)
+func (n *Netsel) serveRegular(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snapshot, zone, qname, server string) (int, error) {
+	q := r.Question[0]
+	qtype := q.Qtype
 	room := 0 // only SRV answers, and a tag name's addresses, are sized here
 	if qtype == dns.TypeSRV || qtype == dns.TypeANY || qname[0] == '_' && (qtype == dns.TypeA || qtype == dns.TypeAAAA) {
 		opt := r.IsEdns0()

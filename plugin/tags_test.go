@@ -18,14 +18,14 @@ import (
 )
 
 // TestTagNames asks every tag name form of real CoreDNS, over UDP and TCP,
-// of a server answering in wire form where it can and of one with the
-// prometheus plugin in front (every answer the regular way): the same
+// of a server answering in wire form where it can and of one with
+// regularFront (every answer the regular way): the same
 // answers from both. Tags mean all of them; a critical or maintenance
 // instance is not answered; tags match ignoring case; hostile names (60 tag
 // labels, _tag alone, labels that are no tag) get NXDOMAIN or NODATA.
 func TestTagNames(t *testing.T) {
 	e := startEnv(t, defaultBlock, "")
-	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), "prometheus "+testenv.FreeAddr(t)))
+	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), regularFront))
 
 	long := strings.Repeat("x", maxTagLabel) // the longest tag a label holds
 	e.putService(t, "web", "127.77.0.1",

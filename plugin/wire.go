@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/coredns/coredns/plugin/pkg/edns"
-	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
 	"github.com/netsel/netsel/catalog"
@@ -69,7 +68,8 @@ const (
 
 // answerWire builds the reply to qtype for qname in wire form when it is a
 // service's A/AAAA or SRV (default or named port) question that the cached
-// records answer and the reply fits the client's buffer. It returns nil
+// records answer and the reply fits the client's buffer; w must be one that
+// written bytes pass through as they are (see inspectChain). It returns nil
 // when it does not, and the caller answers the regular way; else the caller
 // writes the reply's buf and puts the reply back in replyPool. (Writing
 // here would put this frame under the socket write's deep call chain and
@@ -78,16 +78,13 @@ func (n *Netsel) answerWire(w dns.ResponseWriter, r *dns.Msg, snap *catalog.Snap
 	if r.Opcode != dns.OpcodeQuery || qname == zone || isReverse(zone) {
 		return nil
 	}
-	// Bytes written must reach the client as they are: with a plugin
-	// before this one wrapping the writer (cache, rewrite, log, metrics,
-	// ...) it must see a dns.Msg.
-	if _, ok := w.(*request.ScrubWriter); !ok {
-		return nil
-	}
 	var opt *dns.OPT
 	if len(r.Extra) > 0 {
-		// Only a bare OPT record: options would need CoreDNS's filtering.
-		if opt = r.IsEdns0(); opt == nil || len(r.Extra) != 1 || len(opt.Option) > 0 {
+		// Only an OPT record (no TSIG). Its options (a client's COOKIE,
+		// ...) are not answered, as on the regular path: its OPT record,
+		// set before the ScrubWriter sees it, has none, and the
+		// ScrubWriter copies none then.
+		if opt = r.IsEdns0(); opt == nil || len(r.Extra) != 1 {
 			return nil
 		}
 	}

@@ -14,15 +14,18 @@ import (
 	"github.com/netsel/netsel/internal/testenv"
 )
 
-// TestWireMatchesRegular asks the same questions of two CoreDNS servers on
+// TestWireMatchesRegular asks the same questions of three CoreDNS servers on
 // one etcd: one with netsel alone, which writes its hot answers in wire
-// form, and one with the prometheus plugin in front, which wraps the writer
-// and so gets every answer the regular way (dns.Msg through CoreDNS's
-// ScrubWriter). The replies must be the same, but for the order of shuffled
-// records and the compression of owner names.
+// form; one with recordersFront (prometheus, errors, log), which wrap the
+// writer only to record what passes, so that netsel answers in wire form
+// there too; and one with regularFront, which gets every answer the regular
+// way (dns.Msg through CoreDNS's ScrubWriter). The replies must be the
+// same, but for the order of shuffled records and the compression of owner
+// names, with and without a client's EDNS0 COOKIE in the query.
 func TestWireMatchesRegular(t *testing.T) {
 	e := startEnv(t, defaultBlock, "")
-	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), "prometheus "+testenv.FreeAddr(t)))
+	regular, regularTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), regularFront))
+	chained, chainedTCP := testenv.StartCoreDNS(t, corefile(fmt.Sprintf(defaultBlock, e.etcd.URL), recordersFront(t)))
 
 	e.putService(t, "web", "127.77.0.1",
 		catalog.Port{Name: "http", Port: 80, Protocol: "tcp"},
@@ -46,7 +49,7 @@ func TestWireMatchesRegular(t *testing.T) {
 	if r := putMany(t, e.etcd.Client, e.ks, "giant", "g", 3000); r > rev { // more than fit 64 KiB
 		rev = r
 	}
-	for _, addr := range []string{e.udp, regular} {
+	for _, addr := range []string{e.udp, regular, chained} {
 		testenv.Eventually(t, 10*time.Second, func() bool {
 			m := query(t, addr, "udp", "web.netsel.", dns.TypeSOA)
 			return len(m.Ns) == 1 && int64(m.Ns[0].(*dns.SOA).Serial) >= rev
@@ -61,28 +64,37 @@ func TestWireMatchesRegular(t *testing.T) {
 		do    bool
 		tcp   bool
 		wire  bool // answered in wire form, so shorter: owners are compressed
+		// cookie adds a client COOKIE option (RFC 7873), as resolvers
+		// send, to the OPT record.
+		cookie bool
 	}{
-		{"A", "web.netsel.", dns.TypeA, 0, false, false, true},
-		{"A with mixed case", "wEb.NETSEL.", dns.TypeA, 0, false, false, true},
-		{"AAAA", "v6.netsel.", dns.TypeAAAA, 0, false, false, true},
-		{"AAAA of a v4 VIP is NODATA", "web.netsel.", dns.TypeAAAA, 0, false, false, false},
-		{"SRV", "web.netsel.", dns.TypeSRV, 0, false, false, true},
-		{"SRV with EDNS0 and DO", "Web.netsel.", dns.TypeSRV, 1232, true, false, true},
-		{"A with a small EDNS0 buffer", "web.netsel.", dns.TypeA, 100, false, false, true},
-		{"named port SRV", "_http._tcp.web.netsel.", dns.TypeSRV, 0, false, false, true},
-		{"named port SRV of some instances", "_dns._udp.web.netsel.", dns.TypeSRV, 0, false, false, true},
-		{"SRV of 40 instances over UDP is compressed the regular way", "many.netsel.", dns.TypeSRV, 4096, false, false, false},
-		{"SRV of 40 instances over TCP", "many.netsel.", dns.TypeSRV, 0, false, true, true},
-		{"SRV of 200 instances over UDP is truncated", "huge.netsel.", dns.TypeSRV, 0, false, false, false},
-		{"SRV of 200 instances over UDP with EDNS0", "huge.netsel.", dns.TypeSRV, 4096, false, false, false},
-		{"SRV of 200 instances over TCP", "huge.netsel.", dns.TypeSRV, 0, false, true, true},
+		{"A", "web.netsel.", dns.TypeA, 0, false, false, true, false},
+		{"A with mixed case", "wEb.NETSEL.", dns.TypeA, 0, false, false, true, false},
+		{"AAAA", "v6.netsel.", dns.TypeAAAA, 0, false, false, true, false},
+		{"AAAA of a v4 VIP is NODATA", "web.netsel.", dns.TypeAAAA, 0, false, false, false, false},
+		{"SRV", "web.netsel.", dns.TypeSRV, 0, false, false, true, false},
+		{"SRV with EDNS0 and DO", "Web.netsel.", dns.TypeSRV, 1232, true, false, true, false},
+		{"A with a small EDNS0 buffer", "web.netsel.", dns.TypeA, 100, false, false, true, false},
+		{"named port SRV", "_http._tcp.web.netsel.", dns.TypeSRV, 0, false, false, true, false},
+		{"named port SRV of some instances", "_dns._udp.web.netsel.", dns.TypeSRV, 0, false, false, true, false},
+		{"SRV of 40 instances over UDP is compressed the regular way", "many.netsel.", dns.TypeSRV, 4096, false, false, false, false},
+		{"SRV of 40 instances over TCP", "many.netsel.", dns.TypeSRV, 0, false, true, true, false},
+		{"SRV of 200 instances over UDP is truncated", "huge.netsel.", dns.TypeSRV, 0, false, false, false, false},
+		{"SRV of 200 instances over UDP with EDNS0", "huge.netsel.", dns.TypeSRV, 4096, false, false, false, false},
+		{"SRV of 200 instances over TCP", "huge.netsel.", dns.TypeSRV, 0, false, true, true, false},
 		// Sampled sets: the same count of records, each with its glue,
 		// compressed by the regular path only.
-		{"SRV of 3000 instances over UDP", "giant.netsel.", dns.TypeSRV, 0, false, false, false},
-		{"SRV of 3000 instances over UDP with EDNS0", "giant.netsel.", dns.TypeSRV, 1232, true, false, false},
-		{"SRV of 3000 instances over TCP", "giant.netsel.", dns.TypeSRV, 0, false, true, false},
-		{"instance A", "a.web.netsel.", dns.TypeA, 0, false, false, false},
-		{"unknown name", "nosuch.netsel.", dns.TypeA, 0, false, false, false},
+		{"SRV of 3000 instances over UDP", "giant.netsel.", dns.TypeSRV, 0, false, false, false, false},
+		{"SRV of 3000 instances over UDP with EDNS0", "giant.netsel.", dns.TypeSRV, 1232, true, false, false, false},
+		{"SRV of 3000 instances over TCP", "giant.netsel.", dns.TypeSRV, 0, false, true, false, false},
+		{"A with a cookie", "web.netsel.", dns.TypeA, 1232, false, false, true, true},
+		{"A with a cookie and DO over TCP", "web.netsel.", dns.TypeA, 1232, true, true, true, true},
+		{"SRV with a cookie", "web.netsel.", dns.TypeSRV, 1232, false, false, true, true},
+		{"named port SRV with a cookie", "_http._tcp.web.netsel.", dns.TypeSRV, 4096, true, false, true, true},
+		{"SRV of 200 instances over UDP with a cookie", "huge.netsel.", dns.TypeSRV, 1232, false, false, false, true},
+		{"instance A with a cookie", "a.web.netsel.", dns.TypeA, 1232, false, false, false, true},
+		{"instance A", "a.web.netsel.", dns.TypeA, 0, false, false, false, false},
+		{"unknown name", "nosuch.netsel.", dns.TypeA, 0, false, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +105,9 @@ func TestWireMatchesRegular(t *testing.T) {
 				m.CheckingDisabled = true
 				if tt.edns != 0 {
 					m.SetEdns0(tt.edns, tt.do)
+				}
+				if tt.cookie {
+					m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "24a7c1e2f3d40b56"})
 				}
 				co, err := dns.DialTimeout(proto, addr, 2*time.Second)
 				if err != nil {
@@ -114,41 +129,51 @@ func TestWireMatchesRegular(t *testing.T) {
 				}
 				return r, n
 			}
-			wireAddr, regularAddr, proto := e.udp, regular, "udp"
+			wireAddr, chainedAddr, regularAddr, proto := e.udp, chained, regular, "udp"
 			if tt.tcp {
-				wireAddr, regularAddr, proto = e.tcp, regularTCP, "tcp"
+				wireAddr, chainedAddr, regularAddr, proto = e.tcp, chainedTCP, regularTCP, "tcp"
 			}
-			got, gotLen := ask(wireAddr, proto)
 			want, wantLen := ask(regularAddr, proto)
-			if tt.wire != (gotLen < wantLen) {
-				t.Errorf("reply of %d bytes, the regular one %d: want the wire form (shorter) %v", gotLen, wantLen, tt.wire)
-			}
-			if got.MsgHdr != want.MsgHdr {
-				t.Errorf("header\n got %+v\nwant %+v", got.MsgHdr, want.MsgHdr)
-			}
-			if !slices.Equal(got.Question, want.Question) {
-				t.Errorf("question %v, want %v", got.Question, want.Question)
-			}
-			for _, s := range []struct {
-				name      string
-				got, want []dns.RR
-			}{{"answer", got.Answer, want.Answer}, {"authority", got.Ns, want.Ns}, {"additional", got.Extra, want.Extra}} {
-				if got.Truncated || tt.qname == "giant.netsel." {
-					// A shuffled set cut to fit, or a sample of 3000 (with
-					// TC over UDP only): which records stay is chance.
-					if len(s.got) != len(s.want) {
-						t.Errorf("truncated %s section has %d records, want %d", s.name, len(s.got), len(s.want))
-					}
-					continue
+			for _, s := range []struct{ name, addr string }{{"netsel alone", wireAddr}, {"behind recorders", chainedAddr}} {
+				got, gotLen := ask(s.addr, proto)
+				if tt.wire != (gotLen < wantLen) {
+					t.Errorf("%s: reply of %d bytes, the regular one %d: want the wire form (shorter) %v", s.name, gotLen, wantLen, tt.wire)
 				}
-				if g, w := sortedRRs(s.got), sortedRRs(s.want); !slices.Equal(g, w) {
-					t.Errorf("%s section\n got %q\nwant %q", s.name, g, w)
-				}
-			}
-			if got.Truncated && tt.tcp { // a sample over TCP is the answer
-				t.Errorf("TCP reply has TC set")
+				sameReply(t, s.name, tt.tcp, tt.qname == "giant.netsel.", got, want)
 			}
 		})
+	}
+}
+
+// sameReply compares got with the regular path's reply want: the same
+// header, question and records, in any order; for a truncated reply or a
+// sample (sampled), the same number of records only.
+func sameReply(t *testing.T, name string, tcp, sampled bool, got, want *dns.Msg) {
+	t.Helper()
+	if got.MsgHdr != want.MsgHdr {
+		t.Errorf("%s: header\n got %+v\nwant %+v", name, got.MsgHdr, want.MsgHdr)
+	}
+	if !slices.Equal(got.Question, want.Question) {
+		t.Errorf("%s: question %v, want %v", name, got.Question, want.Question)
+	}
+	for _, s := range []struct {
+		name      string
+		got, want []dns.RR
+	}{{"answer", got.Answer, want.Answer}, {"authority", got.Ns, want.Ns}, {"additional", got.Extra, want.Extra}} {
+		if got.Truncated || sampled {
+			// A shuffled set cut to fit, or a sample of 3000 (with TC over
+			// UDP only): which records stay is chance.
+			if len(s.got) != len(s.want) {
+				t.Errorf("%s: truncated %s section has %d records, want %d", name, s.name, len(s.got), len(s.want))
+			}
+			continue
+		}
+		if g, w := sortedRRs(s.got), sortedRRs(s.want); !slices.Equal(g, w) {
+			t.Errorf("%s: %s section\n got %q\nwant %q", name, s.name, g, w)
+		}
+	}
+	if got.Truncated && tcp { // a sample over TCP is the answer
+		t.Errorf("%s: TCP reply has TC set", name)
 	}
 }
 

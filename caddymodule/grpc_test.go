@@ -153,39 +153,25 @@ func TestGRPCUndeclaredPort(t *testing.T) {
 // request for /bad gets bytes that are no HTTP response.
 func badProtocolServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return testenv.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if req.URL.Path == "/bad" {
-						c.Write([]byte("SSH-2.0-not-http\r\n\r\n"))
-						return
-					}
-					res := &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1,
-						Body: http.NoBody, Header: http.Header{"X-Path": {req.URL.Path}}}
-					var b bytes.Buffer
-					res.Write(&b)
-					c.Write(b.Bytes())
-				}
-			}()
+			if req.URL.Path == "/bad" {
+				c.Write([]byte("SSH-2.0-not-http\r\n\r\n"))
+				return
+			}
+			res := &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1,
+				Body: http.NoBody, Header: http.Header{"X-Path": {req.URL.Path}}}
+			var b bytes.Buffer
+			res.Write(&b)
+			c.Write(b.Bytes())
 		}
-	}()
-	return ln.Addr().String()
+	}).String()
 }
 
 // TestProtocolFailureKeepsInstance: an instance that answers one request

@@ -138,12 +138,7 @@ func (vp *vipProxy) run(ctx context.Context) {
 // reconcile opens and closes listeners for the services that changed
 // between old and snap; old is nil on the first pass.
 func (vp *vipProxy) reconcile(old, snap *catalog.Snapshot) {
-	var names []string
-	if old == nil {
-		names = snap.Names()
-	} else {
-		names = catalog.Changed(old, snap)
-	}
+	names := changedNames(old, snap)
 	if len(names) == 0 {
 		return
 	}
@@ -181,6 +176,15 @@ func (vp *vipProxy) reconcile(old, snap *catalog.Snapshot) {
 			vp.listen(ap, name)
 		}
 	}
+}
+
+// changedNames returns the services that changed between old and snap,
+// or every service of snap when old is nil.
+func changedNames(old, snap *catalog.Snapshot) []string {
+	if old == nil {
+		return snap.Names()
+	}
+	return catalog.Changed(old, snap)
 }
 
 // wantedPorts returns the VIP:port pairs service name should listen on.

@@ -129,12 +129,7 @@ func udpPortName(svc *catalog.Service, port int) string {
 // between old and snap (every service when old is nil), and closes the
 // flows whose instance left a changed service.
 func (u *udpVIPs) reconcile(old, snap *catalog.Snapshot) {
-	var names []string
-	if old == nil {
-		names = snap.Names()
-	} else {
-		names = catalog.Changed(old, snap)
-	}
+	names := changedNames(old, snap)
 	if len(names) == 0 {
 		return
 	}

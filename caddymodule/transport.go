@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -27,14 +28,21 @@ func init() {
 // default). A gRPC request (Content-Type application/grpc, not grpc-web)
 // goes over HTTP/2 whatever the port declares: gRPC has no HTTP/1.1 form.
 //
-// A round trip that reached the instance and then failed — it answered in
-// another protocol, reset the stream, or sent a malformed response — is
+// A round trip whose instance answered, but not in the protocol asked —
+// a malformed HTTP/1.1 response, an HTTP/2 protocol or stream error — is
 // answered here with 502 naming the service and the instance (for a gRPC
 // request, the trailers-only status UNAVAILABLE saying the same), as a
 // response: Caddy's passive health checks do not count it against the
 // instance, which is up, and which one failed request would otherwise
-// take from every client of the service for fail_duration. Failed dials
-// and timeouts stay errors, for Caddy's retries and passive health checks.
+// take from every client of the service for fail_duration (unless the
+// passive checks' unhealthy_status names 502). Failed dials, timeouts and
+// connections closed or reset stay errors, for Caddy's retries and
+// passive health checks.
+//
+// The protocol is looked up by the service the netsel handler or upstream
+// source resolved for the request: Caddy's own active health checks,
+// which have none, reach every instance as configured (use the netsel
+// app's health_checks instead).
 type Transport struct {
 	reverseproxy.HTTPTransport
 
@@ -126,8 +134,11 @@ func requestService(r *http.Request) string {
 	return name
 }
 
-// answeredBadly reports whether err ended a round trip that reached the
-// instance: not a failed dial, a timeout, or the client's going away.
+// answeredBadly reports whether err ended a round trip in which the
+// instance answered, but not in the protocol asked: not a failed dial, a
+// timeout, a closed or reset connection (the instance may be down behind
+// a listening socket: Caddy retries and counts it), or the client's going
+// away.
 func answeredBadly(r *http.Request, err error) bool {
 	var de reverseproxy.DialError
 	var ne net.Error
@@ -135,6 +146,8 @@ func answeredBadly(r *http.Request, err error) bool {
 	case r.Context().Err() != nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	case errors.As(err, &de), errors.As(err, &ne) && ne.Timeout():
+		return false
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return false
 	}
 	return true

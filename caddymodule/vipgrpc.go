@@ -35,9 +35,9 @@ import (
 
 const (
 	// vipMaxGRPCMessage bounds a message passed either way.
-	vipMaxGRPCMessage = 64 << 20
+	vipMaxGRPCMessage = 4 << 20
 	// vipMaxStreams bounds the calls in flight on one client connection.
-	vipMaxStreams = 250
+	vipMaxStreams = 100
 )
 
 // grpcVIP proxies the calls of one grpc VIP listener.

@@ -46,6 +46,7 @@ func (vp *vipProxy) serveHTTP(l *vipListener, port catalog.Port) {
 		DialContext:            h.dial,
 		Protocols:              upstreamProtocols(port),
 		DisableCompression:     true, // pass Accept-Encoding and bodies as they are
+		MaxIdleConns:           vipMaxIdlePerInstance,
 		MaxIdleConnsPerHost:    vipMaxIdlePerInstance,
 		IdleConnTimeout:        vipUpstreamIdle,
 		ExpectContinueTimeout:  time.Second,
@@ -69,6 +70,18 @@ func (vp *vipProxy) serveHTTP(l *vipListener, port catalog.Port) {
 		IdleTimeout:       vp.lim.idle,
 		MaxHeaderBytes:    vipMaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(vp.logger.Named("http").WithOptions(zap.IncreaseLevel(zap.ErrorLevel))),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: vipMaxStreams},
+	}
+	if !port.HTTP2() {
+		// Each request in flight to an http port's instance holds an
+		// HTTP/1.1 connection of its own: a few at a time per client
+		// connection (more wait), so that an HTTP/2 client connection
+		// costs about the descriptors of a proxied TCP connection, not
+		// one per stream.
+		srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connSlotsKey{}, make(chan struct{}, vipRequestsPerConn))
+		}
+		srv.Handler = oneOfConnSlots(rp)
 	}
 	err := srv.Serve(&admitListener{Listener: l.ln, vp: vp, l: l, buffered: true})
 	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
@@ -274,4 +287,29 @@ func (bp *bufferPool) Put(b []byte) {
 	if len(b) == 32<<10 {
 		bp.p.Put((*[32 << 10]byte)(b))
 	}
+}
+
+// vipRequestsPerConn bounds the requests of one client connection in
+// flight to the instances of an http port.
+const vipRequestsPerConn = 4
+
+// connSlotsKey keys a client connection's request slots in its context.
+type connSlotsKey struct{}
+
+// oneOfConnSlots serves each request with next once it holds one of its
+// connection's slots, waiting for one while the connection has
+// vipRequestsPerConn requests in flight.
+func oneOfConnSlots(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slots, _ := r.Context().Value(connSlotsKey{}).(chan struct{})
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			case <-r.Context().Done():
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

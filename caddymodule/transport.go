@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -116,13 +115,6 @@ func (t *Transport) http2(r *http.Request) bool {
 	return v != nil && v.http2[di.Address]
 }
 
-// isGRPC reports whether a Content-Type is gRPC's (not gRPC-Web's, which
-// runs over HTTP/1.1 too).
-func isGRPC(ct string) bool {
-	rest, ok := strings.CutPrefix(ct, "application/grpc")
-	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
-}
-
 // requestService is the service the netsel handler or upstream source
 // resolved for r.
 func requestService(r *http.Request) string {
@@ -170,11 +162,8 @@ func (t *Transport) badGateway(r *http.Request, err error) *http.Response {
 	if isGRPC(r.Header.Get("Content-Type")) {
 		// A trailers-only response: gRPC clients read the status from it.
 		res.Status, res.StatusCode = "200 OK", http.StatusOK
-		res.Header = http.Header{
-			"Content-Type": {"application/grpc"},
-			"Grpc-Status":  {strconv.Itoa(14)}, // UNAVAILABLE
-			"Grpc-Message": {grpcPercentEncode(msg)},
-		}
+		res.Header = http.Header{}
+		setGRPCUnavailable(res.Header, msg)
 		body = ""
 	}
 	res.Body, res.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))

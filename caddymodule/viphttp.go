@@ -3,13 +3,11 @@ package caddymodule
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,34 +192,12 @@ func (h *httpVIP) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.vp.logger.Warn("VIP request failed", zap.String("service", h.l.service), zap.Int("port", h.l.port), zap.Error(err))
 	}
 	if r.ProtoMajor == 2 && isGRPC(r.Header.Get("Content-Type")) {
-		hd := w.Header()
-		hd.Set("Content-Type", "application/grpc")
-		hd.Set("Grpc-Status", "14") // UNAVAILABLE
-		hd.Set("Grpc-Message", grpcPercentEncode(msg))
+		setGRPCUnavailable(w.Header(), msg)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/plain; charset=utf-8")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Retry-After", "1")
-	w.WriteHeader(http.StatusBadGateway)
-	io.WriteString(w, msg+"\n")
-}
-
-// grpcPercentEncode encodes s as grpc-message wants: bytes outside
-// printable ASCII, and '%', as %XX.
-func grpcPercentEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < ' ' || c > '~' || c == '%' {
-			fmt.Fprintf(&b, "%%%02X", c)
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+	w.Header().Set("Retry-After", "1")
+	plain(w, http.StatusBadGateway, msg+"\n")
 }
 
 // dialError is a failed dial: nothing of the request was sent.

@@ -128,7 +128,7 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 		v.dialInst = append(v.dialInst, in)
 		v.weights[d] = in.Weight
 		v.keys[d] = catalog.ConnectionKey(in.Service, in.ID)
-		if p, ok := mainPort(e.Service, in); ok && p.HTTP2() {
+		if p, ok := e.Service.MainPort(in); ok && p.HTTP2() {
 			if v.http2 == nil {
 				v.http2 = map[string]bool{}
 			}
@@ -158,23 +158,6 @@ func (a *App) newView(snap *catalog.Snapshot, e *catalog.Entry, hs *healthState)
 	policy := v.policy
 	v.allowed = func(ap netip.AddrPort) bool { return a.dialRefused(a.index.Snapshot(), policy, ap) == nil }
 	return v
-}
-
-// mainPort returns the port of svc that in serves at its main port: the
-// service's "default", or the one in numbers as its main port.
-func mainPort(svc *catalog.Service, in *catalog.Instance) (catalog.Port, bool) {
-	if svc == nil {
-		return catalog.Port{}, false
-	}
-	if p, ok := svc.Port(catalog.DefaultPortName); ok {
-		return p, true
-	}
-	for _, p := range svc.Ports {
-		if n, ok := in.Ports[p.Name]; ok && n == in.Port {
-			return p, true
-		}
-	}
-	return catalog.Port{}, false
 }
 
 // sum is the last running sum of cum, or 0.

@@ -81,6 +81,24 @@ func (s *Service) Port(name string) (Port, bool) {
 	return Port{}, false
 }
 
+// MainPort returns the port of s that in serves at its main port: the
+// service's "default", else the one in numbers as its main port. A nil
+// s (an entry without its service record) has none.
+func (s *Service) MainPort(in *Instance) (Port, bool) {
+	if s == nil {
+		return Port{}, false
+	}
+	if p, ok := s.Port(DefaultPortName); ok {
+		return p, true
+	}
+	for _, p := range s.Ports {
+		if n, ok := in.Ports[p.Name]; ok && n == in.Port {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
 // Instance is one live instance of a service, stored under the instance's lease.
 type Instance struct {
 	ID         string            `json:"id"`

@@ -174,3 +174,26 @@ func FuzzDecodeService(f *testing.F) {
 		}
 	})
 }
+
+func TestServiceMainPort(t *testing.T) {
+	def := Port{Name: DefaultPortName, Port: 80, Protocol: ProtocolTCP}
+	grpc := Port{Name: "grpc", Port: 9000, Protocol: ProtocolGRPC}
+	web := Port{Name: "web", Port: 8080, Protocol: ProtocolHTTP}
+	tests := []struct {
+		name string
+		svc  *Service
+		in   *Instance
+		want Port
+		ok   bool
+	}{
+		{"default wins", &Service{Ports: []Port{def, grpc}}, &Instance{Port: 9000, Ports: map[string]int{"grpc": 9000}}, def, true},
+		{"the named port numbered as the main one", &Service{Ports: []Port{grpc, web}}, &Instance{Port: 7001, Ports: map[string]int{"grpc": 7000, "web": 7001}}, web, true},
+		{"no named port at the main one", &Service{Ports: []Port{grpc}}, &Instance{Port: 1, Ports: map[string]int{"grpc": 2}}, Port{}, false},
+		{"no service record", nil, &Instance{Port: 1}, Port{}, false},
+	}
+	for _, tc := range tests {
+		if got, ok := tc.svc.MainPort(tc.in); got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %+v %v, want %+v %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}

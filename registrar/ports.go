@@ -100,25 +100,16 @@ func checkPorts(svc *catalog.Service, in *catalog.Instance, protos map[string]st
 // service port the instance serves on its main port, else the first.
 func virtualPorts(svc *catalog.Service, in *catalog.Instance) (int, map[string]int) {
 	m := make(map[string]int, len(svc.Ports))
-	main := 0
 	for _, p := range svc.Ports {
 		m[p.Name] = p.Port
-		if p.Name == catalog.DefaultPortName {
-			main = p.Port
-		}
 	}
-	if main == 0 {
-		for _, p := range svc.Ports {
-			if in.Ports[p.Name] == in.Port {
-				main = p.Port
-				break
-			}
-		}
+	if p, ok := svc.MainPort(in); ok {
+		return p.Port, m
 	}
-	if main == 0 && len(svc.Ports) > 0 {
-		main = svc.Ports[0].Port
+	if len(svc.Ports) > 0 {
+		return svc.Ports[0].Port, m
 	}
-	return main, m
+	return 0, m
 }
 
 func portNames(svc *catalog.Service) string {
